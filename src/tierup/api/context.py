@@ -1,0 +1,106 @@
+"""The request context: who is calling, which program, what time it is, and the loaders."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError
+
+from ..auth import Principal, Role, TokenError, principal_from_header
+from ..domain.clock import local
+from ..services.programs import ActiveProgram, active_program
+from .errors import bad_input, forbidden, unauthenticated
+from .loaders import Loaders
+
+if TYPE_CHECKING:
+    from ..app import Services
+
+NOW_HEADER = "x-tierup-now"
+
+
+def parse_now(raw: str | None) -> datetime | None:
+    """The tester's clock (X-Tierup-Now): an ISO time with an offset."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise bad_input(f"X-Tierup-Now must be an ISO 8601 time with an offset, got {raw!r}") from exc
+    if value.tzinfo is None:
+        raise bad_input("X-Tierup-Now needs a UTC offset, e.g. 2026-03-01T10:00:00+08:00")
+    return value
+
+
+class Context:
+    def __init__(self, services: "Services", *, authorization: str | None, now_header: str | None,
+                 request: Any = None, response: Any = None):
+        self.services = services
+        self.request = request
+        self.response = response
+        self.principal: Principal | None = None
+        self.token_error: str | None = None
+        try:
+            self.principal = principal_from_header(services.settings.jwt_secret, authorization)
+        except TokenError as exc:
+            self.token_error = str(exc)
+        self._now_header = None if services.settings.production else now_header
+        self._program: ActiveProgram | None = None
+        self._loaders: Loaders | None = None
+
+    @property
+    def db(self):
+        return self.services.db
+
+    @property
+    def now(self) -> datetime:
+        """The server's clock decides; outside production a tester may set it per request."""
+        return parse_now(self._now_header) or self.services.clock()
+
+    def require(self, *roles: Role) -> Principal:
+        if self.principal is None:
+            raise unauthenticated(f"sign in: {self.token_error}" if self.token_error else
+                                  "sign in: send 'Authorization: Bearer <token>'")
+        if roles and self.principal.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise forbidden(f"this needs the {allowed} role; the token has {self.principal.role.value}")
+        return self.principal
+
+    async def program(self) -> ActiveProgram:
+        principal = self.require()
+        if self._program is None:
+            self._program = await active_program(self.db, principal.program)
+            if self._program is None:
+                raise forbidden(f"program {principal.program!r} does not exist")
+        return self._program
+
+    async def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.db, await self.program(), self.now)
+        return self._loaders
+
+    def reset_loaders(self) -> None:
+        """After a write: what the payload reads must be what was just committed."""
+        self._loaders = None
+
+    def local_time(self, value: datetime | None) -> datetime | None:
+        """Times go out in the program's zone, e.g. 2026-03-01T10:00:00+08:00."""
+        if value is None or self._program is None:
+            return value
+        return local(value, self._program.definition.zone)
+
+    async def check_member_visible(self, member) -> None:
+        """A member sees only themself; operators and services only their program's members."""
+        principal = self.require()
+        program = await self.program()
+        if member.program_id != program.id:
+            raise forbidden("that member belongs to another program")
+        if principal.role is Role.MEMBER and member.external_id != principal.sub:
+            raise forbidden("a member can only see their own data")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+__all__ = ["Context", "GraphQLError", "NOW_HEADER", "parse_now", "utcnow"]

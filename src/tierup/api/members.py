@@ -1,0 +1,170 @@
+"""Members: who they are, their tier and progress, points and orders; enrolment."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Iterable, Optional
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from ..auth import Role
+from ..domain.errors import ErrorCode, Rejected
+from ..services import members as member_service
+from ..store.models import Member as MemberRow
+from .connections import Connection, connection, page_args
+from .errors import UserError, bad_input, user_errors
+from .orders import Order, OrderConnection
+from .permissions import OperatorOrService, ServiceOnly, SignedIn
+from .points import PointsAccount
+from .tiers import Tier, TierProgress, tier_code_from_global_id, tier_progress
+
+MAX_SEARCH_LENGTH = 100
+
+
+@strawberry.type(description="A member (会员) of the caller's program.")
+class Member(relay.Node):
+    member_id: relay.NodeID[int] = strawberry.field(description="Internal id.")
+    external_id: str = strawberry.field(description="The member's id in the shop.")
+    display_name: Optional[str] = strawberry.field(description="Name to greet the member with.")
+    birthday: Optional[date] = strawberry.field(description="Birthday, for birthday benefits.")
+    joined_at: datetime = strawberry.field(description="When the member enrolled, in program time.")
+    tier_valid_until: Optional[datetime] = strawberry.field(
+        description="When the current tier is re-evaluated (等级有效期); null for the entry tier or permanent tiers.")
+    growth_value: int = strawberry.field(description="Growth value (成长值) accumulated from tasks and activities.")
+    referral_code: str = strawberry.field(description="Code a friend enters on enrolment to be referred by this member.")
+    row: strawberry.Private[MemberRow]
+
+    @classmethod
+    def of(cls, context, row: MemberRow) -> "Member":
+        return cls(member_id=row.id, external_id=row.external_id, display_name=row.display_name,
+                   birthday=row.birthday, joined_at=context.local_time(row.joined_at),
+                   tier_valid_until=context.local_time(row.tier_valid_until), growth_value=row.growth_value,
+                   referral_code=row.referral_code, row=row)
+
+    @strawberry.field(description="The tier the member holds now.")
+    async def tier(self, info: Info) -> Tier:
+        definition = (await info.context.program()).definition
+        return Tier.of(definition, definition.tier(self.row.tier_code))
+
+    @strawberry.field(description="What is missing to reach the next tier; null at the top.")
+    async def next_tier(self, info: Info) -> Optional[TierProgress]:
+        context = info.context
+        definition = (await context.program()).definition
+        metrics = await (await context.loaders()).metrics_by_member_id.load(self.member_id)
+        return tier_progress(definition, self.row.tier_code, metrics)
+
+    @strawberry.field(description="Points balance and ledger.")
+    def points(self) -> PointsAccount:
+        return PointsAccount(member_id=self.member_id)
+
+    @strawberry.field(description="The member's orders, newest first.")
+    async def orders(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> OrderConnection:
+        size, after_id = page_args(first, after)
+        context = info.context
+        currency = (await context.program()).definition.currency
+        page = await (await context.loaders()).orders_page(self.member_id, first=size, after=after_id)
+        return connection(page, lambda row: Order.of(context, row, currency), after_id, OrderConnection)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        return [await member_node(info.context, int(i)) for i in node_ids]
+
+
+async def member_node(context, member_id: int) -> Member | None:
+    row = await (await context.loaders()).member_by_id.load(member_id)
+    if row is None:
+        return None
+    await context.check_member_visible(row)
+    return Member.of(context, row)
+
+
+def member_id_from_global_id(value: relay.GlobalID) -> int:
+    if value.type_name != "Member" or not value.node_id.isdigit():
+        raise Rejected.one(ErrorCode.NOT_FOUND, "memberId is not a Member id", "input", "memberId")
+    return int(value.node_id)
+
+
+@strawberry.type(description="A page of members.")
+class MemberConnection(Connection[Member]):
+    pass
+
+
+@strawberry.type
+class MemberQueries:
+    @strawberry.field(permission_classes=[SignedIn],
+                      description="The signed-in member (MEMBER role); null for other roles or before enrolment.")
+    async def viewer(self, info: Info) -> Optional[Member]:
+        context = info.context
+        if context.principal.role is not Role.MEMBER:
+            return None
+        program = await context.program()
+        row = await (await context.loaders()).member_by_external_id.load((program.id, context.principal.sub))
+        return Member.of(context, row) if row is not None else None
+
+    @strawberry.field(permission_classes=[OperatorOrService],
+                      description="A member of the caller's program, by id or by externalId (exactly one). OPERATOR or SERVICE.")
+    async def member(self, info: Info, id: Optional[relay.GlobalID] = None,
+                     external_id: Optional[str] = None) -> Optional[Member]:
+        context = info.context
+        if (id is None) == (external_id is None):
+            raise bad_input("give exactly one of id and externalId")
+        if id is not None:
+            if id.type_name != "Member" or not id.node_id.isdigit():
+                raise bad_input("id is not a Member id")
+            return await member_node(context, int(id.node_id))
+        program = await context.program()
+        row = await (await context.loaders()).member_by_external_id.load((program.id, external_id))
+        return Member.of(context, row) if row is not None else None
+
+    @strawberry.field(permission_classes=[OperatorOrService],
+                      description="Members of the caller's program, oldest first; filter by tier or search externalId "
+                                  "and displayName. `first` is 1–100 (default 20). OPERATOR or SERVICE.")
+    async def members(self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
+                      tier: Optional[relay.GlobalID] = None, search: Optional[str] = None) -> MemberConnection:
+        context = info.context
+        size, after_id = page_args(first, after)
+        definition = (await context.program()).definition
+        tier_code = tier_code_from_global_id(definition, tier) if tier is not None else None
+        if search is not None and len(search) > MAX_SEARCH_LENGTH:
+            raise bad_input(f"search is longer than {MAX_SEARCH_LENGTH} characters")
+        page = await (await context.loaders()).members_page(first=size, after=after_id, tier_code=tier_code,
+                                                             search=search)
+        return connection(page, lambda row: Member.of(context, row), after_id, MemberConnection)
+
+
+@strawberry.input(description="A shopper joining the program. Idempotent on externalId.")
+class EnrollMemberInput:
+    external_id: str = strawberry.field(description="The member's id in the shop; the idempotency key.")
+    display_name: Optional[str] = strawberry.field(default=None, description="Name to greet the member with.")
+    birthday: Optional[date] = strawberry.field(default=None, description="Birthday (YYYY-MM-DD).")
+    phone: Optional[str] = strawberry.field(default=None, description="Phone number, digits with optional + and separators.")
+    referral_code: Optional[str] = strawberry.field(default=None, description="Referral code of the member who brought this one.")
+    joined_at: Optional[datetime] = strawberry.field(default=None, description="When they joined (default now), ISO 8601 with an offset.")
+
+
+@strawberry.type(description="Result of enrollMember.")
+class EnrollMemberPayload:
+    member: Optional[Member] = strawberry.field(default=None, description="The enrolled member.")
+    duplicate: bool = strawberry.field(default=False, description="True when this member had been enrolled before with the same details; nothing changed.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was changed, if so.")
+
+
+@strawberry.type
+class MemberMutations:
+    @strawberry.mutation(permission_classes=[ServiceOnly], description=(
+        "Enrol a shopper: entry tier and the program's welcome bonus. The same externalId again with the same "
+        "details is `duplicate: true`; with different details a DUPLICATE userError. SERVICE only."))
+    async def enroll_member(self, info: Info, input: EnrollMemberInput) -> EnrollMemberPayload:
+        context = info.context
+        program = await context.program()
+        request = member_service.EnrolmentInput(
+            external_id=input.external_id, display_name=input.display_name, birthday=input.birthday,
+            phone=input.phone, referral_code=input.referral_code, joined_at=input.joined_at)
+        try:
+            result = await member_service.enroll_member(context.db, program, request, now=context.now)
+        except Rejected as rejection:
+            return EnrollMemberPayload(user_errors=user_errors(rejection))
+        context.reset_loaders()
+        return EnrollMemberPayload(member=await member_node(context, result.member_id), duplicate=result.duplicate)

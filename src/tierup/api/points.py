@@ -1,0 +1,120 @@
+"""Points: the account, its ledger, and operators' adjustments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Iterable, Optional
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from ..domain.errors import Rejected
+from ..services import points as points_service
+from ..store.models import PointsEntry as PointsEntryRow
+from .connections import Connection, connection, page_args
+from .errors import UserError, user_errors
+from .permissions import OperatorOnly
+
+if TYPE_CHECKING:
+    from .members import Member
+
+MemberRef = Annotated["Member", strawberry.lazy("tierup.api.members")]
+
+
+@strawberry.enum(description="What changed a member's points.")
+class PointsEntryKind(Enum):
+    EARN = strawberry.enum_value("EARN", description="Earned: orders, the welcome bonus, tasks, check-ins.")
+    SPEND = strawberry.enum_value("SPEND", description="Spent on a reward.")
+    EXPIRE = strawberry.enum_value("EXPIRE", description="Expired unspent (积分清零).")
+    REVERSE = strawberry.enum_value("REVERSE", description="Taken back by a refund.")
+    ADJUST = strawberry.enum_value("ADJUST", description="Corrected by an operator.")
+
+
+@strawberry.type(description="One change of a member's points. The balance is the sum of the ledger.")
+class PointsEntry(relay.Node):
+    entry_id: relay.NodeID[int] = strawberry.field(description="Internal id.")
+    kind: PointsEntryKind = strawberry.field(description="What kind of change.")
+    amount: int = strawberry.field(description="Points added (positive) or taken (negative).")
+    balance_after: int = strawberry.field(description="The balance right after this entry.")
+    reason: str = strawberry.field(description="Why, e.g. 'Order A-1001 at 2×'.")
+    occurred_at: datetime = strawberry.field(description="When the event that caused it happened.")
+    expires_at: Optional[datetime] = strawberry.field(description="When these points expire, if they do.")
+    shortfall: int = strawberry.field(
+        description="For a reversal: points the refund should have taken but that had already been spent.")
+
+    @classmethod
+    def of(cls, context, row: PointsEntryRow) -> "PointsEntry":
+        return cls(entry_id=row.id, kind=PointsEntryKind(row.kind), amount=row.amount,
+                   balance_after=row.balance_after, reason=row.reason,
+                   occurred_at=context.local_time(row.occurred_at), expires_at=context.local_time(row.expires_at),
+                   shortfall=row.shortfall)
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        context = info.context
+        loaders = await context.loaders()
+        rows = await loaders.points_entry_by_id.load_many([int(i) for i in node_ids])
+        members = await loaders.member_by_id.load_many([r.member_id for r in rows if r is not None])
+        for member in members:
+            await context.check_member_visible(member)
+        return [cls.of(context, r) if r is not None else None for r in rows]
+
+
+@strawberry.type(description="A page of ledger entries, newest first.")
+class PointsEntryConnection(Connection[PointsEntry]):
+    pass
+
+
+@strawberry.type(description="A member's points: balance and history.")
+class PointsAccount:
+    member_id: strawberry.Private[int]
+
+    @strawberry.field(description="Points available to spend: the sum of the ledger.")
+    async def balance(self, info: Info) -> int:
+        return await (await info.context.loaders()).points_balance_by_member_id.load(self.member_id)
+
+    @strawberry.field(description="Ledger entries, newest first.")
+    async def ledger(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> PointsEntryConnection:
+        size, after_id = page_args(first, after)
+        page = await (await info.context.loaders()).ledger_page(self.member_id, first=size, after=after_id)
+        return connection(page, lambda row: PointsEntry.of(info.context, row), after_id, PointsEntryConnection)
+
+
+@strawberry.input(description="A manual correction of a member's points.")
+class AdjustPointsInput:
+    member_id: relay.GlobalID = strawberry.field(description="The member (a Member id).")
+    amount: int = strawberry.field(description="Points to add (positive) or take (negative); not zero, at most ±1,000,000.")
+    reason: str = strawberry.field(description="Why; shown to the member in their ledger. At most 200 characters.")
+    external_id: str = strawberry.field(description="Idempotency key: the same adjustment again changes nothing.")
+
+
+@strawberry.type(description="Result of adjustPoints.")
+class AdjustPointsPayload:
+    member: Optional[MemberRef] = strawberry.field(default=None, description="The member after the adjustment.")
+    duplicate: bool = strawberry.field(default=False, description="True when this externalId was applied before; nothing changed.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was changed, if so.")
+
+
+@strawberry.type
+class PointsMutations:
+    @strawberry.mutation(permission_classes=[OperatorOnly], description=(
+        "Add or take points by hand, with a reason; idempotent on externalId. Never drives a balance below zero "
+        "(INSUFFICIENT_POINTS). OPERATOR only."))
+    async def adjust_points(self, info: Info, input: AdjustPointsInput) -> AdjustPointsPayload:
+        context = info.context
+        program = await context.program()
+        from .members import member_id_from_global_id, member_node  # Member's module imports this one
+
+        try:
+            member_id = member_id_from_global_id(input.member_id)
+            result = await points_service.adjust_points(
+                context.db, program,
+                points_service.AdjustmentInput(member_id=member_id, amount=input.amount, reason=input.reason,
+                                               external_id=input.external_id),
+                operator=context.principal.sub, now=context.now)
+        except Rejected as rejection:
+            return AdjustPointsPayload(user_errors=user_errors(rejection))
+        context.reset_loaders()
+        return AdjustPointsPayload(member=await member_node(context, result.member_id), duplicate=result.duplicate)

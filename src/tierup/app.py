@@ -1,0 +1,132 @@
+"""The Starlette application: /graphql (HTTP and WebSocket), GraphiQL assets, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from .api.context import NOW_HEADER, Context, utcnow
+from .api.schema import build_schema
+from .config import Settings
+from .graphiql import AssetError, GraphiQLAssets
+from .store.db import Database
+
+log = logging.getLogger("tierup")
+
+
+@dataclass
+class Services:
+    """What every request can reach: settings, the database, the clock."""
+
+    settings: Settings
+    db: Database
+    clock: Callable[[], datetime] = utcnow
+    assets: GraphiQLAssets | None = None
+    requests_total: int = 0
+    started_at: datetime = field(default_factory=utcnow)
+
+
+class TierupGraphQL(GraphQL):
+    def __init__(self, services: Services, **options):
+        self.services = services
+        super().__init__(build_schema(services.settings), **options)
+
+    async def get_context(self, request, response) -> Context:
+        self.services.requests_total += 1
+        headers = request.headers
+        return Context(self.services, authorization=headers.get("authorization"),
+                       now_header=headers.get(NOW_HEADER), request=request, response=response)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(self.services.assets.page(self.graphql_ide_html))
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None,
+               clock: Callable[[], datetime] | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    services = Services(settings=settings, db=db or Database(settings.database_url), clock=clock or utcnow,
+                        assets=GraphiQLAssets(settings.asset_cache_dir, settings.npm_registry, settings.graphiql_cdn))
+    protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL) if settings.legacy_graphql_ws else (
+        GRAPHQL_TRANSPORT_WS_PROTOCOL,)
+    graphql = TierupGraphQL(services, graphql_ide=None if settings.production else "graphiql",
+                            subscription_protocols=protocols,
+                            connection_init_wait_timeout=timedelta(seconds=10))
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await asyncio.wait_for(services.db.ping(), timeout=5)
+        except Exception as exc:  # any failure to reach the database means not ready
+            return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": services.db.dialect})
+
+    async def metrics(request: Request) -> Response:
+        lines = [
+            "# HELP tierup_graphql_requests_total GraphQL requests and WebSocket connections served.",
+            "# TYPE tierup_graphql_requests_total counter",
+            f"tierup_graphql_requests_total {services.requests_total}",
+            "# HELP tierup_sql_statements_total SQL statements sent to the database.",
+            "# TYPE tierup_sql_statements_total counter",
+            f"tierup_sql_statements_total {services.db.statements_total}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n")
+
+    async def graphiql_asset(request: Request) -> Response:
+        path = services.assets.path_of(request.path_params["asset"])
+        if path is None:
+            return PlainTextResponse("not found", status_code=404)
+        if not path.exists():
+            try:
+                await asyncio.to_thread(services.assets.fetch_all)
+            except AssetError as exc:
+                return PlainTextResponse(f"GraphiQL assets are not cached and cannot be fetched: {exc}",
+                                         status_code=503)
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        prefetch = None
+        if not settings.production and not settings.graphiql_cdn and not services.assets.ready():
+            prefetch = asyncio.create_task(asyncio.to_thread(_prefetch, services.assets))
+        try:
+            yield
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+            await services.db.dispose()
+
+    app = Starlette(routes=[
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/graphiql/assets/{asset:path}", graphiql_asset),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ], lifespan=lifespan)
+    app.state.services = services
+    return app
+
+
+def _prefetch(assets: GraphiQLAssets) -> None:
+    try:
+        assets.fetch_all()
+    except AssetError as exc:
+        log.warning("GraphiQL assets not available yet (%s); run `tierup assets fetch` when online", exc)
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for `uvicorn --factory` and `tierup serve --workers N`."""
+    return create_app(Settings.from_env())

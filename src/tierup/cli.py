@@ -1,0 +1,223 @@
+"""The `tierup` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from .auth import Role, mint_token
+from .config import ConfigError, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"tierup: {exc}", file=sys.stderr)
+        return 2
+    return args.run(args, settings) or 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tierup", description="Member programs over GraphQL.")
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="run the server (migrates and loads the default program first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(title="db commands")
+    upgrade = db.add_parser("upgrade", help="apply migrations")
+    upgrade.set_defaults(run=_db_upgrade)
+
+    program = commands.add_parser("program", help="program definitions").add_subparsers(title="program commands")
+    load = program.add_parser("load", help="create or update a program from a TOML file")
+    load.add_argument("file")
+    load.set_defaults(run=_program_load)
+
+    token = commands.add_parser("token", help="mint a development token")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--program", required=True)
+    token.add_argument("--sub", required=True)
+    token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default one day)")
+    token.set_defaults(run=_token)
+
+    export = commands.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument("--output", default="schema.graphql")
+    export.set_defaults(run=_export_schema)
+
+    evaluate = commands.add_parser("evaluate-tiers", help="re-evaluate members whose tier validity ended")
+    evaluate.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
+    evaluate.add_argument("--program", help="program code (default: every program)")
+    evaluate.set_defaults(run=_evaluate_tiers)
+
+    assets = commands.add_parser("assets", help="GraphiQL assets").add_subparsers(title="assets commands")
+    fetch = assets.add_parser("fetch", help="download and verify the GraphiQL page's npm packages")
+    fetch.set_defaults(run=_assets_fetch)
+    return parser
+
+
+def _iso_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs a UTC offset, e.g. 2027-01-01T00:00:00+08:00")
+    return value
+
+
+def _db_upgrade(args, settings: Settings) -> int:
+    from .store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at {_safe_url(settings.database_url)} is up to date")
+    return 0
+
+
+def _program_load(args, settings: Settings) -> int:
+    from .programs import ProgramError, load_program_file
+    from .store.migrate import upgrade
+
+    try:
+        definition = load_program_file(args.file)
+    except ProgramError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing was loaded", file=sys.stderr)
+        return 1
+    upgrade(settings.database_url)
+    publication = asyncio.run(_publish(settings, definition))
+    state = "created" if publication.created else ("updated" if publication.changed else "unchanged")
+    print(f"program {definition.code} {state} (version {publication.program.version})")
+    return 0
+
+
+async def _publish(settings: Settings, definition, published_by: str = "cli"):
+    from .api.context import utcnow
+    from .services.programs import publish_program
+    from .store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await publish_program(db, definition, published_by=published_by, now=utcnow())
+    finally:
+        await db.dispose()
+
+
+def _token(args, settings: Settings) -> int:
+    print(mint_token(settings.jwt_secret, sub=args.sub, program=args.program, role=Role(args.role),
+                     ttl_seconds=args.ttl))
+    return 0
+
+
+def _export_schema(args, settings: Settings) -> int:
+    from .api.schema import schema_sdl
+
+    Path(args.output).write_text(schema_sdl(), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _evaluate_tiers(args, settings: Settings) -> int:
+    from .api.context import utcnow
+    from .services.programs import active_program, program_codes
+    from .services.tiers import evaluate_tiers
+    from .store.db import Database
+
+    async def run() -> None:
+        db = Database(settings.database_url)
+        try:
+            for code in [args.program] if args.program else await program_codes(db):
+                program = await active_program(db, code)
+                if program is None:
+                    raise SystemExit(f"tierup: no program {code!r}")
+                result = await evaluate_tiers(db, program, as_of=args.as_of or utcnow())
+                print(f"{code}: evaluated {result.evaluated}, kept {result.kept}, upgraded {result.upgraded}, "
+                      f"downgraded {result.downgraded}")
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def _assets_fetch(args, settings: Settings) -> int:
+    from .graphiql import AssetError, GraphiQLAssets
+
+    assets = GraphiQLAssets(settings.asset_cache_dir, settings.npm_registry)
+    try:
+        assets.fetch_all()
+    except AssetError as exc:
+        print(f"tierup: {exc}", file=sys.stderr)
+        return 1
+    print(f"GraphiQL assets verified and cached in {settings.asset_cache_dir}")
+    return 0
+
+
+DEFAULT_PROGRAM = "classic"
+DEMO_MEMBER = "demo-member"
+
+
+def _serve(args, settings: Settings) -> int:
+    import uvicorn
+
+    from .store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    asyncio.run(_prepare(settings))
+    if not settings.production:
+        _print_headers(settings, args.host, args.port)
+    uvicorn.run("tierup.app:create_app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=os.environ.get("TIERUP_LOG_LEVEL", "info"))
+    return 0
+
+
+async def _prepare(settings: Settings) -> None:
+    """A database without programs gets the classic program and, in development, a demo member."""
+    from .api.context import utcnow
+    from .programs import bundled_program_path, load_program_file
+    from .services.members import EnrolmentInput, enroll_member
+    from .services.programs import program_count
+    from .store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        if await program_count(db) == 0:
+            definition = load_program_file(bundled_program_path(DEFAULT_PROGRAM))
+            publication = await _publish(settings, definition, published_by="tierup serve")
+            print(f"loaded the default program {definition.code!r} ({bundled_program_path(DEFAULT_PROGRAM)})")
+            if not settings.production:
+                await enroll_member(db, publication.program, EnrolmentInput(external_id=DEMO_MEMBER,
+                                    display_name="Demo Member"), now=utcnow())
+    finally:
+        await db.dispose()
+
+
+def _print_headers(settings: Settings, host: str, port: int) -> None:
+    week = 7 * 24 * 3600
+    roles = ((Role.OPERATOR, "operator"), (Role.SERVICE, "shop-backend"), (Role.MEMBER, DEMO_MEMBER))
+    print(f"\nGraphiQL: http://{host}:{port}/graphql   (development mode; tokens valid 7 days)")
+    print("Paste one of these into GraphiQL's Headers tab:\n")
+    for role, sub in roles:
+        token = mint_token(settings.jwt_secret, sub=sub, program=DEFAULT_PROGRAM, role=role, ttl_seconds=week)
+        print(f"  {role.value:<8}  {{\"Authorization\": \"Bearer {token}\"}}")
+    print(flush=True)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Settings, read once from TIERUP_* environment variables into a typed object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tierup.db"
+DEV_JWT_SECRET = "tierup-development-secret-do-not-use-in-production"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server and the CLI can be told. See the README for each variable."""
+
+    env: str = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    jwt_secret: str = DEV_JWT_SECRET
+    broker_url: str = "memory://"
+    graphiql_cdn: str | None = None  # a mirror serving npm package files, or None to serve them ourselves
+    npm_registry: str = "https://registry.npmjs.org"
+    asset_cache_dir: str = field(default_factory=lambda: os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tierup", "assets"))
+    jobs_interval: int | None = None
+    legacy_graphql_ws: bool = False
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 2000
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        mode = env.get("TIERUP_ENV", "development")
+        if mode not in ("development", "production"):
+            raise ConfigError(f"TIERUP_ENV must be 'development' or 'production', got {mode!r}")
+        secret = env.get("TIERUP_JWT_SECRET", "")
+        if mode == "production" and not secret:
+            raise ConfigError("TIERUP_JWT_SECRET is required when TIERUP_ENV=production")
+        defaults = cls()
+        return cls(
+            env=mode,
+            database_url=env.get("TIERUP_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            jwt_secret=secret or DEV_JWT_SECRET,
+            broker_url=env.get("TIERUP_BROKER_URL") or "memory://",
+            graphiql_cdn=env.get("TIERUP_GRAPHIQL_CDN") or None,
+            npm_registry=(env.get("TIERUP_NPM_REGISTRY") or defaults.npm_registry).rstrip("/"),
+            asset_cache_dir=env.get("TIERUP_ASSET_CACHE_DIR") or defaults.asset_cache_dir,
+            jobs_interval=_int(env, "TIERUP_JOBS_INTERVAL", None),
+            legacy_graphql_ws=env.get("TIERUP_LEGACY_GRAPHQL_WS", "") in ("1", "true", "yes"),
+            max_query_depth=_int(env, "TIERUP_MAX_QUERY_DEPTH", defaults.max_query_depth),
+            max_aliases=_int(env, "TIERUP_MAX_ALIASES", defaults.max_aliases),
+            max_tokens=_int(env, "TIERUP_MAX_TOKENS", defaults.max_tokens),
+        )

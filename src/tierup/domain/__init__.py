@@ -1,0 +1,1 @@
+"""Pure rules over plain dataclasses. No I/O, no SQLAlchemy, no Strawberry."""

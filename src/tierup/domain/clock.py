@@ -1,0 +1,39 @@
+"""Program time: days, months and rolling windows are counted in the program's time zone."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+
+def utc(dt: datetime) -> datetime:
+    """The same instant in UTC; naive datetimes are refused, a rule never guesses a zone."""
+    if dt.tzinfo is None:
+        raise ValueError("datetime without a UTC offset")
+    return dt.astimezone(timezone.utc)
+
+
+def local(dt: datetime, tz: ZoneInfo) -> datetime:
+    return utc(dt).astimezone(tz)
+
+
+def add_months(dt: datetime, months: int) -> datetime:
+    """Calendar months later (or earlier); the day is clamped to the month's end (Jan 31 + 1 = Feb 28)."""
+    index = dt.year * 12 + (dt.month - 1) + months
+    year, month = divmod(index, 12)
+    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
+    return dt.replace(year=year, month=month + 1, day=day)
+
+
+def months_before(as_of: datetime, months: int, tz: ZoneInfo) -> datetime:
+    """Start of the rolling window 'the past N months' ending at as_of, in program time.
+
+    The window is computed on the program's wall clock, so "12 months before 2026-03-01 00:30
+    Shanghai" is 2025-03-01 00:30 Shanghai whatever UTC says.
+    """
+    return utc(add_months(local(as_of, tz), -months))
+
+
+def local_date(dt: datetime, tz: ZoneInfo) -> date:
+    return local(dt, tz).date()

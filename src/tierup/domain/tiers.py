@@ -1,0 +1,134 @@
+"""Tier qualification: which tier a member's metrics reach, and how far the next one is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from typing import Callable, Mapping
+
+from .money import format_yuan, to_yuan
+from .program import Condition, ProgramDefinition, TierRule
+
+
+@dataclass(frozen=True)
+class MemberMetrics:
+    """What tier conditions are measured on, for one member at one moment.
+
+    Spend is net of refunds. Windowed figures are keyed by the window length in months.
+    """
+
+    cumulative_spend_fen: int = 0
+    largest_order_fen: int = 0
+    order_count: int = 0
+    spend_fen_in_months: Mapping[int, int] = field(default_factory=dict)
+    orders_in_months: Mapping[int, int] = field(default_factory=dict)
+    growth_value: int = 0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric tier conditions may use: how to read it and how to say it."""
+
+    name: str
+    money: bool
+    months: str  # "required", "optional" or "forbidden"
+    value: Callable[[MemberMetrics, int | None], Decimal]
+    describe: Callable[[str, int | None], str]
+
+
+def _windowed(table: str) -> Callable[[MemberMetrics, int | None], int]:
+    return lambda m, months: getattr(m, table).get(months, 0)
+
+
+def _order_count(m: MemberMetrics, months: int | None) -> Decimal:
+    return Decimal(m.order_count if months is None else m.orders_in_months.get(months, 0))
+
+
+def _average_monthly_orders(m: MemberMetrics, months: int | None) -> Decimal:
+    average = Decimal(m.orders_in_months.get(months, 0)) / Decimal(months)
+    return average.quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
+
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("cumulative_spend", True, "forbidden",
+               lambda m, _: to_yuan(m.cumulative_spend_fen),
+               lambda target, _: f"cumulative spend ≥ {target}"),
+        Metric("single_order_amount", True, "forbidden",
+               lambda m, _: to_yuan(m.largest_order_fen),
+               lambda target, _: f"one order ≥ {target}"),
+        Metric("spend_in_months", True, "required",
+               lambda m, months: to_yuan(_windowed("spend_fen_in_months")(m, months)),
+               lambda target, months: f"≥ {target} spent in the past {months} months"),
+        Metric("order_count", False, "optional", _order_count,
+               lambda target, months: f"{target} orders" + (f" in the past {months} months" if months else "")),
+        Metric("average_monthly_orders", False, "required", _average_monthly_orders,
+               lambda target, months: f"on average ≥ {target} orders a month over the past {months} months"),
+        Metric("growth_value", False, "forbidden",
+               lambda m, _: Decimal(m.growth_value),
+               lambda target, _: f"growth value ≥ {target}"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ConditionProgress:
+    condition: Condition
+    description: str
+    current: Decimal
+    target: Decimal
+
+    @property
+    def met(self) -> bool:
+        return self.current >= self.target
+
+
+def describe_condition(condition: Condition, currency_symbol: str = "¥") -> str:
+    metric = METRICS[condition.metric]
+    target = format_yuan(condition.target, currency_symbol) if metric.money else _plain(condition.target)
+    return metric.describe(target, condition.months)
+
+
+def _plain(number: Decimal) -> str:
+    return f"{number.normalize():f}"
+
+
+def condition_progress(metrics: MemberMetrics, condition: Condition, currency_symbol: str = "¥") -> ConditionProgress:
+    current = METRICS[condition.metric].value(metrics, condition.months)
+    return ConditionProgress(condition, describe_condition(condition, currency_symbol), current, condition.target)
+
+
+def qualifies(metrics: MemberMetrics, tier: TierRule) -> bool:
+    """A tier is reached when ANY of its conditions holds; the entry tier has none and always holds."""
+    if not tier.conditions:
+        return True
+    return any(condition_progress(metrics, c).met for c in tier.conditions)
+
+
+def qualifying_tier(metrics: MemberMetrics, program: ProgramDefinition) -> TierRule:
+    """The highest tier of the ladder the metrics reach."""
+    reached = program.entry_tier
+    for tier in program.tiers:
+        if qualifies(metrics, tier):
+            reached = tier
+    return reached
+
+
+def metric_windows(program: ProgramDefinition) -> tuple[frozenset[int], frozenset[int]]:
+    """The window lengths (months) the ladder needs: (for spend, for order counts)."""
+    spend: set[int] = set()
+    orders: set[int] = set()
+    for tier in program.tiers:
+        for condition in tier.conditions:
+            if condition.months is None:
+                continue
+            if condition.metric == "spend_in_months":
+                spend.add(condition.months)
+            else:
+                orders.add(condition.months)
+    return frozenset(spend), frozenset(orders)
+
+
+def higher(a: TierRule, b: TierRule) -> TierRule:
+    return a if a.rank >= b.rank else b

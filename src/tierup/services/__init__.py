@@ -1,0 +1,1 @@
+"""Use cases: one function each, owning its transaction, returning plain results."""

@@ -1,0 +1,101 @@
+"""Enrolment (入会): a member joins at the entry tier with the welcome bonus."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from ..domain.clock import local_date
+from ..domain.errors import Checks, ErrorCode, Rejected
+from ..store.db import Database
+from ..store.models import Member, TierChange
+from .points import append_entry
+from .programs import ActiveProgram
+from .reports import store_report
+from .validation import check_id, check_text, check_time
+
+REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
+REFERRAL_CODE_LENGTH = 8
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
+
+
+def new_referral_code() -> str:
+    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_CODE_LENGTH))
+
+
+@dataclass(frozen=True)
+class EnrolmentInput:
+    external_id: str
+    display_name: str | None = None
+    birthday: date | None = None
+    phone: str | None = None
+    referral_code: str | None = None
+    joined_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EnrolmentResult:
+    member_id: int
+    duplicate: bool
+    referred_by_id: int | None = None
+
+
+def _check(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> None:
+    checks = Checks()
+    check_id(checks, request.external_id, "input", "externalId")
+    check_text(checks, request.display_name, 200, "input", "displayName")
+    if request.phone is not None and not PHONE.match(request.phone):
+        checks.fail(ErrorCode.INVALID, "phone must be digits, optionally with + and separators", "input", "phone")
+    if request.birthday is not None and request.birthday > local_date(now, program.definition.zone):
+        checks.fail(ErrorCode.INVALID, "birthday lies in the future", "input", "birthday")
+    check_time(checks, request.joined_at, now, "input", "joinedAt")
+    if request.referral_code is not None and len(request.referral_code) > 40:
+        checks.fail(ErrorCode.INVALID, "referralCode is longer than 40 characters", "input", "referralCode")
+    checks.raise_any()
+
+
+async def enroll_member(db: Database, program: ActiveProgram, request: EnrolmentInput, *, now: datetime) -> EnrolmentResult:
+    _check(request, program, now)
+    joined_at = request.joined_at or now
+    definition = program.definition
+    payload = {"displayName": request.display_name, "birthday": request.birthday, "phone": request.phone,
+               "referralCode": request.referral_code, "joinedAt": request.joined_at}
+    async with db.write() as session:
+        stored = await store_report(session, program, "ENROLMENT", request.external_id, payload,
+                                    occurred_at=joined_at, now=now)
+        if stored.duplicate:
+            member_id = (await session.execute(select(Member.id).where(
+                Member.program_id == program.id, Member.external_id == request.external_id))).scalar_one()
+            return EnrolmentResult(member_id, duplicate=True)
+        referrer_id = await _referrer(session, program, request)
+        entry = definition.entry_tier
+        member = Member(program_id=program.id, external_id=request.external_id, display_name=request.display_name,
+                        birthday=request.birthday, phone=request.phone, referral_code=new_referral_code(),
+                        referred_by_id=referrer_id, joined_at=joined_at, tier_code=entry.code, tier_since=joined_at,
+                        tier_valid_until=None, growth_value=0)
+        session.add(member)
+        await session.flush()
+        session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
+                               valid_until=None, reason="ENROLMENT", report_id=stored.report_id))
+        if definition.welcome_points:
+            await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
+                               occurred_at=joined_at, report_id=stored.report_id, balance=0)
+    return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)
+
+
+async def _referrer(session, program: ActiveProgram, request: EnrolmentInput) -> int | None:
+    if request.referral_code is None:
+        return None
+    code = request.referral_code.strip().upper()
+    referrer = (await session.execute(select(Member.id, Member.external_id).where(
+        Member.program_id == program.id, Member.referral_code == code))).one_or_none()
+    if referrer is None:
+        raise Rejected.one(ErrorCode.NOT_FOUND, f"no member of this program has referral code {code!r}",
+                           "input", "referralCode")
+    if referrer.external_id == request.external_id:
+        raise Rejected.one(ErrorCode.NOT_ELIGIBLE, "a member cannot refer themself", "input", "referralCode")
+    return referrer.id

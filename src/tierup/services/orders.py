@@ -1,0 +1,137 @@
+"""Orders and refunds as reported by the shop: points, and upgrades on the qualifying order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from ..domain.errors import Checks, ErrorCode, Rejected
+from ..domain.money import format_yuan, to_yuan
+from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
+from ..store.db import Database
+from ..store.models import PointsEntry, Report, TierChange
+from ..store.queries import lock_member
+from .points import append_entry, balance_of
+from .programs import ActiveProgram
+from .reports import store_report
+from .tiers import upgrade_if_qualified
+from .validation import check_amount, check_id, check_time
+
+MAX_COUPONS_PER_ORDER = 20
+
+
+@dataclass(frozen=True)
+class OrderInput:
+    external_id: str
+    member_external_id: str
+    amount: Decimal
+    paid_at: datetime
+    coupon_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order_id: int
+    member_id: int
+    duplicate: bool
+    points: int = 0
+    tier_change: TierChange | None = None
+
+
+async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime) -> OrderResult:
+    """Store the order, earn floor(yuan × multiplier of the tier held before it), upgrade at once if it qualifies."""
+    checks = Checks()
+    check_id(checks, request.external_id, "input", "externalId")
+    check_id(checks, request.member_external_id, "input", "memberExternalId")
+    amount_fen = check_amount(checks, request.amount, program.definition, "input", "amount")
+    check_time(checks, request.paid_at, now, "input", "paidAt")
+    if len(request.coupon_codes) > MAX_COUPONS_PER_ORDER:
+        checks.fail(ErrorCode.INVALID, f"at most {MAX_COUPONS_PER_ORDER} coupons per order", "input", "couponCodes")
+    checks.raise_any()
+    payload = {"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
+               "coupons": sorted(request.coupon_codes)}
+    async with db.write() as session:
+        member = await lock_member(session, program.id, external_id=request.member_external_id,
+                                   field=("input", "memberExternalId"))
+        stored = await store_report(session, program, "ORDER", request.external_id, payload,
+                                    occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
+        if stored.duplicate:
+            return OrderResult(stored.report_id, member.id, duplicate=True)
+        if request.coupon_codes:
+            # No coupon has been issued that this order could use.
+            raise Rejected.one(ErrorCode.NOT_FOUND, f"unknown coupon {request.coupon_codes[0]!r}", "input", "couponCodes")
+        tier = program.definition.tier(member.tier_code)
+        points = points_for_order(amount_fen, tier.points_multiplier)
+        if points:
+            await append_entry(session, program, member.id, "EARN", points,
+                               f"Order {request.external_id} at {tier.points_multiplier}×", occurred_at=request.paid_at,
+                               report_id=stored.report_id)
+        change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
+                                            report_id=stored.report_id, reason="ORDER")
+    return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change)
+
+
+@dataclass(frozen=True)
+class RefundInput:
+    external_id: str
+    order_external_id: str
+    amount: Decimal
+    refunded_at: datetime
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    order_id: int
+    member_id: int
+    duplicate: bool
+    points_reversed: int = 0
+    shortfall: int = 0
+
+
+async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime) -> RefundResult:
+    """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
+    checks = Checks()
+    check_id(checks, request.external_id, "input", "externalId")
+    check_id(checks, request.order_external_id, "input", "orderExternalId")
+    refund_fen = check_amount(checks, request.amount, program.definition, "input", "amount")
+    check_time(checks, request.refunded_at, now, "input", "refundedAt")
+    checks.raise_any()
+    async with db.write() as session:
+        order = (await session.execute(select(Report).where(
+            Report.program_id == program.id, Report.kind == "ORDER",
+            Report.external_id == request.order_external_id))).scalar_one_or_none()
+        if order is None:
+            raise Rejected.one(ErrorCode.NOT_FOUND, f"no order {request.order_external_id!r} in this program",
+                               "input", "orderExternalId")
+        member = await lock_member(session, program.id, member_id=order.member_id)
+        payload = {"order": request.order_external_id, "amount": refund_fen, "refundedAt": request.refunded_at}
+        stored = await store_report(session, program, "REFUND", request.external_id, payload,
+                                    occurred_at=request.refunded_at, now=now, member_id=member.id,
+                                    order_id=order.id, amount_fen=refund_fen)
+        if stored.duplicate:
+            return RefundResult(order.id, member.id, duplicate=True)
+        if request.refunded_at < order.occurred_at:
+            raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
+        refunded_before = (await session.execute(select(func.coalesce(func.sum(Report.amount_fen), 0)).where(
+            Report.order_id == order.id, Report.kind == "REFUND", Report.id != stored.report_id))).scalar_one()
+        if refunded_before + refund_fen > order.amount_fen:
+            left = format_yuan(to_yuan(order.amount_fen - refunded_before), program.definition.currency_symbol)
+            raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",
+                               "input", "amount")
+        earned = (await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+            PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalar_one()
+        reverse = points_to_reverse(earned, order.amount_fen, refunded_before, refund_fen)
+        taken = shortfall = 0
+        if reverse:
+            balance = await balance_of(session, member.id)
+            taken, shortfall = reversal_within_balance(reverse, balance)
+            reason = f"Refund {request.external_id} of order {request.order_external_id}"
+            if shortfall:
+                reason += f" ({shortfall} points already spent)"
+            await append_entry(session, program, member.id, "REVERSE", -taken, reason,
+                               occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
+                               balance=balance)
+    return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)

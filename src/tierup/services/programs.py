@@ -1,0 +1,93 @@
+"""Programs: publish a definition as a new version, and look up the one in force."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from ..domain.program import ProgramDefinition
+from ..programs import parse_program
+from ..store.db import Database
+from ..store.models import Program, ProgramVersion
+
+
+@dataclass(frozen=True)
+class ActiveProgram:
+    """A program and the definition version currently in force."""
+
+    id: int
+    code: str
+    version: int
+    definition: ProgramDefinition
+
+
+@dataclass(frozen=True)
+class Publication:
+    program: ActiveProgram
+    created: bool  # the program did not exist before
+    changed: bool  # a new version was written
+
+
+# Parsed definitions by their stored document: parsing is pure, so this never goes stale.
+_definitions: dict[str, ProgramDefinition] = {}
+
+
+def _definition(document: str, source: str) -> ProgramDefinition:
+    if document not in _definitions:
+        _definitions[document] = parse_program(json.loads(document), source)
+    return _definitions[document]
+
+
+def _document(definition: ProgramDefinition) -> str:
+    return json.dumps(definition.source, ensure_ascii=False, sort_keys=True, default=str)
+
+
+async def publish_program(db: Database, definition: ProgramDefinition, *, published_by: str, now: datetime) -> Publication:
+    """Create the program, or add a version when the definition differs from the one in force."""
+    document = _document(definition)
+    async with db.write() as session:
+        program = (await session.execute(
+            select(Program).where(Program.code == definition.code).with_for_update())).scalar_one_or_none()
+        created = program is None
+        if created:
+            program = Program(code=definition.code, name=definition.name, current_version=1, created_at=now)
+            session.add(program)
+            await session.flush()
+        else:
+            current = (await session.execute(select(ProgramVersion.definition).where(
+                ProgramVersion.program_id == program.id,
+                ProgramVersion.version == program.current_version))).scalar_one()
+            if current == document:
+                return Publication(ActiveProgram(program.id, program.code, program.current_version, definition),
+                                   created=False, changed=False)
+            program.current_version += 1
+            program.name = definition.name
+        session.add(ProgramVersion(program_id=program.id, version=program.current_version, definition=document,
+                                   published_at=now, published_by=published_by))
+    return Publication(ActiveProgram(program.id, program.code, program.current_version, definition),
+                       created=created, changed=True)
+
+
+async def active_program(db: Database, code: str) -> ActiveProgram | None:
+    async with db.read() as session:
+        row = (await session.execute(
+            select(Program.id, Program.code, ProgramVersion.version, ProgramVersion.definition)
+            .join(ProgramVersion, (ProgramVersion.program_id == Program.id)
+                  & (ProgramVersion.version == Program.current_version))
+            .where(Program.code == code))).one_or_none()
+    if row is None:
+        return None
+    return ActiveProgram(row.id, row.code, row.version, _definition(row.definition, f"program {row.code} v{row.version}"))
+
+
+async def program_count(db: Database) -> int:
+    async with db.read() as session:
+        return (await session.execute(select(func.count()).select_from(Program))).scalar_one()
+
+
+async def program_codes(db: Database) -> list[str]:
+    async with db.read() as session:
+        return list((await session.execute(select(Program.code).order_by(Program.id))).scalars())

@@ -1,0 +1,58 @@
+"""Reports from the shop, stored once: the UNIQUE key, not a prior SELECT, makes a repeat a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.errors import ErrorCode, Rejected
+from ..store.models import Report
+from .programs import ActiveProgram
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """A fingerprint of what was reported, to tell a true repeat from a reused id."""
+    canonical = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Stored:
+    report_id: int
+    duplicate: bool
+
+
+async def store_report(session: AsyncSession, program: ActiveProgram, kind: str, external_id: str,
+                       payload: dict[str, Any], *, occurred_at: datetime, now: datetime, **columns: Any) -> Stored:
+    """Insert the report, or recognise it as a repeat.
+
+    A repeat with the same content is `duplicate` (the caller changes nothing); the same id with
+    different content is a DUPLICATE rejection.
+    """
+    fingerprint = payload_hash(payload)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Report)
+        .values(program_id=program.id, program_version=program.version, kind=kind, external_id=external_id,
+                occurred_at=occurred_at, received_at=now, payload_hash=fingerprint, **columns)
+        .on_conflict_do_nothing(index_elements=["program_id", "kind", "external_id"])
+        .returning(Report.id)
+    )
+    report_id = (await session.execute(statement)).scalar_one_or_none()
+    if report_id is not None:
+        return Stored(report_id, duplicate=False)
+    existing = (await session.execute(select(Report.id, Report.payload_hash).where(
+        Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
+    if existing.payload_hash != fingerprint:
+        raise Rejected.one(ErrorCode.DUPLICATE,
+                           f"externalId {external_id!r} was already used for a different {kind.lower()} report",
+                           "input", "externalId")
+    return Stored(existing.id, duplicate=True)

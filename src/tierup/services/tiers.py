@@ -1,0 +1,165 @@
+"""Tiers in operation: metrics from the stored reports, upgrades on the qualifying order,
+re-evaluation when validity ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from sqlalchemy import and_, case, func, literal, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.clock import add_months, local, months_before, utc
+from ..domain.program import ProgramDefinition, TierRule
+from ..domain.tiers import MemberMetrics, metric_windows, qualifying_tier
+from ..store.db import Database
+from ..store.models import Member, Report, TierChange
+from ..store.types import UtcDateTime
+from .programs import ActiveProgram
+
+EVALUATION_BATCH = 500
+
+
+async def member_metrics(session: AsyncSession, definition: ProgramDefinition, growth: dict[int, int], *,
+                         as_of: datetime, since: dict[int, datetime] | None = None) -> dict[int, MemberMetrics]:
+    """Tier metrics for many members in one statement, counting reports up to `as_of`.
+
+    `growth` maps each member id to its growth value (kept on the member row). Spend is net of refunds. `since` (per member) restricts the lifetime figures — cumulative
+    spend, largest order, order count — to a period, which is how a tier's validity period is
+    judged at re-evaluation; rolling windows always end at `as_of`.
+    """
+    if not growth:
+        return {}
+    refunded = (
+        select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
+        .where(Report.kind == "REFUND", Report.member_id.in_(growth), Report.occurred_at <= as_of)
+        .group_by(Report.order_id).subquery()
+    )
+    net = (Report.amount_fen - func.coalesce(refunded.c.refunded, 0))
+    lifetime = Report.occurred_at > _since_case(since) if since else true()
+    spend_windows, order_windows = metric_windows(definition)
+    tz = definition.zone
+    columns = [
+        Report.member_id,
+        func.coalesce(func.sum(case((lifetime, net), else_=0)), 0).label("cumulative"),
+        func.coalesce(func.max(case((lifetime, net), else_=0)), 0).label("largest"),
+        func.coalesce(func.sum(case((and_(lifetime, net > 0), 1), else_=0)), 0).label("orders"),
+    ]
+    for months in sorted(spend_windows):
+        inside = Report.occurred_at > months_before(as_of, months, tz)
+        columns.append(func.coalesce(func.sum(case((inside, net), else_=0)), 0).label(f"spend_{months}"))
+    for months in sorted(order_windows):
+        inside = and_(Report.occurred_at > months_before(as_of, months, tz), net > 0)
+        columns.append(func.coalesce(func.sum(case((inside, 1), else_=0)), 0).label(f"orders_{months}"))
+    rows = (await session.execute(
+        select(*columns)
+        .select_from(Report)
+        .outerjoin(refunded, refunded.c.order_id == Report.id)
+        .where(Report.kind == "ORDER", Report.member_id.in_(growth), Report.occurred_at <= as_of)
+        .group_by(Report.member_id))).mappings()
+    found = {
+        row["member_id"]: MemberMetrics(
+            cumulative_spend_fen=int(row["cumulative"]), largest_order_fen=int(row["largest"]),
+            order_count=int(row["orders"]),
+            spend_fen_in_months={m: int(row[f"spend_{m}"]) for m in spend_windows},
+            orders_in_months={m: int(row[f"orders_{m}"]) for m in order_windows},
+            growth_value=growth[row["member_id"]],
+        )
+        for row in rows
+    }
+    return {member_id: found.get(member_id, MemberMetrics(growth_value=value)) for member_id, value in growth.items()}
+
+
+def _since_case(since: dict[int, datetime]):
+    return case({member_id: literal(start, UtcDateTime) for member_id, start in since.items()}, value=Report.member_id)
+
+
+def validity_end(definition: ProgramDefinition, tier: TierRule, start: datetime) -> datetime | None:
+    """When a tier reached at `start` must be re-earned; the entry tier and permanent ladders never lapse."""
+    if tier.rank == 0 or definition.tier_validity_months is None:
+        return None
+    return utc(add_months(local(start, definition.zone), definition.tier_validity_months))
+
+
+def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: Member, tier: TierRule, *,
+                 at: datetime, reason: str, report_id: int | None = None,
+                 valid_until: datetime | None = None) -> TierChange:
+    change = TierChange(member_id=member.id, from_tier=member.tier_code, to_tier=tier.code, changed_at=at,
+                        valid_until=valid_until, reason=reason, report_id=report_id)
+    member.tier_code = tier.code
+    member.tier_since = at
+    member.tier_valid_until = valid_until
+    session.add(change)
+    return change
+
+
+async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, member: Member, *, at: datetime,
+                               report_id: int | None, reason: str) -> TierChange | None:
+    """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级). Never downgrades."""
+    definition = program.definition
+    metrics = (await member_metrics(session, definition, {member.id: member.growth_value}, as_of=at))[member.id]
+    target = qualifying_tier(metrics, definition)
+    if target.rank <= definition.tier(member.tier_code).rank:
+        return None
+    return move_to_tier(session, definition, member, target, at=at, reason=reason, report_id=report_id,
+                        valid_until=validity_end(definition, target, at))
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    evaluated: int = 0
+    upgraded: int = 0
+    downgraded: int = 0
+    kept: int = 0
+
+
+async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetime) -> Evaluation:
+    """Re-evaluate every member whose tier validity ended by `as_of` (升降级).
+
+    Judged on the validity period just ended: lifetime figures count from its start, rolling
+    windows end at `as_of`. Kept or higher: validity renews by whole periods past `as_of`.
+    Lower: moved down to the highest tier still qualified for. Batches keep write transactions
+    short; a member done is no longer due, so a second run for the same `as_of` changes nothing.
+    """
+    definition = program.definition
+    total = Evaluation()
+    if definition.tier_validity_months is None:
+        return total
+    while True:
+        async with db.write() as session:
+            due = list((await session.execute(
+                select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= as_of)
+                .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
+            if not due:
+                return total
+            period = definition.tier_validity_months
+            since = {m.id: utc(add_months(local(m.tier_valid_until, definition.zone), -period)) for m in due}
+            metrics = await member_metrics(session, definition, {m.id: m.growth_value for m in due}, as_of=as_of,
+                                           since=since)
+            upgraded = downgraded = kept = 0
+            for member in due:
+                current = definition.tier(member.tier_code)
+                target = qualifying_tier(metrics[member.id], definition)
+                if target.rank < current.rank:
+                    downgraded += 1
+                    move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
+                                 valid_until=validity_end(definition, target, as_of))
+                    continue
+                renewed = _renewed_until(definition, member.tier_valid_until, as_of)
+                if target.rank > current.rank:
+                    upgraded += 1
+                    move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
+                                 valid_until=validity_end(definition, target, as_of))
+                else:
+                    kept += 1
+                    session.add(TierChange(member_id=member.id, from_tier=current.code, to_tier=current.code,
+                                           changed_at=as_of, valid_until=renewed, reason="RENEWAL"))
+                    member.tier_valid_until = renewed
+            total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
+                               total.downgraded + downgraded, total.kept + kept)
+
+
+def _renewed_until(definition: ProgramDefinition, valid_until: datetime, as_of: datetime) -> datetime:
+    end = valid_until
+    while end <= as_of:
+        end = utc(add_months(local(end, definition.zone), definition.tier_validity_months))
+    return end

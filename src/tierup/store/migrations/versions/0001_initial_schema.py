@@ -1,0 +1,146 @@
+"""initial schema
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-26 02:19:52.100907
+"""
+from alembic import op
+import sqlalchemy as sa
+import tierup.store.types
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('programs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('current_version', sa.Integer(), nullable=False),
+    sa.Column('created_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    op.create_table('members',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=200), nullable=False),
+    sa.Column('display_name', sa.String(length=200), nullable=True),
+    sa.Column('birthday', sa.Date(), nullable=True),
+    sa.Column('phone', sa.String(length=40), nullable=True),
+    sa.Column('referral_code', sa.String(length=16), nullable=False),
+    sa.Column('referred_by_id', sa.Integer(), nullable=True),
+    sa.Column('joined_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('tier_code', sa.String(length=40), nullable=False),
+    sa.Column('tier_since', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('tier_valid_until', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('growth_value', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.ForeignKeyConstraint(['referred_by_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'external_id'),
+    sa.UniqueConstraint('referral_code')
+    )
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.create_index('ix_members_program_tier', ['program_id', 'tier_code'], unique=False)
+        batch_op.create_index('ix_members_tier_valid_until', ['program_id', 'tier_valid_until'], unique=False)
+
+    op.create_table('program_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('definition', sa.Text(), nullable=False),
+    sa.Column('published_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('published_by', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'version')
+    )
+    op.create_table('reports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('program_version', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('external_id', sa.String(length=200), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=True),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.Column('amount_fen', sa.BigInteger(), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=True),
+    sa.Column('occurred_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('received_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('payload_hash', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['order_id'], ['reports.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'kind', 'external_id', name='uq_reports_program_kind_external_id')
+    )
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.create_index('ix_reports_member_kind_occurred', ['member_id', 'kind', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_reports_order', ['order_id'], unique=False)
+
+    op.create_table('points_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('amount', sa.Integer(), nullable=False),
+    sa.Column('balance_after', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=300), nullable=False),
+    sa.Column('occurred_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('expires_at', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('report_id', sa.Integer(), nullable=True),
+    sa.Column('shortfall', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.ForeignKeyConstraint(['report_id'], ['reports.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('points_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_points_entries_member', ['member_id', 'id'], unique=False)
+        batch_op.create_index('ix_points_entries_report', ['report_id'], unique=False)
+
+    op.create_table('tier_changes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('from_tier', sa.String(length=40), nullable=True),
+    sa.Column('to_tier', sa.String(length=40), nullable=False),
+    sa.Column('changed_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('valid_until', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('reason', sa.String(length=40), nullable=False),
+    sa.Column('report_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['report_id'], ['reports.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('tier_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_tier_changes_member', ['member_id', 'id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('tier_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_tier_changes_member')
+
+    op.drop_table('tier_changes')
+    with op.batch_alter_table('points_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_points_entries_report')
+        batch_op.drop_index('ix_points_entries_member')
+
+    op.drop_table('points_entries')
+    with op.batch_alter_table('reports', schema=None) as batch_op:
+        batch_op.drop_index('ix_reports_order')
+        batch_op.drop_index('ix_reports_member_kind_occurred')
+
+    op.drop_table('reports')
+    op.drop_table('program_versions')
+    with op.batch_alter_table('members', schema=None) as batch_op:
+        batch_op.drop_index('ix_members_tier_valid_until')
+        batch_op.drop_index('ix_members_program_tier')
+
+    op.drop_table('members')
+    op.drop_table('programs')

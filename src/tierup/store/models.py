@@ -1,0 +1,130 @@
+"""Tables. Reports and ledger entries are append-only; members carry derived state (tier)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .types import UtcDateTime
+
+ID_LENGTH = 200
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Program(Base):
+    __tablename__ = "programs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    current_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ProgramVersion(Base):
+    """Each publication of a program definition; reports record the version they were applied under."""
+
+    __tablename__ = "program_versions"
+    __table_args__ = (UniqueConstraint("program_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[str] = mapped_column(Text)  # the validated document, as JSON
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    published_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("program_id", "external_id"),
+        Index("ix_members_program_tier", "program_id", "tier_code"),
+        Index("ix_members_tier_valid_until", "program_id", "tier_valid_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    external_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    display_name: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    referral_code: Mapped[str] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    tier_code: Mapped[str] = mapped_column(String(40))
+    tier_since: Mapped[datetime] = mapped_column(UtcDateTime)
+    tier_valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    growth_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Report(Base):
+    """What the shop reported, stored as received. The UNIQUE key makes a repeat a no-op.
+
+    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT. amount_fen is money for orders and refunds;
+    points is the signed amount of an adjustment; order_id ties a refund to its order.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("program_id", "kind", "external_id", name="uq_reports_program_kind_external_id"),
+        Index("ix_reports_member_kind_occurred", "member_id", "kind", "occurred_at"),
+        Index("ix_reports_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    program_version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)
+    points: Mapped[int | None] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    payload_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PointsEntry(Base):
+    """One change of a member's points. The balance is the sum of these, never a stored number."""
+
+    __tablename__ = "points_entries"
+    __table_args__ = (
+        Index("ix_points_entries_member", "member_id", "id"),
+        Index("ix_points_entries_report", "report_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # EARN SPEND EXPIRE REVERSE ADJUST
+    amount: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(300))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    # A reversal that found the points already spent takes what is there and records the rest here.
+    shortfall: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TierChange(Base):
+    """Every upgrade, downgrade and renewal, for history and notifications."""
+
+    __tablename__ = "tier_changes"
+    __table_args__ = (Index("ix_tier_changes_member", "member_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    from_tier: Mapped[str | None] = mapped_column(String(40))
+    to_tier: Mapped[str] = mapped_column(String(40))
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(String(40))  # ENROLMENT, ORDER, EVALUATION
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))

@@ -1,0 +1,41 @@
+"""Scenario steps shared by tests: enrol, order, refund, read rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from documents import ENROLL, MEMBER_BY_EXTERNAL_ID, RECORD_ORDER, REFUND_ORDER
+from tierup.store.models import Base
+
+
+async def enroll(api, external_id: str, **fields) -> dict:
+    result = await api.as_service(ENROLL, {"input": {"externalId": external_id, **fields}})
+    assert "errors" not in result, result
+    return result["data"]["enrollMember"]
+
+
+async def order(api, external_id: str, member: str, amount: str, paid_at: str, **fields) -> dict:
+    result = await api.as_service(RECORD_ORDER, {"input": {
+        "externalId": external_id, "memberExternalId": member, "amount": amount, "paidAt": paid_at, **fields}})
+    assert "errors" not in result, result
+    return result["data"]["recordOrder"]
+
+
+async def refund(api, external_id: str, order_id: str, amount: str, refunded_at: str) -> dict:
+    result = await api.as_service(REFUND_ORDER, {"input": {
+        "externalId": external_id, "orderExternalId": order_id, "amount": amount, "refundedAt": refunded_at}})
+    assert "errors" not in result, result
+    return result["data"]["refundOrder"]
+
+
+async def member_view(api, external_id: str) -> dict:
+    result = await api.as_operator(MEMBER_BY_EXTERNAL_ID, {"externalId": external_id})
+    assert "errors" not in result, result
+    return result["data"]["member"]
+
+
+async def row_counts(db) -> dict[str, int]:
+    """Rows per table: a rejected request must leave every count unchanged."""
+    async with db.read() as session:
+        return {table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
+                for table in Base.metadata.sorted_tables}
