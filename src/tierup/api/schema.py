@@ -78,6 +78,15 @@ class MaskUnexpectedErrors(MaskErrors):
         return masked
 
 
+class TierupSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # Auth failures and bad input are the client's business, not the server log's.
+        unexpected = [e for e in errors if e.original_error is not None
+                      and (e.extensions or {}).get("code") not in EXPECTED_CODES]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     # Factories: Strawberry builds fresh extension instances per request; the caches live at module level.
@@ -91,7 +100,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings.production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(MaskUnexpectedErrors)
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return TierupSchema(query=Query, mutation=Mutation, extensions=extensions)
 
 
 def schema_sdl() -> str:

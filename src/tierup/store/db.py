@@ -42,6 +42,8 @@ class Database:
         return self.url.get_backend_name()
 
     def _count(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("BEGIN"):  # SQLite's explicit BEGIN: transaction control, not a query
+            return
         self.statements_total += 1
         for counter in _counters.get():
             counter[0] += 1

@@ -1,0 +1,34 @@
+"""No query in a loop: a page of members costs the same statements for 1 member as for 100."""
+
+from datetime import datetime, timezone
+
+from tierup.services.members import EnrolmentInput, enroll_member
+from tierup.services.orders import OrderInput, record_order
+from tierup.store.db import count_statements
+from decimal import Decimal
+
+DASHBOARD = """
+query($first: Int!) {
+  members(first: $first) {
+    totalCount
+    edges { node { externalId tier { code name } points { balance } nextTier { tier { code } conditions { current target met } } } }
+  }
+}"""
+
+
+async def test_member_page_statements_do_not_grow_with_the_page(api, db, program, clock):
+    when = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    for i in range(100):
+        await enroll_member(db, program, EnrolmentInput(external_id=f"m{i:03}"), now=clock())
+        if i % 3 == 0:
+            await record_order(db, program, OrderInput(f"O-{i}", f"m{i:03}", Decimal(50 + i * 7), when), now=when)
+
+    counts = {}
+    for first in (1, 100):
+        with count_statements() as statements:
+            result = await api.as_operator(DASHBOARD, {"first": first})
+        assert "errors" not in result
+        assert len(result["data"]["members"]["edges"]) == first
+        counts[first] = statements[0]
+    assert counts[1] == counts[100]
+    assert counts[100] <= 5  # program, page, count, balances, metrics
