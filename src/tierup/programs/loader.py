@@ -227,7 +227,8 @@ def _tiers(r: _Reader, ladder: dict, stage_codes: set[str], symbol: str) -> list
             r.fail(_join(path, "conditions"), "a tier above the entry tier needs at least one condition")
         tiers.append(TierRule(
             code=code, name=r.text(raw, path, "name") or "", rank=rank,
-            points_multiplier=r.decimal(raw, path, "points_multiplier", default=Decimal(1), high=Decimal(100)) or Decimal(0),
+            points_multiplier=r.decimal(raw, path, "points_multiplier", required=False, default=Decimal(1),
+                                        high=Decimal(100)) or Decimal(0),
             conditions=tuple(conditions), stage=stage,
             description=r.text(raw, path, "description", required=False, default="", max_length=2000),
         ))

@@ -1,0 +1,136 @@
+"""Pure rules: points arithmetic, tier qualification, program calendar, definition checks."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tierup.domain.clock import add_months, months_before
+from tierup.domain.money import MoneyError, format_yuan, to_fen
+from tierup.domain.points import points_for_order, points_to_reverse, reversal_within_balance
+from tierup.domain.tiers import MemberMetrics, qualifying_tier
+from tierup.programs import ProgramError, bundled_program_path, load_program_file, parse_program_text
+
+CLASSIC = load_program_file(bundled_program_path("classic"))
+NINE = load_program_file(bundled_program_path("nine-levels"))
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize("fen, multiplier, points", [
+    (25099, Decimal(2), 501), (9999, Decimal(1), 99), (100, Decimal("1.1"), 1), (999, Decimal("1.5"), 14), (1, Decimal(4), 0),
+])
+def test_points_are_floored(fen, multiplier, points):
+    assert points_for_order(fen, multiplier) == points
+
+
+def test_partial_refunds_never_take_more_than_earned():
+    for earned, order in [(99, 9999), (1400, 70000), (7, 300)]:
+        for step in (1, 7, 33, 100):
+            taken, refunded = 0, 0
+            while refunded < order:
+                part = min(step * 37, order - refunded)
+                taken += points_to_reverse(earned, order, refunded, part)
+                refunded += part
+                assert taken <= earned
+            assert taken == earned
+
+
+def test_a_reversal_stops_at_zero():
+    assert reversal_within_balance(200, 50) == (50, 150)
+    assert reversal_within_balance(200, 500) == (200, 0)
+
+
+@pytest.mark.parametrize("amount, fen", [("150", 15000), ("0.01", 1), ("1000000", 100000000), (Decimal("2.50"), 250)])
+def test_money_converts_exactly(amount, fen):
+    assert to_fen(amount) == fen
+
+
+@pytest.mark.parametrize("amount", ["10.001", "abc", "NaN", "Infinity"])
+def test_money_refuses_what_is_not_money(amount):
+    with pytest.raises(MoneyError):
+        to_fen(amount)
+
+
+def test_amounts_read_like_an_operator_writes_them():
+    assert format_yuan(Decimal("1000000")) == "¥1,000,000"
+    assert format_yuan(Decimal("12.5")) == "¥12.50"
+
+
+def metrics(cumulative=0, largest=0, last_12=0, orders_12=0, orders=0, growth=0):
+    return MemberMetrics(cumulative_spend_fen=cumulative * 100, largest_order_fen=largest * 100, order_count=orders,
+                         spend_fen_in_months={12: last_12 * 100}, orders_in_months={12: orders_12}, growth_value=growth)
+
+
+@pytest.mark.parametrize("figures, tier", [
+    (metrics(), "REGULAR"),
+    (metrics(cumulative=499, largest=199), "REGULAR"),
+    (metrics(cumulative=500), "SILVER"),
+    (metrics(largest=200), "SILVER"),
+    (metrics(cumulative=1999, last_12=999), "SILVER"),
+    (metrics(cumulative=1100, last_12=1000), "GOLD"),
+    (metrics(cumulative=2000), "GOLD"),
+    (metrics(cumulative=4999, last_12=3000), "DIAMOND"),
+    (metrics(cumulative=5000), "DIAMOND"),
+])
+def test_classic_thresholds(figures, tier):
+    assert qualifying_tier(figures, CLASSIC).code == tier
+
+
+@pytest.mark.parametrize("figures, tier", [
+    (metrics(orders=3), "V2"),
+    (metrics(cumulative=200), "V2"),
+    (metrics(growth=300), "V3"),
+    (metrics(orders_12=24), "V4"),
+    (metrics(orders_12=23, last_12=7999), "V1"),
+    (metrics(last_12=8000), "V4"),
+    (metrics(growth=1500), "V5"),
+    (metrics(orders_12=48), "V6"),
+    (metrics(last_12=30000), "V7"),
+    (metrics(last_12=100000), "V9"),
+])
+def test_nine_levels_thresholds(figures, tier):
+    assert qualifying_tier(figures, NINE).code == tier
+
+
+def test_months_are_calendar_months_in_program_time():
+    assert add_months(datetime(2026, 1, 31, tzinfo=SHANGHAI), 1) == datetime(2026, 2, 28, tzinfo=SHANGHAI)
+    as_of = datetime(2025, 2, 28, 23, 0, tzinfo=timezone.utc)  # 2025-03-01 07:00 in Shanghai
+    assert months_before(as_of, 12, SHANGHAI) == datetime(2024, 2, 29, 23, 0, tzinfo=timezone.utc)
+
+
+def test_fixtures_state_the_documented_numbers():
+    assert [t.code for t in CLASSIC.tiers] == ["REGULAR", "SILVER", "GOLD", "DIAMOND"]
+    assert [t.name for t in CLASSIC.tiers] == ["普通会员", "银卡会员", "金卡会员", "钻石会员"]
+    assert [t.points_multiplier for t in CLASSIC.tiers] == [1, 2, 3, 4]
+    assert (CLASSIC.time_zone, CLASSIC.currency, CLASSIC.tier_validity_months) == ("Asia/Shanghai", "CNY", 12)
+    assert (CLASSIC.welcome_points, CLASSIC.max_order_fen) == (100, 100_000_000)
+    assert [s.code for s in NINE.stages] == ["BASE", "ADVANCED", "PEAK"]
+    assert len(NINE.tiers) == 9
+
+
+def test_a_definition_needs_an_entry_tier_without_conditions():
+    text = '''code = "x"
+name = "X"
+currency = "CNY"
+time_zone = "Asia/Shanghai"
+[[ladder.tiers]]
+code = "A"
+name = "A"
+conditions = [{ metric = "order_count", at_least = 1 }]
+[[ladder.tiers]]
+code = "A"
+name = "B"
+'''
+    with pytest.raises(ProgramError) as error:
+        parse_program_text(text, "x.toml")
+    assert [str(p) for p in error.value.problems] == [
+        "ladder.tiers[0].conditions: the entry tier (the first) is reached on enrolment and takes no conditions",
+        "ladder.tiers[1].code: duplicate tier code 'A'",
+        "ladder.tiers[1].conditions: a tier above the entry tier needs at least one condition",
+    ]
+
+
+def test_invalid_toml_names_the_file():
+    with pytest.raises(ProgramError, match=r"^bad.toml: not valid TOML"):
+        parse_program_text("code = ", "bad.toml")
