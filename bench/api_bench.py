@@ -1,0 +1,178 @@
+"""API bench: one real server, one run, figures as ratios.
+
+    python bench/api_bench.py [--members 200] [--seconds 10] [--concurrency 32] [--postgres SERVER_URL]
+
+Starts `tierup serve` on a free port over a fresh database (SQLite in a temp dir, or with
+--postgres postgresql+asyncpg://postgres@127.0.0.1:5432 a new database there, dropped after), enrols members and records orders through the API, then reports:
+  - requests/s of `{ __typename }` and of the member dashboard query, and their ratio;
+  - recordOrder mutations per second;
+  - SQL statements per dashboard query (from /metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+
+from tierup.auth import Role, mint_token
+
+SECRET = "bench-secret-long-enough-for-hs256-signing"
+DASHBOARD = """
+{ viewer {
+    displayName tier { code name } tierValidUntil growthValue
+    nextTier { tier { name } conditions { description current target met } }
+    points { balance ledger(first: 5) { edges { node { kind amount reason occurredAt } } } }
+    orders(first: 5) { totalCount edges { node { externalId amount { amount } pointsEarned } } }
+} }"""
+ENROLL = "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { userErrors { code } } }"
+ORDER = "mutation($i: RecordOrderInput!) { recordOrder(input: $i) { order { pointsEarned } userErrors { code message } } }"
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(database_url: str, port: int, workdir: str) -> subprocess.Popen:
+    env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
+           "TIERUP_LOG_LEVEL": "warning"}
+    tierup = str(Path(sys.executable).parent / "tierup")
+    server = subprocess.Popen([tierup, "serve", "--port", str(port)], env=env, cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:]}")
+
+
+async def load(client: httpx.AsyncClient, payloads, seconds: float, concurrency: int, headers) -> tuple[int, float]:
+    """Send payloads round-robin from `concurrency` workers for `seconds`; return (requests, elapsed)."""
+    done = 0
+    stop = time.monotonic() + seconds
+
+    async def worker(offset: int) -> None:
+        nonlocal done
+        i = offset
+        while time.monotonic() < stop:
+            body, who = payloads(i)
+            response = await client.post("/graphql", json=body, headers=headers(who))
+            assert response.status_code == 200 and "errors" not in response.json(), response.text[:300]
+            done += 1
+            i += concurrency
+
+    started = time.monotonic()
+    await asyncio.gather(*[worker(k) for k in range(concurrency)])
+    return done, time.monotonic() - started
+
+
+async def statements(client: httpx.AsyncClient) -> int:
+    text = (await client.get("/metrics")).text
+    return int(next(l.split()[1] for l in text.splitlines() if l.startswith("tierup_sql_statements_total")))
+
+
+async def postgres_database(server_url: str, name: str, *, drop: bool = False) -> str:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(f"{server_url.rstrip('/')}/postgres", isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        if not drop:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return f"{server_url.rstrip('/')}/{name}"
+
+
+async def run(args) -> None:
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="tierup-bench-")
+    pg_name = f"tierup_bench_{os.getpid()}"
+    if args.postgres:
+        database_url = await postgres_database(args.postgres, pg_name)
+    else:
+        database_url = f"sqlite+aiosqlite:///{workdir}/bench.db"
+    try:
+        await measure(args, database_url, port, workdir)
+    finally:
+        if args.postgres:
+            await postgres_database(args.postgres, pg_name, drop=True)
+
+
+async def measure(args, database_url: str, port: int, workdir: str) -> None:
+    server = start_server(database_url, port, workdir)
+    service = {"Authorization": f"Bearer {mint_token(SECRET, sub='bench', program='classic', role=Role.SERVICE)}"}
+    tokens = {}
+
+    def member_headers(external_id: str) -> dict:
+        if external_id not in tokens:
+            tokens[external_id] = {"Authorization": "Bearer " + mint_token(
+                SECRET, sub=external_id, program="classic", role=Role.MEMBER)}
+        return tokens[external_id]
+
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+            members = [f"bench-{i:05}" for i in range(args.members)]
+            for external_id in members:
+                await client.post("/graphql", headers=service, json={"query": ENROLL, "variables": {"i": {"externalId": external_id}}})
+
+            def order_payload(i: int):
+                member = members[i % len(members)]
+                return {"query": ORDER, "variables": {"i": {
+                    "externalId": f"bench-order-{i}", "memberExternalId": member, "amount": str(50 + (i * 37) % 400),
+                    "paidAt": "2026-01-15T12:00:00+08:00"}}}, None
+
+            orders, order_time = await load(client, order_payload, args.seconds, min(args.concurrency, 8),
+                                            lambda _: service)
+            typename, typename_time = await load(client, lambda i: ({"query": "{ __typename }"}, None), args.seconds,
+                                                 args.concurrency, lambda _: {})
+            before = await statements(client)
+            dashboards, dashboard_time = await load(
+                client, lambda i: ({"query": DASHBOARD}, members[i % len(members)]), args.seconds,
+                args.concurrency, member_headers)
+            per_dashboard = (await statements(client) - before) / dashboards
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    typename_rps = typename / typename_time
+    dashboard_rps = dashboards / dashboard_time
+    backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
+    print(f"tierup API bench — {backend}, {args.members} members, {args.concurrency} connections, "
+          f"{args.seconds:.0f} s per figure, one server process")
+    print(f"| figure | value |\n|---|---|")
+    print(f"| `{{ __typename }}` requests/s | {typename_rps:,.0f} |")
+    print(f"| member dashboard requests/s | {dashboard_rps:,.0f} |")
+    print(f"| dashboard ÷ `__typename` | {dashboard_rps / typename_rps:.2f} |")
+    print(f"| recordOrder mutations/s | {orders / order_time:,.0f} |")
+    print(f"| SQL statements per dashboard query | {per_dashboard:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--postgres", metavar="SERVER_URL",
+                        help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432 (a fresh database is made there)")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
