@@ -39,3 +39,15 @@ async def row_counts(db) -> dict[str, int]:
     async with db.read() as session:
         return {table.name: (await session.execute(select(func.count()).select_from(table))).scalar_one()
                 for table in Base.metadata.sorted_tables}
+
+
+async def publish_classic_ladder_only(db, now):
+    """The classic program without its growth tree and quests: the tier and points rules alone,
+    so figures like the foundation scenario's are not mixed with task rewards."""
+    from tierup.programs import bundled_program_path, load_program_file, parse_program
+    from tierup.services.programs import publish_program
+
+    document = dict(load_program_file(bundled_program_path("classic")).source)
+    document.pop("tasks"), document.pop("quests")
+    return (await publish_program(db, parse_program(document, "classic (ladder only)"), published_by="test",
+                                  now=now)).program

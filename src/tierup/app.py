@@ -14,9 +14,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types.unset import UNSET
 
 from .api.context import NOW_HEADER, Context, utcnow
+from .auth import TokenError
+from .events import Broker, MemoryBroker, create_broker
 from .api.schema import build_schema
 from .config import Settings
 from .graphiql import AssetError, GraphiQLAssets
@@ -33,6 +37,7 @@ class Services:
     db: Database
     clock: Callable[[], datetime] = utcnow
     assets: GraphiQLAssets | None = None
+    broker: Broker = field(default_factory=MemoryBroker)
     requests_total: int = 0
     started_at: datetime = field(default_factory=utcnow)
 
@@ -48,20 +53,35 @@ class TierupGraphQL(GraphQL):
         return Context(self.services, authorization=headers.get("authorization"),
                        now_header=headers.get(NOW_HEADER), request=request, response=response)
 
+    async def on_ws_connect(self, context: Context):
+        try:
+            context.sign_in_from_connection_params()
+        except TokenError as exc:
+            log.info("refused a WebSocket connection: %s", exc)
+            raise ConnectionRejectionError() from exc
+        return UNSET
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(self.services.assets.page(self.graphql_ide_html))
 
 
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 20
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None,
-               clock: Callable[[], datetime] | None = None) -> Starlette:
+               clock: Callable[[], datetime] | None = None, broker: Broker | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     services = Services(settings=settings, db=db or Database(settings.database_url), clock=clock or utcnow,
-                        assets=GraphiQLAssets(settings.asset_cache_dir, settings.npm_registry, settings.graphiql_cdn))
+                        assets=GraphiQLAssets(settings.asset_cache_dir, settings.npm_registry, settings.graphiql_cdn),
+                        broker=broker or create_broker(settings.broker_url))
     protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL) if settings.legacy_graphql_ws else (
         GRAPHQL_TRANSPORT_WS_PROTOCOL,)
     graphql = TierupGraphQL(services, graphql_ide=None if settings.production else "graphiql",
                             subscription_protocols=protocols,
-                            connection_init_wait_timeout=timedelta(seconds=10))
+                            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+                            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                            keep_alive=True, keep_alive_interval=15)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -98,6 +118,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        await services.broker.start()
         prefetch = None
         if not settings.production and not settings.graphiql_cdn and not services.assets.ready():
             prefetch = asyncio.create_task(asyncio.to_thread(_prefetch, services.assets))
@@ -106,6 +127,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         finally:
             if prefetch is not None:
                 prefetch.cancel()
+            await services.broker.close()
             await services.db.dispose()
 
     app = Starlette(routes=[

@@ -5,7 +5,14 @@ from datetime import datetime, timezone
 import pytest
 
 from documents import ENROLL, RECORD_ORDER
-from helpers import enroll, row_counts
+from helpers import publish_classic_ladder_only, enroll, row_counts
+
+
+@pytest.fixture
+async def program(db, clock):
+    """These rules are the ladder's and the ledger's: the growth tree stays out of the figures."""
+    return await publish_classic_ladder_only(db, clock())
+
 
 
 @pytest.fixture

@@ -1,11 +1,19 @@
 """The foundation scenario of the classic program, through the GraphQL API with exact numbers."""
 
+import pytest
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
-from helpers import enroll, member_view, order, refund
+from helpers import publish_classic_ladder_only, enroll, member_view, order, refund
 from tierup.store.models import PointsEntry
+
+
+@pytest.fixture
+async def program(db, clock):
+    """These rules are the ladder's and the ledger's: the growth tree stays out of the figures."""
+    return await publish_classic_ladder_only(db, clock())
+
 
 
 async def test_member_climbs_from_regular_to_gold_with_exact_points(api, db, clock):

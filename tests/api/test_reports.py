@@ -5,7 +5,14 @@ from datetime import datetime, timezone
 import pytest
 
 from documents import ADJUST_POINTS, ENROLL, RECORD_ORDER
-from helpers import enroll, member_view, order, refund, row_counts
+from helpers import publish_classic_ladder_only, enroll, member_view, order, refund, row_counts
+
+
+@pytest.fixture
+async def program(db, clock):
+    """These rules are the ladder's and the ledger's: the growth tree stays out of the figures."""
+    return await publish_classic_ladder_only(db, clock())
+
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 

@@ -1,11 +1,21 @@
 """No query in a loop: a page of members costs the same statements for 1 member as for 100."""
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
+import pytest
+
+from helpers import publish_classic_ladder_only
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, record_order
 from tierup.store.db import count_statements
-from decimal import Decimal
+
+
+@pytest.fixture
+async def program(db, clock):
+    """These rules are the ladder's and the ledger's: the growth tree stays out of the figures."""
+    return await publish_classic_ladder_only(db, clock())
+
 
 DASHBOARD = """
 query($first: Int!) {

@@ -1,9 +1,17 @@
 """Tier validity and re-evaluation (升降级), and rolling windows counted in program time."""
 
+import pytest
 from datetime import datetime, timezone
 
 from documents import EVALUATE_TIERS
-from helpers import enroll, member_view, order, row_counts
+from helpers import publish_classic_ladder_only, enroll, member_view, order, row_counts
+
+
+@pytest.fixture
+async def program(db, clock):
+    """These rules are the ladder's and the ledger's: the growth tree stays out of the figures."""
+    return await publish_classic_ladder_only(db, clock())
+
 
 
 async def test_evaluation_keeps_renews_or_moves_members_down(api, db, clock):

@@ -47,6 +47,21 @@ class Context:
         self._now_header = None if services.settings.production else now_header
         self._program: ActiveProgram | None = None
         self._loaders: Loaders | None = None
+        self.connection_params: dict | None = None  # set by Strawberry from the WebSocket connection_init
+
+    def sign_in_from_connection_params(self) -> None:
+        """WebSocket: the token travels in connection_init ({"Authorization": "Bearer …"}).
+
+        Raises TokenError when it is missing or bad; the connection is then refused (4403).
+        """
+        params = self.connection_params or {}
+        authorization = params.get("Authorization") or params.get("authorization")
+        if not authorization:
+            raise TokenError("connection_init carries no Authorization")
+        self.principal = principal_from_header(self.services.settings.jwt_secret, authorization)
+        self.token_error = None
+        if not self.services.settings.production:
+            self._now_header = params.get("X-Tierup-Now") or params.get("x-tierup-now") or self._now_header
 
     @property
     def db(self):
@@ -82,6 +97,16 @@ class Context:
     def reset_loaders(self) -> None:
         """After a write: what the payload reads must be what was just committed."""
         self._loaders = None
+
+    def refresh(self) -> None:
+        """Before resolving a subscription event: the socket's context outlives any one event, so
+        the program and every loader are read afresh."""
+        self._program = None
+        self._loaders = None
+
+    @property
+    def broker(self):
+        return self.services.broker
 
     def local_time(self, value: datetime | None) -> datetime | None:
         """Times go out in the program's zone, e.g. 2026-03-01T10:00:00+08:00."""

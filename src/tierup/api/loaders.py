@@ -15,11 +15,14 @@ from typing import Sequence
 from aiodataloader import DataLoader
 from sqlalchemy import func, or_, select
 
+from ..domain.activity import Activity
+from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
+from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
-from ..store.models import Member, PointsEntry, Report
+from ..store.models import Member, MemberBadge, PointsEntry, Report
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,10 @@ class Loaders:
         self.order_by_id = DataLoader(self._orders_by_id)
         self.order_figures_by_order_id = DataLoader(self._order_figures)
         self.points_entry_by_id = DataLoader(self._points_entries)
+        self.activity_by_member_id = DataLoader(self._activities)
+        self.completions_by_member_id = DataLoader(self._completions)
+        self.quest_passes_by_member_id = DataLoader(self._quest_passes)
+        self.badges_by_member_id = DataLoader(self._badges)
 
     async def _members_by_id(self, ids: Sequence[int]) -> list[Member | None]:
         async with self.db.read() as session:
@@ -91,6 +98,26 @@ class Loaders:
         async with self.db.read() as session:
             found = {e.id: e for e in (await session.execute(select(PointsEntry).where(PointsEntry.id.in_(ids)))).scalars()}
         return [found.get(i) for i in ids]
+
+    async def _activities(self, member_ids: Sequence[int]) -> list[Activity]:
+        async with self.db.read() as session:
+            found = await load_activity(session, self.program.definition, member_ids)
+        return [found[i] for i in member_ids]
+
+    async def _completions(self, member_ids: Sequence[int]) -> list[Completions]:
+        async with self.db.read() as session:
+            found = await load_completions(session, member_ids)
+        return [found.get(i, {}) for i in member_ids]
+
+    async def _quest_passes(self, member_ids: Sequence[int]) -> list[dict[str, set[int]]]:
+        async with self.db.read() as session:
+            found = await load_quest_passes(session, member_ids)
+        return [found.get(i, {}) for i in member_ids]
+
+    async def _badges(self, member_ids: Sequence[int]) -> list[list[MemberBadge]]:
+        async with self.db.read() as session:
+            found = await load_badges(session, member_ids)
+        return [found.get(i, []) for i in member_ids]
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
         async with self.db.read() as session:

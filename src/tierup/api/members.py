@@ -18,6 +18,11 @@ from .errors import UserError, bad_input, user_errors
 from .orders import Order, OrderConnection
 from .permissions import OperatorOrService, ServiceOnly, SignedIn
 from .points import PointsAccount
+from ..domain.quests import quest_active, quest_state
+from .checkins import CheckInStatus, member_check_in_status
+from .quests import QuestProgress
+from .rewards import Badge
+from .tasks import TaskKind, TaskProgress, TaskStatus, member_task_states
 from .tiers import Tier, TierProgress, tier_code_from_global_id, tier_progress
 
 MAX_SEARCH_LENGTH = 100
@@ -66,6 +71,34 @@ class Member(relay.Node):
         currency = (await context.program()).definition.currency
         page = await (await context.loaders()).orders_page(self.member_id, first=size, after=after_id)
         return connection(page, lambda row: Order.of(context, row, currency), after_id, OrderConnection)
+
+    @strawberry.field(description="Progress on each task of the growth tree, optionally of one kind or status.")
+    async def tasks(self, info: Info, kind: Optional[TaskKind] = None,
+                    status: Optional[TaskStatus] = None) -> list[TaskProgress]:
+        context = info.context
+        definition = (await context.program()).definition
+        progress = [TaskProgress.of(context, definition, s) for s in await member_task_states(context, self.member_id)]
+        return [p for p in progress if (kind is None or p.task.kind == kind) and (status is None or p.status == status)]
+
+    @strawberry.field(description="Standing in each quest running now.")
+    async def quests(self, info: Info) -> list[QuestProgress]:
+        context = info.context
+        definition = (await context.program()).definition
+        loaders = await context.loaders()
+        activity = await loaders.activity_by_member_id.load(self.member_id)
+        passes = await loaders.quest_passes_by_member_id.load(self.member_id)
+        tz = definition.zone
+        return [QuestProgress.of(definition, quest_state(q, activity, passes.get(q.code, set()), tz))
+                for q in definition.quests if quest_active(q, context.now, tz)]
+
+    @strawberry.field(description="Badges earned, oldest first.")
+    async def badges(self, info: Info) -> list[Badge]:
+        rows = await (await info.context.loaders()).badges_by_member_id.load(self.member_id)
+        return [Badge(code=b.code, name=b.name) for b in rows]
+
+    @strawberry.field(description="Daily check-in status (签到).")
+    async def check_in(self, info: Info) -> CheckInStatus:
+        return await member_check_in_status(info.context, self.member_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -163,7 +196,8 @@ class MemberMutations:
             external_id=input.external_id, display_name=input.display_name, birthday=input.birthday,
             phone=input.phone, referral_code=input.referral_code, joined_at=input.joined_at)
         try:
-            result = await member_service.enroll_member(context.db, program, request, now=context.now)
+            result = await member_service.enroll_member(context.db, program, request, now=context.now,
+                                                        broker=context.broker)
         except Rejected as rejection:
             return EnrollMemberPayload(user_errors=user_errors(rejection))
         context.reset_loaders()

@@ -113,7 +113,8 @@ class OrderMutations:
             external_id=input.external_id, member_external_id=input.member_external_id, amount=input.amount,
             paid_at=input.paid_at, coupon_codes=tuple(input.coupon_codes or ()))
         try:
-            result = await order_service.record_order(context.db, program, request, now=context.now)
+            result = await order_service.record_order(context.db, program, request, now=context.now,
+                                                      broker=context.broker)
         except Rejected as rejection:
             return RecordOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
@@ -131,7 +132,8 @@ class OrderMutations:
         request = order_service.RefundInput(external_id=input.external_id, order_external_id=input.order_external_id,
                                             amount=input.amount, refunded_at=input.refunded_at)
         try:
-            result = await order_service.refund_order(context.db, program, request, now=context.now)
+            result = await order_service.refund_order(context.db, program, request, now=context.now,
+                                                      broker=context.broker)
         except Rejected as rejection:
             return RefundOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()

@@ -113,7 +113,7 @@ class PointsMutations:
                 context.db, program,
                 points_service.AdjustmentInput(member_id=member_id, amount=input.amount, reason=input.reason,
                                                external_id=input.external_id),
-                operator=context.principal.sub, now=context.now)
+                operator=context.principal.sub, now=context.now, broker=context.broker)
         except Rejected as rejection:
             return AdjustPointsPayload(user_errors=user_errors(rejection))
         context.reset_loaders()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from enum import Enum
+from typing import Iterable, Optional
 
 import strawberry
 from strawberry import relay
@@ -11,6 +12,8 @@ from strawberry.types import Info
 from ..services.programs import ActiveProgram
 from .errors import forbidden
 from .permissions import SignedIn
+from .quests import Quest
+from .tasks import GrowthTree, Task
 from .tiers import TierLadder
 
 
@@ -24,13 +27,23 @@ class Program(relay.Node):
     version: int = strawberry.field(description="The definition version in force; each publication adds one.")
     welcome_points: int = strawberry.field(description="Points a new member receives on enrolment.")
     ladder: TierLadder = strawberry.field(description="The tier ladder.")
+    growth_tree: GrowthTree = strawberry.field(description="The growth tree (成长树): every task, prerequisites first.")
+    all_quests: strawberry.Private[list[Quest]]
+
+    @strawberry.field(description="Points-level quests (积分闯关); by default only those running now.")
+    def quests(self, info: Info, active_only: Optional[bool] = True) -> list[Quest]:
+        if not active_only:
+            return self.all_quests
+        now = info.context.now
+        return [q for q in self.all_quests if q.starts_at <= now < q.ends_at]
 
     @classmethod
     def of(cls, program: ActiveProgram) -> "Program":
         d = program.definition
         return cls(program_id=program.id, code=program.code, name=d.name, currency=d.currency,
                    time_zone=d.time_zone, version=program.version, welcome_points=d.welcome_points,
-                   ladder=TierLadder.of(d))
+                   ladder=TierLadder.of(d), growth_tree=GrowthTree(tasks=[Task.of(d, t) for t in d.tasks]),
+                   all_quests=[Quest.of(d, q) for q in d.quests])
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -43,8 +56,27 @@ class Program(relay.Node):
         return result
 
 
+@strawberry.enum(description="What a token allows.")
+class Role(Enum):
+    MEMBER = strawberry.enum_value("MEMBER", description="A shopper; sees and acts only as themself.")
+    OPERATOR = strawberry.enum_value("OPERATOR", description="Runs the program: reads analytics, adjusts points.")
+    SERVICE = strawberry.enum_value("SERVICE", description="The shop's back end: reports enrolments, orders, reviews.")
+
+
+@strawberry.type(description="Who the bearer token says the caller is.")
+class Identity:
+    subject: str = strawberry.field(description="The token's sub: a member's externalId, or an operator or service name.")
+    role: Role = strawberry.field(description="What the token allows.")
+    program_code: str = strawberry.field(description="The program the token is for.")
+
+
 @strawberry.type
 class ProgramQueries:
+    @strawberry.field(permission_classes=[SignedIn], description="Who the caller is, as the token says; handy in GraphiQL.")
+    def identity(self, info: Info) -> Identity:
+        principal = info.context.principal
+        return Identity(subject=principal.sub, role=Role(principal.role.value), program_code=principal.program)
+
     @strawberry.field(permission_classes=[SignedIn], description="The caller's program.")
     async def program(self, info: Info) -> Program:
         return Program.of(await info.context.program())

@@ -27,6 +27,10 @@ from .members import MemberMutations, MemberQueries
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
+from .checkins import CheckInMutations
+from .reviews import ReviewMutations
+from .subscriptions import Subscription
+from .tasks import TaskMutations
 from .tiers import TierMutations
 
 log = logging.getLogger("tierup.api")
@@ -50,7 +54,8 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 
 
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
-class Mutation(MemberMutations, OrderMutations, PointsMutations, TierMutations):
+class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, PointsMutations,
+               TierMutations):
     pass
 
 
@@ -100,7 +105,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings.production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
         extensions.append(MaskUnexpectedErrors)
-    return TierupSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return TierupSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
 
 
 def schema_sdl() -> str:

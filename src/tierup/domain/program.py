@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,79 @@ class StageRule:
 
 
 @dataclass(frozen=True)
+class Badge:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Reward:
+    """What completing a task or passing a quest level gives."""
+
+    points: int = 0
+    growth_value: int = 0
+    badge: Badge | None = None
+
+
+@dataclass(frozen=True)
+class StreakBonus:
+    """Extra points on every `every`-th consecutive day (签到连续奖励)."""
+
+    every: int
+    points: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a goal is counted: lifetime, the current day/week/month, or campaign dates (program time)."""
+
+    kind: str  # lifetime | day | week | month | campaign
+    starts: date | None = None
+    ends: date | None = None  # inclusive
+
+
+@dataclass(frozen=True)
+class Goal:
+    metric: str
+    target: int
+    window: Window = Window("lifetime")
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    code: str
+    kind: str  # BASIC ADVANCED CHALLENGE DAILY
+    title: str
+    description: str
+    goal: Goal
+    reward: Reward
+    prerequisites: tuple[str, ...] = ()
+    claim: str = "automatic"  # automatic | member
+    repeat: str | None = None  # None | day | week | month
+    streak_bonus: StreakBonus | None = None
+
+
+@dataclass(frozen=True)
+class QuestLevel:
+    level: int
+    title: str
+    target: int
+    reward: Reward
+
+
+@dataclass(frozen=True)
+class QuestRule:
+    """A run of levels on points earned since the quest began (积分闯关)."""
+
+    code: str
+    title: str
+    starts: date
+    ends: date  # inclusive, program time
+    levels: tuple[QuestLevel, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ProgramDefinition:
     code: str
     name: str
@@ -47,6 +121,8 @@ class ProgramDefinition:
     max_order_fen: int = 100_000_000
     point_value: Decimal = Decimal("0.01")
     currency_symbol: str = "¥"
+    tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
+    quests: tuple[QuestRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -61,6 +137,18 @@ class ProgramDefinition:
         for tier in self.tiers:
             if tier.code == code:
                 return tier
+        raise KeyError(code)
+
+    def task(self, code: str) -> TaskRule:
+        for task in self.tasks:
+            if task.code == code:
+                return task
+        raise KeyError(code)
+
+    def quest(self, code: str) -> QuestRule:
+        for quest in self.quests:
+            if quest.code == code:
+                return quest
         raise KeyError(code)
 
     def next_tier(self, code: str) -> TierRule | None:

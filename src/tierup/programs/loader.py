@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..domain.money import MoneyError, to_fen
-from ..domain.program import Condition, ProgramDefinition, StageRule, TierRule
+from ..domain.activity import GOAL_METRICS
+from ..domain.program import (Badge, Condition, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
+                              StreakBonus, TaskRule, TierRule, Window)
 from ..domain.tiers import METRICS
 
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -130,7 +133,10 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description"}
+            "description", "tasks", "quests"}
+TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
+WINDOWS = ("lifetime", "day", "week", "month", "campaign")
+REPEATS = ("day", "week", "month")
 
 
 def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
@@ -170,12 +176,16 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     stages = _stages(r, ladder)
     tiers = _tiers(r, ladder, {s.code for s in stages}, symbol or "¥")
 
+    tasks = _tasks(r, doc)
+    quests = _quests(r, doc)
+
     if r.problems:
         raise ProgramError(r.problems, source)
     return ProgramDefinition(
         code=code, name=name, currency=currency, currency_symbol=symbol, time_zone=time_zone,
         tiers=tuple(tiers), stages=tuple(stages), tier_validity_months=validity_months,
-        welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value, source=doc,
+        welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
+        tasks=tuple(tasks), quests=tuple(quests), source=doc,
     )
 
 
@@ -257,6 +267,146 @@ def _conditions(r: _Reader, tier: dict, tier_path: str) -> list[Condition]:
         if metric is not None and target is not None:
             conditions.append(Condition(metric_name, target, months))
     return conditions
+
+
+def _reward(r: _Reader, doc: dict, path: str) -> Reward:
+    raw = r.table(doc.get("reward", {}), _join(path, "reward"))
+    where = _join(path, "reward")
+    r.known_keys(raw, where, {"points", "growth", "badge"})
+    badge = None
+    if "badge" in raw:
+        badge_doc = r.table(raw["badge"], _join(where, "badge"))
+        r.known_keys(badge_doc, _join(where, "badge"), {"code", "name"})
+        badge = Badge(r.text(badge_doc, _join(where, "badge"), "code", pattern=RULE_CODE) or "",
+                      r.text(badge_doc, _join(where, "badge"), "name") or "")
+    return Reward(points=r.integer(raw, where, "points", default=0, low=0, high=1_000_000),
+                  growth_value=r.integer(raw, where, "growth", default=0, low=0, high=1_000_000), badge=badge)
+
+
+def _date(r: _Reader, doc: dict, path: str, key: str) -> date | None:
+    value = doc.get(key)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    r.fail(_join(path, key), f"must be a date (YYYY-MM-DD), got {value!r}")
+    return None
+
+
+def _window(r: _Reader, goal: dict, path: str) -> Window:
+    kind = goal.get("window", "lifetime")
+    if kind not in WINDOWS:
+        r.fail(_join(path, "window"), f"unknown window {kind!r} (known: {', '.join(WINDOWS)})")
+        return Window("lifetime")
+    if kind != "campaign":
+        return Window(kind)
+    starts, ends = _date(r, goal, path, "starts"), _date(r, goal, path, "ends")
+    if starts and ends and ends < starts:
+        r.fail(_join(path, "ends"), "ends before it starts")
+    return Window(kind, starts, ends)
+
+
+def _tasks(r: _Reader, doc: dict) -> list[TaskRule]:
+    tasks: dict[str, TaskRule] = {}
+    for i, raw in enumerate(r.array(doc, "", "tasks")):
+        path = _join("tasks", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "kind", "title", "description", "prerequisites", "goal", "reward", "claim",
+                                 "repeat", "streak_bonus"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or f"#{i}"
+        if code in tasks:
+            r.fail(_join(path, "code"), f"duplicate task code {code!r}")
+        kind = raw.get("kind")
+        if kind not in TASK_KINDS:
+            r.fail(_join(path, "kind"), f"must be one of {', '.join(TASK_KINDS)}, got {kind!r}")
+        goal_doc = r.table(raw.get("goal", {}), _join(path, "goal"))
+        goal_path = _join(path, "goal")
+        r.known_keys(goal_doc, goal_path, {"metric", "target", "window", "starts", "ends"})
+        metric = r.text(goal_doc, goal_path, "metric") or ""
+        if metric and metric not in GOAL_METRICS:
+            r.fail(_join(goal_path, "metric"), f"unknown metric {metric!r} (known: {', '.join(GOAL_METRICS)})")
+        target = r.integer(goal_doc, goal_path, "target", default=None, low=1, high=1_000_000)
+        if target is None and "target" not in goal_doc:
+            r.fail(_join(goal_path, "target"), "is required")
+        claim = raw.get("claim", "automatic")
+        if claim not in ("automatic", "member"):
+            r.fail(_join(path, "claim"), f"must be 'automatic' or 'member', got {claim!r}")
+        repeat = raw.get("repeat")
+        if repeat is not None and repeat not in REPEATS:
+            r.fail(_join(path, "repeat"), f"must be one of {', '.join(REPEATS)}, got {repeat!r}")
+        prerequisites = r.array(raw, path, "prerequisites")
+        if not all(isinstance(p, str) for p in prerequisites):
+            r.fail(_join(path, "prerequisites"), "must be task codes")
+            prerequisites = []
+        bonus = None
+        if "streak_bonus" in raw:
+            bonus_doc = r.table(raw["streak_bonus"], _join(path, "streak_bonus"))
+            r.known_keys(bonus_doc, _join(path, "streak_bonus"), {"every", "points"})
+            bonus = StreakBonus(r.integer(bonus_doc, _join(path, "streak_bonus"), "every", default=7, low=2, high=366),
+                                r.integer(bonus_doc, _join(path, "streak_bonus"), "points", default=0, low=0,
+                                          high=1_000_000))
+        tasks[code] = TaskRule(
+            code=code, kind=kind if kind in TASK_KINDS else "BASIC",
+            title=r.text(raw, path, "title") or "", description=r.text(raw, path, "description", max_length=2000) or "",
+            goal=Goal(metric, target or 1, _window(r, goal_doc, goal_path)), reward=_reward(r, raw, path),
+            prerequisites=tuple(prerequisites), claim=claim, repeat=repeat, streak_bonus=bonus)
+    return _dependency_order(r, tasks)
+
+
+def _dependency_order(r: _Reader, tasks: dict[str, TaskRule]) -> list[TaskRule]:
+    """Prerequisites first (in waves, file order within a wave); an unknown prerequisite or a
+    cycle is a problem naming them."""
+    for i, task in enumerate(tasks.values()):
+        for prerequisite in task.prerequisites:
+            if prerequisite not in tasks:
+                r.fail(_join(_join("tasks", i), "prerequisites"), f"unknown task {prerequisite!r}")
+    ordered: list[TaskRule] = []
+    placed: set[str] = set()
+    pending = list(tasks.values())
+    while pending:
+        ready = [t for t in pending if all(p in placed or p not in tasks for p in t.prerequisites)]
+        if not ready:
+            cycle = " → ".join(sorted(t.code for t in pending))
+            r.fail("tasks", f"prerequisites form a cycle among {cycle}")
+            return ordered
+        for task in ready:
+            ordered.append(task)
+            placed.add(task.code)
+        pending = [t for t in pending if t.code not in placed]
+    return ordered
+
+
+def _quests(r: _Reader, doc: dict) -> list[QuestRule]:
+    quests = []
+    for i, raw in enumerate(r.array(doc, "", "quests")):
+        path = _join("quests", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "title", "description", "starts", "ends", "levels"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {q.code for q in quests}:
+            r.fail(_join(path, "code"), f"duplicate quest code {code!r}")
+        starts, ends = _date(r, raw, path, "starts"), _date(r, raw, path, "ends")
+        if starts and ends and ends < starts:
+            r.fail(_join(path, "ends"), "ends before it starts")
+        levels = []
+        for j, level_doc in enumerate(r.array(raw, path, "levels")):
+            level_path = _join(_join(path, "levels"), j)
+            level_doc = r.table(level_doc, level_path)
+            r.known_keys(level_doc, level_path, {"title", "target", "reward"})
+            target = r.integer(level_doc, level_path, "target", default=None, low=1, high=100_000_000) or 0
+            if levels and target <= levels[-1].target:
+                r.fail(_join(level_path, "target"), "must be above the previous level's target")
+            levels.append(QuestLevel(j + 1, r.text(level_doc, level_path, "title") or "", target,
+                                     _reward(r, level_doc, level_path)))
+        if not levels:
+            r.fail(_join(path, "levels"), "at least one level is required")
+        if starts and ends and levels:
+            quests.append(QuestRule(code, r.text(raw, path, "title") or "", starts, ends, tuple(levels),
+                                    r.text(raw, path, "description", required=False, default="", max_length=2000)))
+    return quests
 
 
 def parse_program_text(text: str, source: str = "program") -> ProgramDefinition:

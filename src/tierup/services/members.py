@@ -13,7 +13,9 @@ from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..store.db import Database
 from ..store.models import Member, TierChange
-from .points import append_entry
+from ..events import Broker
+from .growth import GrowthTracker, publish
+from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id, check_text, check_time
@@ -58,7 +60,8 @@ def _check(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> No
     checks.raise_any()
 
 
-async def enroll_member(db: Database, program: ActiveProgram, request: EnrolmentInput, *, now: datetime) -> EnrolmentResult:
+async def enroll_member(db: Database, program: ActiveProgram, request: EnrolmentInput, *, now: datetime,
+                        broker: Broker | None = None) -> EnrolmentResult:
     _check(request, program, now)
     joined_at = request.joined_at or now
     definition = program.definition
@@ -79,11 +82,15 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
                         tier_valid_until=None, growth_value=0)
         session.add(member)
         await session.flush()
+        growth = GrowthTracker(session, program)
+        await growth.watch(member, joined_at)
         session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
                                valid_until=None, reason="ENROLMENT", report_id=stored.report_id))
         if definition.welcome_points:
             await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
-                               occurred_at=joined_at, report_id=stored.report_id, balance=0)
+                               source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
+        await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
+    await publish(broker, growth.events)
     return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)
 
 

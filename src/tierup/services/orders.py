@@ -10,12 +10,14 @@ from sqlalchemy import func, select
 
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, to_yuan
+from ..events import Broker, Event
 from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
 from ..store.db import Database
 from ..store.models import PointsEntry, Report, TierChange
 from ..store.queries import lock_member
-from .points import append_entry, balance_of
+from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
+from .growth import GrowthTracker, publish
 from .reports import store_report
 from .tiers import upgrade_if_qualified
 from .validation import check_amount, check_id, check_time
@@ -39,9 +41,11 @@ class OrderResult:
     duplicate: bool
     points: int = 0
     tier_change: TierChange | None = None
+    events: tuple[Event, ...] = ()
 
 
-async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime) -> OrderResult:
+async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime,
+                       broker: Broker | None = None) -> OrderResult:
     """Store the order, earn floor(yuan × multiplier of the tier held before it), upgrade at once if it qualifies."""
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
@@ -60,6 +64,12 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
                                     occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
         if stored.duplicate:
             return OrderResult(stored.report_id, member.id, duplicate=True)
+        growth = GrowthTracker(session, program)
+        await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
+        if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
+            # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
+            referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
+            await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
         if request.coupon_codes:
             # No coupon has been issued that this order could use.
             raise Rejected.one(ErrorCode.NOT_FOUND, f"unknown coupon {request.coupon_codes[0]!r}", "input", "couponCodes")
@@ -67,11 +77,15 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
         points = points_for_order(amount_fen, tier.points_multiplier)
         if points:
             await append_entry(session, program, member.id, "EARN", points,
-                               f"Order {request.external_id} at {tier.points_multiplier}×", occurred_at=request.paid_at,
+                               f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
+                               occurred_at=request.paid_at,
                                report_id=stored.report_id)
         change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
                                             report_id=stored.report_id, reason="ORDER")
-    return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change)
+        await growth.settle(request.paid_at)
+    await publish(broker, growth.events)
+    return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
+                       events=tuple(growth.events))
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,8 @@ class RefundResult:
     shortfall: int = 0
 
 
-async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime) -> RefundResult:
+async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
+                       broker: Broker | None = None) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
@@ -113,6 +128,8 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
                                     order_id=order.id, amount_fen=refund_fen)
         if stored.duplicate:
             return RefundResult(order.id, member.id, duplicate=True)
+        growth = GrowthTracker(session, program)
+        await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
         if request.refunded_at < order.occurred_at:
             raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
         refunded_before = (await session.execute(select(func.coalesce(func.sum(Report.amount_fen), 0)).where(
@@ -131,7 +148,9 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             reason = f"Refund {request.external_id} of order {request.order_external_id}"
             if shortfall:
                 reason += f" ({shortfall} points already spent)"
-            await append_entry(session, program, member.id, "REVERSE", -taken, reason,
+            await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
                                occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
                                balance=balance)
+        await growth.settle(request.refunded_at)
+    await publish(broker, growth.events)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)

@@ -1,40 +1,22 @@
-"""The points ledger: every change is an entry; the balance is their sum."""
+"""Operators' manual corrections of points."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from ..domain.errors import Checks, ErrorCode, Rejected
+from ..events import Broker
 from ..store.db import Database
-from ..store.models import PointsEntry
 from ..store.queries import lock_member
+from .growth import GrowthTracker, publish
+from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id, check_text
 
 MAX_ADJUSTMENT = 1_000_000
 REASON_LENGTH = 200
-
-
-async def balance_of(session: AsyncSession, member_id: int) -> int:
-    return (await session.execute(
-        select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.member_id == member_id))).scalar_one()
-
-
-async def append_entry(session: AsyncSession, program: ActiveProgram, member_id: int, kind: str, amount: int,
-                       reason: str, *, occurred_at: datetime, report_id: int | None = None,
-                       expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None) -> int:
-    """Add one ledger entry; the caller holds the member's lock. Returns the new balance."""
-    if balance is None:
-        balance = await balance_of(session, member_id)
-    session.add(PointsEntry(program_id=program.id, member_id=member_id, kind=kind, amount=amount,
-                            balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
-                            expires_at=expires_at, report_id=report_id, shortfall=shortfall))
-    return balance + amount
 
 
 @dataclass(frozen=True)
@@ -52,7 +34,7 @@ class AdjustmentResult:
 
 
 async def adjust_points(db: Database, program: ActiveProgram, request: AdjustmentInput, *, operator: str,
-                        now: datetime) -> AdjustmentResult:
+                        now: datetime, broker: Broker | None = None) -> AdjustmentResult:
     """An operator's manual correction, idempotent on externalId; never drives a balance below zero."""
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
@@ -70,11 +52,15 @@ async def adjust_points(db: Database, program: ActiveProgram, request: Adjustmen
             occurred_at=now, now=now, member_id=member.id, points=request.amount)
         if stored.duplicate:
             return AdjustmentResult(member.id, duplicate=True)
+        growth = GrowthTracker(session, program)
+        await growth.watch(member, now)
         balance = await balance_of(session, member.id)
         if balance + request.amount < 0:
             raise Rejected.one(ErrorCode.INSUFFICIENT_POINTS,
                                f"the member has {balance} points; cannot take {-request.amount}", "input", "amount")
         await append_entry(session, program, member.id, "ADJUST", request.amount,
-                           f"Adjustment by {operator}: {request.reason}", occurred_at=now,
+                           f"Adjustment by {operator}: {request.reason}", source="ADJUSTMENT", occurred_at=now,
                            report_id=stored.report_id, balance=balance)
+        await growth.settle(now)
+    await publish(broker, growth.events)
     return AdjustmentResult(member.id, duplicate=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .types import UtcDateTime
@@ -66,8 +66,9 @@ class Member(Base):
 class Report(Base):
     """What the shop reported, stored as received. The UNIQUE key makes a repeat a no-op.
 
-    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT. amount_fen is money for orders and refunds;
-    points is the signed amount of an adjustment; order_id ties a refund to its order.
+    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT, REVIEW, CHECK_IN. amount_fen is money for orders
+    and refunds; points is the signed amount of an adjustment; order_id ties a refund (or a
+    review) to its order.
     """
 
     __tablename__ = "reports"
@@ -86,6 +87,7 @@ class Report(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     points: Mapped[int | None] = mapped_column(Integer)
+    with_photos: Mapped[bool | None] = mapped_column(Boolean)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload_hash: Mapped[str] = mapped_column(String(64))
@@ -97,6 +99,7 @@ class PointsEntry(Base):
     __tablename__ = "points_entries"
     __table_args__ = (
         Index("ix_points_entries_member", "member_id", "id"),
+        Index("ix_points_entries_member_kind_occurred", "member_id", "kind", "occurred_at"),
         Index("ix_points_entries_report", "report_id"),
     )
 
@@ -104,6 +107,8 @@ class PointsEntry(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     kind: Mapped[str] = mapped_column(String(10))  # EARN SPEND EXPIRE REVERSE ADJUST
+    # What caused it: WELCOME ORDER REFUND ADJUSTMENT TASK QUEST. Quests count EARN entries but not their own.
+    source: Mapped[str] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(Integer)
     balance_after: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(300))
@@ -128,3 +133,46 @@ class TierChange(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reason: Mapped[str] = mapped_column(String(40))  # ENROLMENT, ORDER, EVALUATION
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+
+
+class TaskCompletion(Base):
+    """A task done by a member in one period ('' for one-off tasks). The UNIQUE key makes
+    completing twice impossible, even when two reports race."""
+
+    __tablename__ = "task_completions"
+    __table_args__ = (UniqueConstraint("member_id", "task_code", "period_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    task_code: Mapped[str] = mapped_column(String(40))
+    period_key: Mapped[str] = mapped_column(String(12))
+    completed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the reward was delivered
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    growth_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QuestPass(Base):
+    __tablename__ = "quest_passes"
+    __table_args__ = (UniqueConstraint("member_id", "quest_code", "level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    quest_code: Mapped[str] = mapped_column(String(40))
+    level: Mapped[int] = mapped_column(Integer)
+    passed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    growth_value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MemberBadge(Base):
+    __tablename__ = "member_badges"
+    __table_args__ = (UniqueConstraint("member_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    earned_at: Mapped[datetime] = mapped_column(UtcDateTime)

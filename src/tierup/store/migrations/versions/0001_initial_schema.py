@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 02:19:52.100907
+Create Date: 2026-11-26 02:36:51.603642
 """
 from alembic import op
 import sqlalchemy as sa
@@ -60,6 +60,30 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('program_id', 'version')
     )
+    op.create_table('member_badges',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('earned_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id', 'code')
+    )
+    op.create_table('quest_passes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('quest_code', sa.String(length=40), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('passed_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('growth_value', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id', 'quest_code', 'level')
+    )
     op.create_table('reports',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
@@ -70,6 +94,7 @@ def upgrade() -> None:
     sa.Column('order_id', sa.Integer(), nullable=True),
     sa.Column('amount_fen', sa.BigInteger(), nullable=True),
     sa.Column('points', sa.Integer(), nullable=True),
+    sa.Column('with_photos', sa.Boolean(), nullable=True),
     sa.Column('occurred_at', tierup.store.types.UtcDateTime(), nullable=False),
     sa.Column('received_at', tierup.store.types.UtcDateTime(), nullable=False),
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
@@ -83,11 +108,27 @@ def upgrade() -> None:
         batch_op.create_index('ix_reports_member_kind_occurred', ['member_id', 'kind', 'occurred_at'], unique=False)
         batch_op.create_index('ix_reports_order', ['order_id'], unique=False)
 
+    op.create_table('task_completions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('task_code', sa.String(length=40), nullable=False),
+    sa.Column('period_key', sa.String(length=12), nullable=False),
+    sa.Column('completed_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('claimed_at', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('growth_value', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id', 'task_code', 'period_key')
+    )
     op.create_table('points_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
     sa.Column('amount', sa.Integer(), nullable=False),
     sa.Column('balance_after', sa.Integer(), nullable=False),
     sa.Column('reason', sa.String(length=300), nullable=False),
@@ -102,6 +143,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('points_entries', schema=None) as batch_op:
         batch_op.create_index('ix_points_entries_member', ['member_id', 'id'], unique=False)
+        batch_op.create_index('ix_points_entries_member_kind_occurred', ['member_id', 'kind', 'occurred_at'], unique=False)
         batch_op.create_index('ix_points_entries_report', ['report_id'], unique=False)
 
     op.create_table('tier_changes',
@@ -129,14 +171,18 @@ def downgrade() -> None:
     op.drop_table('tier_changes')
     with op.batch_alter_table('points_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_points_entries_report')
+        batch_op.drop_index('ix_points_entries_member_kind_occurred')
         batch_op.drop_index('ix_points_entries_member')
 
     op.drop_table('points_entries')
+    op.drop_table('task_completions')
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.drop_index('ix_reports_order')
         batch_op.drop_index('ix_reports_member_kind_occurred')
 
     op.drop_table('reports')
+    op.drop_table('quest_passes')
+    op.drop_table('member_badges')
     op.drop_table('program_versions')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index('ix_members_tier_valid_until')

@@ -1,0 +1,71 @@
+"""Points-level quests (积分闯关) and each member's level in them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from ..domain.program import ProgramDefinition, QuestRule
+from ..domain.quests import QuestState, quest_window
+from .errors import forbidden
+from .rewards import Reward
+
+
+@strawberry.type(description="One level of a quest.")
+class QuestLevel:
+    level: int = strawberry.field(description="1 for the first level.")
+    title: str = strawberry.field(description="Display title.")
+    target: int = strawberry.field(description="Points earned since the quest began that pass this level.")
+    reward: Reward = strawberry.field(description="What passing it gives. Quest rewards never count toward the quest.")
+
+
+@strawberry.type(description="A run of levels within a time window (积分闯关).")
+class Quest(relay.Node):
+    quest_key: relay.NodeID[str] = strawberry.field(description="Program code and quest code.")
+    code: str = strawberry.field(description="Stable code, e.g. SPRING_QUEST.")
+    title: str = strawberry.field(description="Display title.")
+    description: str = strawberry.field(description="What it is about.")
+    starts_at: datetime = strawberry.field(description="When it begins (program time).")
+    ends_at: datetime = strawberry.field(description="When it ends: the midnight after its last day (program time).")
+    levels: list[QuestLevel] = strawberry.field(description="Its levels, in order; passing one opens the next.")
+
+    @classmethod
+    def of(cls, definition: ProgramDefinition, rule: QuestRule) -> "Quest":
+        tz = definition.zone
+        start, end = quest_window(rule, tz)
+        return cls(quest_key=f"{definition.code}:{rule.code}", code=rule.code, title=rule.title,
+                   description=rule.description, starts_at=start.astimezone(tz), ends_at=end.astimezone(tz),
+                   levels=[QuestLevel(level=lv.level, title=lv.title, target=lv.target, reward=Reward.of(lv.reward))
+                           for lv in rule.levels])
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        definition = (await info.context.program()).definition
+        found = []
+        for key in node_ids:
+            program_code, _, code = key.partition(":")
+            if program_code != definition.code:
+                raise forbidden("that quest belongs to another program")
+            try:
+                found.append(cls.of(definition, definition.quest(code)))
+            except KeyError:
+                found.append(None)
+        return found
+
+
+@strawberry.type(description="A member's standing in a quest.")
+class QuestProgress:
+    quest: Quest = strawberry.field(description="The quest.")
+    current_level: int = strawberry.field(description="The level being played; the last level once all are passed.")
+    progress: int = strawberry.field(description="Points earned since the quest began (quest rewards excluded).")
+    target: int = strawberry.field(description="The current level's target.")
+    passed_levels: list[int] = strawberry.field(description="Levels passed so far.")
+
+    @classmethod
+    def of(cls, definition: ProgramDefinition, state: QuestState) -> "QuestProgress":
+        return cls(quest=Quest.of(definition, state.quest), current_level=state.current_level,
+                   progress=state.progress, target=state.target, passed_levels=list(state.passed_levels))

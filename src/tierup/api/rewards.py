@@ -1,0 +1,27 @@
+"""What tasks and quest levels give."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import strawberry
+
+from ..domain.program import Reward as RewardRule
+
+
+@strawberry.type(description="A badge (徽章) a member can earn.")
+class Badge:
+    code: str = strawberry.field(description="Stable code, e.g. TOP_REFERRER.")
+    name: str = strawberry.field(description="Display name, e.g. 推荐达人.")
+
+
+@strawberry.type(description="What a task, quest level or catalogue item gives.")
+class Reward:
+    points: int = strawberry.field(description="Points added to the ledger.")
+    growth_value: int = strawberry.field(description="Growth value (成长值) added; tiers may count it.")
+    badge: Optional[Badge] = strawberry.field(description="A badge, if the reward carries one.")
+
+    @classmethod
+    def of(cls, rule: RewardRule) -> "Reward":
+        badge = Badge(code=rule.badge.code, name=rule.badge.name) if rule.badge else None
+        return cls(points=rule.points, growth_value=rule.growth_value, badge=badge)

@@ -1,0 +1,111 @@
+"""What a member has done, as the rules of tasks and quests read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .clock import local, local_date, utc
+from .program import Window
+
+
+@dataclass
+class Activity:
+    """One member's reports, reduced to what goals count. Times are UTC instants."""
+
+    orders: list[tuple[datetime, int]] = field(default_factory=list)  # (paid at, net fen), net > 0
+    check_ins: list[date] = field(default_factory=list)  # program-local days, ascending
+    photo_reviews: list[datetime] = field(default_factory=list)
+    referral_first_orders: list[datetime] = field(default_factory=list)  # first order of each referred member
+    points_earned: list[tuple[datetime, int]] = field(default_factory=list)  # EARN entries, quest rewards excluded
+
+
+def period_bounds(window: Window, at: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """[start, end) of the window containing `at`, as UTC instants; None = unbounded."""
+    day = local_date(at, tz)
+    if window.kind == "lifetime":
+        return None, None
+    if window.kind == "campaign":
+        return midnight(window.starts, tz), midnight(window.ends + timedelta(days=1), tz)
+    if window.kind == "day":
+        start = day
+        end = day + timedelta(days=1)
+    elif window.kind == "week":  # ISO weeks: Monday to Sunday
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif window.kind == "month":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        raise ValueError(f"unknown window {window.kind!r}")
+    return midnight(start, tz), midnight(end, tz)
+
+
+def period_key(repeat: str | None, at: datetime, tz: ZoneInfo) -> str:
+    """Which occurrence of a repeating task `at` falls in: '' for one-off tasks, else day/week/month."""
+    if repeat is None:
+        return ""
+    day = local_date(at, tz)
+    if repeat == "day":
+        return day.isoformat()
+    if repeat == "week":
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02}"
+    return f"{day.year}-{day.month:02}"
+
+
+def midnight(day: date, tz: ZoneInfo) -> datetime:
+    return utc(datetime.combine(day, time(0), tzinfo=tz))
+
+
+def _inside(moment: datetime, bounds: tuple[datetime | None, datetime | None], at: datetime) -> bool:
+    start, end = bounds
+    return moment <= at and (start is None or moment >= start) and (end is None or moment < end)
+
+
+def longest_month_streak(moments: list[datetime], tz: ZoneInfo) -> int:
+    """The longest run of consecutive calendar months (program time) with at least one order."""
+    months = sorted({(local(m, tz).year * 12 + local(m, tz).month - 1) for m in moments})
+    best = run = 0
+    previous = None
+    for month in months:
+        run = run + 1 if previous is not None and month == previous + 1 else 1
+        best = max(best, run)
+        previous = month
+    return best
+
+
+def check_in_streak(days: list[date], today: date) -> int:
+    """Consecutive check-in days ending today, or ending yesterday when today is not yet checked in."""
+    checked = set(days)
+    day = today if today in checked else today - timedelta(days=1)
+    streak = 0
+    while day in checked:
+        streak += 1
+        day -= timedelta(days=1)
+    return streak
+
+
+GOAL_METRICS = ("orders", "spend", "order_month_streak", "check_in_days", "check_in_streak", "photo_reviews",
+                "referred_first_orders")
+
+
+def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo) -> int:
+    """The member's figure for a goal at `at`. Spend is in whole currency units."""
+    bounds = period_bounds(window, at, tz)
+    if metric == "orders":
+        return sum(1 for moment, _ in activity.orders if _inside(moment, bounds, at))
+    if metric == "spend":
+        return sum(fen for moment, fen in activity.orders if _inside(moment, bounds, at)) // 100
+    if metric == "order_month_streak":
+        return longest_month_streak([m for m, _ in activity.orders if _inside(m, bounds, at)], tz)
+    if metric == "check_in_days":
+        return sum(1 for day in activity.check_ins if _inside(midnight(day, tz), bounds, at))
+    if metric == "check_in_streak":
+        return check_in_streak(activity.check_ins, local_date(at, tz))
+    if metric == "photo_reviews":
+        return sum(1 for moment in activity.photo_reviews if _inside(moment, bounds, at))
+    if metric == "referred_first_orders":
+        return sum(1 for moment in activity.referral_first_orders if _inside(moment, bounds, at))
+    raise ValueError(f"unknown goal metric {metric!r}")

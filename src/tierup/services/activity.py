@@ -1,0 +1,85 @@
+"""Reading what members did, batched: one statement per kind of activity for any number of members."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable
+
+from sqlalchemy import func, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.activity import Activity
+from ..domain.clock import local_date
+from ..domain.program import ProgramDefinition
+from ..domain.tasks import Completion, Completions
+from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
+
+
+async def load_activity(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
+                        exclude_report: int | None = None) -> dict[int, Activity]:
+    """Each member's orders (net of refunds), check-ins, photo reviews, referred first orders and
+    points earned. `exclude_report` leaves one report out (the state just before it)."""
+    ids = list(member_ids)
+    found = {i: Activity() for i in ids}
+    if not ids:
+        return found
+    other = Report.id != exclude_report if exclude_report is not None else true()
+    refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
+                .where(Report.kind == "REFUND", Report.member_id.in_(ids), other).group_by(Report.order_id).subquery())
+    net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
+    for member_id, at, amount in await session.execute(
+            select(Report.member_id, Report.occurred_at, net).outerjoin(refunded, refunded.c.order_id == Report.id)
+            .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other).order_by(Report.occurred_at)):
+        found[member_id].orders.append((at, int(amount)))
+    tz = definition.zone
+    for member_id, at, photos in await session.execute(
+            select(Report.member_id, Report.occurred_at, Report.with_photos)
+            .where(Report.kind.in_(("CHECK_IN", "REVIEW")), Report.member_id.in_(ids), other)
+            .order_by(Report.occurred_at)):
+        if photos is None:
+            found[member_id].check_ins.append(local_date(at, tz))
+        elif photos:
+            found[member_id].photo_reviews.append(at)
+    first_orders = (select(Member.referred_by_id, func.min(Report.occurred_at))
+                    .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
+                    .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
+    for referrer_id, at in await session.execute(first_orders):
+        found[referrer_id].referral_first_orders.append(at)
+    for member_id, at, amount in await session.execute(
+            select(PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
+            .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST")):
+        found[member_id].points_earned.append((at, amount))
+    return found
+
+
+async def load_completions(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, Completions]:
+    found: dict[int, Completions] = defaultdict(dict)
+    for row in (await session.execute(select(TaskCompletion).where(TaskCompletion.member_id.in_(list(member_ids))))).scalars():
+        found[row.member_id][(row.task_code, row.period_key)] = Completion(
+            row.task_code, row.period_key, row.completed_at, row.claimed_at)
+    return found
+
+
+async def load_quest_passes(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, dict[str, set[int]]]:
+    found: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for member_id, quest, level in await session.execute(
+            select(QuestPass.member_id, QuestPass.quest_code, QuestPass.level)
+            .where(QuestPass.member_id.in_(list(member_ids)))):
+        found[member_id][quest].add(level)
+    return found
+
+
+async def load_badges(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, list[MemberBadge]]:
+    found: dict[int, list[MemberBadge]] = defaultdict(list)
+    for badge in (await session.execute(select(MemberBadge).where(MemberBadge.member_id.in_(list(member_ids)))
+                                         .order_by(MemberBadge.id))).scalars():
+        found[badge.member_id].append(badge)
+    return found
+
+
+async def insert_once(session: AsyncSession, model, **values) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the id, or None when the row already existed."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return (await session.execute(insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
+            ).scalar_one_or_none()
