@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import datetime, timezone
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from helpers import ASSET_CACHE
 from tierup.app import create_app
 from tierup.auth import Role, mint_token
 from tierup.config import Settings
@@ -87,9 +87,6 @@ def clock() -> Clock:
 @pytest.fixture
 def settings(database_url) -> Settings:
     return Settings(database_url=database_url, jwt_secret=SECRET, asset_cache_dir=str(ASSET_CACHE))
-
-
-ASSET_CACHE = Path(os.environ.get("TIERUP_TEST_ASSET_CACHE", Path(__file__).parent / ".asset-cache"))
 
 
 @pytest.fixture

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from documents import ENROLL, MEMBER_BY_EXTERNAL_ID, RECORD_ORDER, REFUND_ORDER
 from tierup.store.models import Base
+
+# GraphiQL's npm packages, fetched and verified once, kept between runs (git-ignored).
+ASSET_CACHE = Path(os.environ.get("TIERUP_TEST_ASSET_CACHE", Path(__file__).parent / ".asset-cache"))
 
 
 async def enroll(api, external_id: str, **fields) -> dict:

@@ -39,7 +39,7 @@ TAG_INTEGRITY = re.compile(r'(?:src|href)="([^"]+)"\s+integrity="([^"]+)"')
 @pytest.fixture(scope="session")
 def fetched_assets():
     """The real npm tarballs, fetched and verified once per run (cached between runs)."""
-    from conftest import ASSET_CACHE
+    from helpers import ASSET_CACHE
     from tierup.graphiql import GraphiQLAssets
 
     assets = GraphiQLAssets(ASSET_CACHE, "https://registry.npmjs.org")

@@ -81,7 +81,7 @@ class Subscription:
             if event.kind != "TASK_PROGRESS" or (only is not None and event.task != only):
                 continue
             definition = (await context.program()).definition
-            states = {s.task.code: s for s in await member_task_states(context, member_id)}
+            states = {s.task.code: s for s in await member_task_states(context, member_id, at=event.at)}
             if event.task not in states:
                 continue
             yield TaskProgressEvent(progress=TaskProgress.of(context, definition, states[event.task]),

@@ -116,12 +116,14 @@ class TaskProgress:
                    claimed_at=context.local_time(state.claimed_at))
 
 
-async def member_task_states(context, member_id: int) -> list[TaskState]:
+async def member_task_states(context, member_id: int, at: datetime | None = None) -> list[TaskState]:
+    """Every task's state for the member, as of `at` (default: now)."""
     definition = (await context.program()).definition
+    at = at or context.now
     loaders = await context.loaders()
     activity = await loaders.activity_by_member_id.load(member_id)
     completions = await loaders.completions_by_member_id.load(member_id)
-    return [task_state(t, activity, completions, context.now, definition.zone) for t in definition.tasks]
+    return [task_state(t, activity, completions, at, definition.zone) for t in definition.tasks]
 
 
 @strawberry.input(description="Which task's reward to claim.")
