@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from helpers import ASSET_CACHE
+from helpers import ASSET_CACHE, SECRET
 from tierup.app import create_app
 from tierup.auth import Role, mint_token
 from tierup.config import Settings
@@ -23,7 +23,7 @@ from tierup.store.migrate import upgrade
 from tierup.store.models import Base
 
 POSTGRES_URL = os.environ.get("TIERUP_TEST_DATABASE_URL")
-SECRET = "test-secret-of-at-least-thirty-two-bytes"
+
 START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)  # 2026-01-05 10:00 in Shanghai
 
 

@@ -11,6 +11,7 @@ from documents import ENROLL, MEMBER_BY_EXTERNAL_ID, RECORD_ORDER, REFUND_ORDER
 from tierup.store.models import Base
 
 # GraphiQL's npm packages, fetched and verified once, kept between runs (git-ignored).
+SECRET = "test-secret-of-at-least-thirty-two-bytes"
 ASSET_CACHE = Path(os.environ.get("TIERUP_TEST_ASSET_CACHE", Path(__file__).parent / ".asset-cache"))
 
 

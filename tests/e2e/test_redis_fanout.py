@@ -1,0 +1,103 @@
+"""Several server processes share live events through Redis (TIERUP_TEST_REDIS_URL)."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import SECRET
+from wsclient import GraphQLSocket, free_port
+from test_live_progress import TASK_PROGRESS
+from tierup.auth import Role, mint_token
+
+REDIS_URL = os.environ.get("TIERUP_TEST_REDIS_URL")
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="set TIERUP_TEST_REDIS_URL to run the Redis tests")
+
+ENROLL = 'mutation($id: String!) { enrollMember(input: {externalId: $id}) { userErrors { code } } }'
+ORDER = """mutation($id: String!) { recordOrder(input: {externalId: $id, memberExternalId: "alice", amount: "100",
+  paidAt: "2026-01-05T09:00:00+08:00"}) { userErrors { code } } }"""
+
+
+def start(database_url: str, port: int, workdir: Path) -> subprocess.Popen:
+    env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
+           "TIERUP_BROKER_URL": REDIS_URL, "TIERUP_LOG_LEVEL": "warning", "TIERUP_ASSET_CACHE_DIR": str(workdir)}
+    return subprocess.Popen([str(Path(sys.executable).parent / "tierup"), "serve", "--port", str(port)], env=env,
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def ready(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+async def two_servers(database_url, program, tmp_path):
+    ports = [free_port(), free_port()]
+    processes = [start(database_url, port, tmp_path) for port in ports]
+    try:
+        for port, process in zip(ports, processes):
+            await ready(port, process)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def test_an_order_on_one_process_reaches_a_subscriber_on_the_other(two_servers):
+    first, second = two_servers
+    service = {"Authorization": "Bearer " + mint_token(SECRET, sub="shop", program="classic", role=Role.SERVICE)}
+    async with httpx.AsyncClient() as client:
+        await client.post(f"http://127.0.0.1:{second}/graphql", headers=service,
+                          json={"query": ENROLL, "variables": {"id": "alice"}})
+        socket = await GraphQLSocket.open(f"ws://127.0.0.1:{first}/graphql", {
+            "Authorization": "Bearer " + mint_token(SECRET, sub="alice", program="classic", role=Role.MEMBER)})
+        try:
+            await socket.ack()
+            await socket.subscribe(TASK_PROGRESS)
+            await asyncio.sleep(0.3)
+            response = await client.post(f"http://127.0.0.1:{second}/graphql", headers=service,
+                                         json={"query": ORDER, "variables": {"id": "A-1"}})
+            assert response.json()["data"]["recordOrder"]["userErrors"] == []
+            event = await socket.next_data(timeout=2)
+            assert event["taskProgress"]["progress"]["task"]["code"] == "FIRST_ORDER"
+            assert event["taskProgress"]["progress"]["status"] == "COMPLETED"
+        finally:
+            await socket.close()
+
+
+async def test_subscribe_cycles_leave_no_state_behind():
+    """Hundreds of subscribe/unsubscribe cycles: local maps empty again, one Redis subscription per process."""
+    import redis.asyncio as redis
+
+    from tierup.events import RedisBroker
+
+    probe = redis.from_url(REDIS_URL)
+    channel = f"tierup:test:{os.getpid()}"
+    broker = RedisBroker(REDIS_URL, channel=channel)
+    await broker.start()
+    try:
+        assert (await probe.pubsub_numsub(channel))[0][1] == 1
+        for member in range(300):
+            async with broker.subscribe(1, member % 7):
+                pass
+        assert broker.subscriber_count == 0 and broker.subscribed_members == 0
+        assert (await probe.pubsub_numsub(channel))[0][1] == 1
+    finally:
+        await broker.close()
+        await probe.aclose()
