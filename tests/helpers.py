@@ -58,3 +58,16 @@ async def publish_classic_ladder_only(db, now):
     document.pop("tasks"), document.pop("quests")
     return (await publish_program(db, parse_program(document, "classic (ladder only)"), published_by="test",
                                   now=now)).program
+
+
+async def publish_variant(db, now, *, quest_level_points: int):
+    """The classic program with SPRING_QUEST's first level also paying points."""
+    import copy
+
+    from tierup.programs import bundled_program_path, load_program_file, parse_program
+    from tierup.services.programs import publish_program
+
+    document = copy.deepcopy(load_program_file(bundled_program_path("classic")).source)
+    document["quests"][0]["levels"][0]["reward"]["points"] = quest_level_points
+    return (await publish_program(db, parse_program(document, "classic variant"), published_by="test",
+                                  now=now)).program

@@ -134,3 +134,60 @@ name = "B"
 def test_invalid_toml_names_the_file():
     with pytest.raises(ProgramError, match=r"^bad.toml: not valid TOML"):
         parse_program_text("code = ", "bad.toml")
+
+
+GROWTH = '''code = "g"
+name = "G"
+currency = "CNY"
+time_zone = "Asia/Shanghai"
+[[ladder.tiers]]
+code = "A"
+name = "A"
+[[tasks]]
+code = "ONE"
+kind = "BASIC"
+title = "t"
+description = "d"
+prerequisites = ["THREE"]
+goal = { metric = "orders", target = 1 }
+[[tasks]]
+code = "TWO"
+kind = "ADVANCED"
+title = "t"
+description = "d"
+prerequisites = ["ONE", "GHOST"]
+goal = { metric = "steps_walked", target = 1 }
+[[tasks]]
+code = "THREE"
+kind = "CHALLENGE"
+title = "t"
+description = "d"
+prerequisites = ["TWO"]
+goal = { metric = "orders", target = 1, window = "fortnight" }
+'''
+
+
+def test_a_growth_tree_with_unknown_names_or_a_cycle_fails_naming_them():
+    with pytest.raises(ProgramError) as error:
+        parse_program_text(GROWTH, "g.toml")
+    assert [str(p) for p in error.value.problems] == [
+        "tasks[1].goal.metric: unknown metric 'steps_walked' (known: orders, spend, order_month_streak, "
+        "check_in_days, check_in_streak, photo_reviews, referred_first_orders)",
+        "tasks[2].goal.window: unknown window 'fortnight' (known: lifetime, day, week, month, campaign)",
+        "tasks[1].prerequisites: unknown task 'GHOST'",
+        "tasks: prerequisites form a cycle among ONE → THREE → TWO",
+    ]
+
+
+def test_streaks_and_months():
+    from datetime import date
+
+    from tierup.domain.activity import check_in_streak, longest_month_streak
+
+    days = [date(2026, 1, d) for d in (1, 2, 3, 5, 6)]
+    assert check_in_streak(days, date(2026, 1, 6)) == 2
+    assert check_in_streak(days, date(2026, 1, 7)) == 2  # not yet today: the streak still stands
+    assert check_in_streak(days, date(2026, 1, 8)) == 0
+    moments = [datetime(2025, 12, 31, 17, tzinfo=timezone.utc),  # 2026-01-01 01:00 in Shanghai
+               datetime(2026, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)]
+    assert longest_month_streak(moments, SHANGHAI) == 3

@@ -72,6 +72,7 @@ class GrowthTracker:
         return after_by_member
 
     async def _snapshot(self, member: Member, at: datetime, exclude_report: int | None = None):
+        await self.session.flush()  # read everything the use case has written so far
         definition = self.program.definition
         activity = (await load_activity(self.session, definition, [member.id], exclude_report))[member.id]
         completions = (await load_completions(self.session, [member.id]))[member.id]
@@ -84,6 +85,7 @@ class GrowthTracker:
         return snapshot, activity, completions, passes
 
     async def _advance(self, member: Member, at: datetime) -> None:
+        await self.session.flush()  # the report's own ledger entries count toward quests
         definition = self.program.definition
         tz = definition.zone
         activity = (await load_activity(self.session, definition, [member.id]))[member.id]
