@@ -48,8 +48,10 @@ def start_server(database_url: str, port: int, workdir: str) -> subprocess.Popen
     env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
            "TIERUP_LOG_LEVEL": "warning"}
     tierup = str(Path(sys.executable).parent / "tierup")
+    # The server's output goes to a file: a pipe nobody drains would block it once full.
+    log = open(Path(workdir) / "server.log", "wb")
     server = subprocess.Popen([tierup, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -58,7 +60,7 @@ def start_server(database_url: str, port: int, workdir: str) -> subprocess.Popen
         except httpx.HTTPError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:]}")
+    raise SystemExit(f"server did not start: {(Path(workdir) / 'server.log').read_text()[-2000:]}")
 
 
 async def load(client: httpx.AsyncClient, payloads, seconds: float, concurrency: int, headers) -> tuple[int, float]:

@@ -174,6 +174,9 @@ def _serve(args, settings: Settings) -> int:
 
     upgrade(settings.database_url)
     asyncio.run(_prepare(settings))
+    if args.workers > 1 and settings.broker_url.startswith("memory:"):
+        print("warning: with several workers and the in-memory broker, a subscriber only hears events of its own "
+              "worker; set TIERUP_BROKER_URL=redis://…", file=sys.stderr)
     if not settings.production:
         _print_headers(settings, args.host, args.port)
     uvicorn.run("tierup.app:create_app_from_env", factory=True, host=args.host, port=args.port,

@@ -26,15 +26,16 @@ ORDER = """mutation($id: String!) { recordOrder(input: {externalId: $id, memberE
 def start(database_url: str, port: int, workdir: Path) -> subprocess.Popen:
     env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
            "TIERUP_BROKER_URL": REDIS_URL, "TIERUP_LOG_LEVEL": "warning", "TIERUP_ASSET_CACHE_DIR": str(workdir)}
+    log = open(workdir / f"server-{port}.log", "wb")  # a file, not a pipe: nothing blocks the server
     return subprocess.Popen([str(Path(sys.executable).parent / "tierup"), "serve", "--port", str(port)], env=env,
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
 
 
-async def ready(port: int, process: subprocess.Popen) -> None:
+async def ready(port: int, process: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
-            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+            assert process.poll() is None, log.read_text()[-3000:]
             try:
                 if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                     return
@@ -50,7 +51,7 @@ async def two_servers(database_url, program, tmp_path):
     processes = [start(database_url, port, tmp_path) for port in ports]
     try:
         for port, process in zip(ports, processes):
-            await ready(port, process)
+            await ready(port, process, tmp_path / f"server-{port}.log")
         yield ports
     finally:
         for process in processes:
