@@ -51,7 +51,7 @@ async def test_the_ceiling_itself_is_accepted(api, alice):
     ({"externalId": ""}, ["input", "externalId"], "INVALID"),
     ({"paidAt": "2026-02-01T10:00:00"}, ["input", "paidAt"], "INVALID"),
     ({"paidAt": "2027-01-01T10:00:00+08:00"}, ["input", "paidAt"], "INVALID"),
-    ({"couponCodes": ["NO-SUCH-COUPON"]}, ["input", "couponCodes"], "NOT_FOUND"),
+    ({"couponCodes": ["NO-SUCH-COUPON"]}, ["input", "couponCodes", "0"], "NOT_FOUND"),
 ])
 async def test_business_rejections_are_user_errors(api, db, alice, overrides, field, code):
     before = await row_counts(db)

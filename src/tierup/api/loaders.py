@@ -22,7 +22,7 @@ from ..services.activity import load_activity, load_badges, load_completions, lo
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
-from ..store.models import Member, MemberBadge, PointsEntry, Report
+from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class Loaders:
         self.completions_by_member_id = DataLoader(self._completions)
         self.quest_passes_by_member_id = DataLoader(self._quest_passes)
         self.badges_by_member_id = DataLoader(self._badges)
+        self.coupon_by_id = DataLoader(self._coupons_by_id)
+        self.coupons_by_member_id = DataLoader(self._coupons_by_member)
 
     async def _members_by_id(self, ids: Sequence[int]) -> list[Member | None]:
         async with self.db.read() as session:
@@ -118,6 +120,30 @@ class Loaders:
         async with self.db.read() as session:
             found = await load_badges(session, member_ids)
         return [found.get(i, []) for i in member_ids]
+
+    async def _coupons_by_id(self, ids: Sequence[int]) -> list[Coupon | None]:
+        async with self.db.read() as session:
+            found = {c.id: c for c in (await session.execute(select(Coupon).where(Coupon.id.in_(ids)))).scalars()}
+        return [found.get(i) for i in ids]
+
+    async def _coupons_by_member(self, member_ids: Sequence[int]) -> list[list[Coupon]]:
+        """Coupons still in play (ISSUED), for checkout quotes."""
+        found: dict[int, list[Coupon]] = {i: [] for i in member_ids}
+        async with self.db.read() as session:
+            for coupon in (await session.execute(select(Coupon).where(
+                    Coupon.member_id.in_(member_ids), Coupon.status == "ISSUED"))).scalars():
+                found[coupon.member_id].append(coupon)
+        return [found[i] for i in member_ids]
+
+    async def coupons_page(self, member_id: int, *, first: int, after: int | None, status: str | None) -> Page:
+        filters = [Coupon.member_id == member_id]
+        if status == "EXPIRED":
+            filters += [Coupon.status == "ISSUED", Coupon.valid_until < self.now]
+        elif status == "ISSUED":
+            filters += [Coupon.status == "ISSUED", Coupon.valid_until >= self.now]
+        elif status is not None:
+            filters.append(Coupon.status == status)
+        return await self._page(Coupon, filters, first=first, after=after, newest_first=True)
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
         async with self.db.read() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Iterable, Optional
 
 import strawberry
@@ -18,7 +19,11 @@ from .errors import UserError, bad_input, user_errors
 from .orders import Order, OrderConnection
 from .permissions import OperatorOrService, ServiceOnly, SignedIn
 from .points import PointsAccount
+from ..domain.money import MoneyError, to_fen
 from ..domain.quests import quest_active, quest_state
+from ..services.coupons import quote_coupons
+from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
+from .money import Money
 from .checkins import CheckInStatus, member_check_in_status
 from .quests import QuestProgress
 from .rewards import Badge
@@ -95,6 +100,32 @@ class Member(relay.Node):
     async def badges(self, info: Info) -> list[Badge]:
         rows = await (await info.context.loaders()).badges_by_member_id.load(self.member_id)
         return [Badge(code=b.code, name=b.name) for b in rows]
+
+    @strawberry.field(description="The member's coupons, newest first; filter by status.")
+    async def coupons(self, info: Info, status: Optional[CouponStatus] = None, first: Optional[int] = None,
+                      after: Optional[str] = None) -> CouponConnection:
+        size, after_id = page_args(first, after)
+        context = info.context
+        definition = (await context.program()).definition
+        page = await (await context.loaders()).coupons_page(self.member_id, first=size, after=after_id,
+                                                             status=status.value if status else None)
+        return connection(page, lambda row: Coupon.of(context, definition, row), after_id, CouponConnection)
+
+    @strawberry.field(description="The member's usable coupons for an order of this amount, best saving first.")
+    async def coupon_quotes(self, info: Info, amount: Decimal) -> list[CouponQuote]:
+        context = info.context
+        program = await context.program()
+        try:
+            amount_fen = to_fen(amount)
+        except MoneyError as exc:
+            raise bad_input(f"amount: {exc}") from exc
+        if amount_fen <= 0:
+            raise bad_input("amount must be greater than zero")
+        coupons = await (await context.loaders()).coupons_by_member_id.load(self.member_id)
+        currency = program.definition.currency
+        return [CouponQuote(coupon=Coupon.of(context, program.definition, q.coupon),
+                            discount=Money.of_fen(q.discount_fen, currency), payable=Money.of_fen(q.payable_fen, currency))
+                for q in quote_coupons(program, coupons, amount_fen, context.now)]
 
     @strawberry.field(description="Daily check-in status (签到).")
     async def check_in(self, info: Info) -> CheckInStatus:

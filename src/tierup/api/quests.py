@@ -39,7 +39,7 @@ class Quest(relay.Node):
         start, end = quest_window(rule, tz)
         return cls(quest_key=f"{definition.code}:{rule.code}", code=rule.code, title=rule.title,
                    description=rule.description, starts_at=start.astimezone(tz), ends_at=end.astimezone(tz),
-                   levels=[QuestLevel(level=lv.level, title=lv.title, target=lv.target, reward=Reward.of(lv.reward))
+                   levels=[QuestLevel(level=lv.level, title=lv.title, target=lv.target, reward=Reward.of(definition, lv.reward))
                            for lv in rule.levels])
 
     @classmethod

@@ -63,7 +63,7 @@ class Task(relay.Node):
     def of(cls, definition: ProgramDefinition, rule: TaskRule) -> "Task":
         return cls(task_key=f"{definition.code}:{rule.code}", code=rule.code, kind=TaskKind(rule.kind),
                    title=rule.title, description=rule.description, target=rule.goal.target,
-                   goal_metric=rule.goal.metric, goal_window=rule.goal.window.kind, reward=Reward.of(rule.reward),
+                   goal_metric=rule.goal.metric, goal_window=rule.goal.window.kind, reward=Reward.of(definition, rule.reward),
                    repeatable=rule.repeat is not None, claimed_by_member=rule.claim == "member",
                    prerequisite_codes=rule.prerequisites, program=definition)
 

@@ -42,12 +42,29 @@ class Badge:
 
 
 @dataclass(frozen=True)
+class CouponTemplateRule:
+    """THRESHOLD_REDUCTION: `value` off orders ≥ min spend (满减). PERCENT_OFF: the price paid as a
+    percentage (80 = 8折). FREE_SHIPPING: no discount on the goods. Valid for `valid_days` days from
+    issue, or between fixed dates (both inclusive, program time)."""
+
+    code: str
+    name: str
+    kind: str
+    value: Decimal
+    min_spend_fen: int | None = None
+    valid_days: int | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
+
+
+@dataclass(frozen=True)
 class Reward:
-    """What completing a task or passing a quest level gives."""
+    """What completing a task, passing a quest level or redeeming an item gives."""
 
     points: int = 0
     growth_value: int = 0
     badge: Badge | None = None
+    coupon: str | None = None  # a coupon template code
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,28 @@ class QuestRule:
 
 
 @dataclass(frozen=True)
+class BenefitRule:
+    """A benefit (权益) of the catalogue: who holds it, how often, when, and what claiming gives."""
+
+    code: str
+    name: str
+    description: str
+    category: str  # ECONOMIC SERVICE SOCIAL IDENTITY
+    tiers: tuple[str, ...]  # every tier that holds it (the loader adds higher tiers unless told only_listed)
+    quota: int | None = None  # claims per period; None = unlimited
+    period: str = "lifetime"  # day week month quarter year lifetime
+    starts: date | None = None  # window, inclusive, program time
+    ends: date | None = None
+    early_days: int = 0
+    early_tiers: tuple[str, ...] = ()
+    birthday_month: bool = False
+    coupon: str | None = None
+    badge: Badge | None = None
+    entitlement: str | None = None
+    core: bool = False  # counts toward the core benefit usage rate
+
+
+@dataclass(frozen=True)
 class ProgramDefinition:
     code: str
     name: str
@@ -121,6 +160,9 @@ class ProgramDefinition:
     max_order_fen: int = 100_000_000
     point_value: Decimal = Decimal("0.01")
     currency_symbol: str = "¥"
+    welcome_coupon: str | None = None
+    coupon_templates: tuple[CouponTemplateRule, ...] = ()
+    benefits: tuple[BenefitRule, ...] = ()
     tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
     quests: tuple[QuestRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
@@ -143,6 +185,18 @@ class ProgramDefinition:
         for task in self.tasks:
             if task.code == code:
                 return task
+        raise KeyError(code)
+
+    def coupon_template(self, code: str) -> CouponTemplateRule:
+        for template in self.coupon_templates:
+            if template.code == code:
+                return template
+        raise KeyError(code)
+
+    def benefit(self, code: str) -> BenefitRule:
+        for benefit in self.benefits:
+            if benefit.code == code:
+                return benefit
         raise KeyError(code)
 
     def quest(self, code: str) -> QuestRule:

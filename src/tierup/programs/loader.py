@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..domain.money import MoneyError, to_fen
 from ..domain.activity import GOAL_METRICS
-from ..domain.program import (Badge, Condition, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
+from ..domain.benefits import PERIODS
+from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
+from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
                               StreakBonus, TaskRule, TierRule, Window)
 from ..domain.tiers import METRICS
 
@@ -50,6 +52,7 @@ class _Reader:
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.coupon_references: list[tuple[str, str]] = []  # (path, template code), checked once all are read
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -133,7 +136,8 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description", "tasks", "quests"}
+            "description", "tasks", "quests", "coupons", "benefits"}
+BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
 REPEATS = ("day", "week", "month")
@@ -157,8 +161,9 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     point_value = r.decimal(doc, "", "point_value", required=False, default=Decimal("0.01"), positive=True)
 
     enrolment = r.table(doc.get("enrolment", {}), "enrolment")
-    r.known_keys(enrolment, "enrolment", {"welcome_points"})
+    r.known_keys(enrolment, "enrolment", {"welcome_points", "welcome_coupon"})
     welcome = r.integer(enrolment, "enrolment", "welcome_points", default=0, low=0, high=1_000_000)
+    welcome_coupon = r.text(enrolment, "enrolment", "welcome_coupon", required=False)
 
     orders = r.table(doc.get("orders", {}), "orders")
     r.known_keys(orders, "orders", {"max_amount"})
@@ -176,8 +181,16 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     stages = _stages(r, ladder)
     tiers = _tiers(r, ladder, {s.code for s in stages}, symbol or "¥")
 
+    templates = _coupon_templates(r, doc)
+    benefits = _benefits(r, doc, [t.code for t in tiers])
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
+    known = {t.code for t in templates}
+    if welcome_coupon is not None and welcome_coupon not in known:
+        r.fail("enrolment.welcome_coupon", f"unknown coupon template {welcome_coupon!r}")
+    for where, coupon in r.coupon_references:
+        if coupon not in known:
+            r.fail(where, f"unknown coupon template {coupon!r}")
 
     if r.problems:
         raise ProgramError(r.problems, source)
@@ -185,6 +198,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         code=code, name=name, currency=currency, currency_symbol=symbol, time_zone=time_zone,
         tiers=tuple(tiers), stages=tuple(stages), tier_validity_months=validity_months,
         welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
+        welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
         tasks=tuple(tasks), quests=tuple(quests), source=doc,
     )
 
@@ -272,7 +286,10 @@ def _conditions(r: _Reader, tier: dict, tier_path: str) -> list[Condition]:
 def _reward(r: _Reader, doc: dict, path: str) -> Reward:
     raw = r.table(doc.get("reward", {}), _join(path, "reward"))
     where = _join(path, "reward")
-    r.known_keys(raw, where, {"points", "growth", "badge"})
+    r.known_keys(raw, where, {"points", "growth", "badge", "coupon"})
+    coupon = r.text(raw, where, "coupon", required=False)
+    if coupon is not None:
+        r.coupon_references.append((_join(where, "coupon"), coupon))
     badge = None
     if "badge" in raw:
         badge_doc = r.table(raw["badge"], _join(where, "badge"))
@@ -280,7 +297,105 @@ def _reward(r: _Reader, doc: dict, path: str) -> Reward:
         badge = Badge(r.text(badge_doc, _join(where, "badge"), "code", pattern=RULE_CODE) or "",
                       r.text(badge_doc, _join(where, "badge"), "name") or "")
     return Reward(points=r.integer(raw, where, "points", default=0, low=0, high=1_000_000),
-                  growth_value=r.integer(raw, where, "growth", default=0, low=0, high=1_000_000), badge=badge)
+                  growth_value=r.integer(raw, where, "growth", default=0, low=0, high=1_000_000), badge=badge,
+                  coupon=coupon)
+
+
+def _benefits(r: _Reader, doc: dict, ladder: list[str]) -> list[BenefitRule]:
+    benefits: list[BenefitRule] = []
+    for i, raw in enumerate(r.array(doc, "", "benefits")):
+        path = _join("benefits", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "description", "category", "tiers", "only_listed", "quota", "window",
+                                 "early_access", "birthday_month", "gives", "core"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {b.code for b in benefits}:
+            r.fail(_join(path, "code"), f"duplicate benefit code {code!r}")
+        category = raw.get("category")
+        if category not in BENEFIT_CATEGORIES:
+            r.fail(_join(path, "category"), f"must be one of {', '.join(BENEFIT_CATEGORIES)}, got {category!r}")
+        listed = [t for t in r.array(raw, path, "tiers") if isinstance(t, str)]
+        unknown = [t for t in listed if t not in ladder]
+        if not listed or unknown:
+            r.fail(_join(path, "tiers"), f"unknown tiers {unknown}" if unknown else "name at least one tier")
+            listed = [t for t in listed if t in ladder] or ladder[:1]
+        tiers = listed if raw.get("only_listed") else ladder[min(ladder.index(t) for t in listed):]
+        quota_doc = r.table(raw.get("quota", {}), _join(path, "quota"))
+        r.known_keys(quota_doc, _join(path, "quota"), {"count", "per"})
+        period = quota_doc.get("per", "lifetime")
+        if period not in PERIODS:
+            r.fail(_join(_join(path, "quota"), "per"), f"must be one of {', '.join(PERIODS)}, got {period!r}")
+        window = r.table(raw.get("window", {}), _join(path, "window"))
+        r.known_keys(window, _join(path, "window"), {"starts", "ends"})
+        starts = _date(r, window, _join(path, "window"), "starts") if window else None
+        ends = _date(r, window, _join(path, "window"), "ends") if window else None
+        early = r.table(raw.get("early_access", {}), _join(path, "early_access"))
+        r.known_keys(early, _join(path, "early_access"), {"days", "tiers"})
+        early_tiers = [t for t in r.array(early, _join(path, "early_access"), "tiers") if t in ladder]
+        if early and starts is None:
+            r.fail(_join(path, "early_access"), "early access needs a window")
+        gives = r.table(raw.get("gives", {}), _join(path, "gives"))
+        r.known_keys(gives, _join(path, "gives"), {"coupon", "badge", "entitlement"})
+        if len(gives) != 1:
+            r.fail(_join(path, "gives"), "give exactly one of coupon, badge or entitlement")
+        coupon = r.text(gives, _join(path, "gives"), "coupon", required=False)
+        if coupon is not None:
+            r.coupon_references.append((_join(_join(path, "gives"), "coupon"), coupon))
+        badge = None
+        if "badge" in gives:
+            badge_doc = r.table(gives["badge"], _join(_join(path, "gives"), "badge"))
+            badge = Badge(r.text(badge_doc, _join(path, "gives.badge"), "code", pattern=RULE_CODE) or "",
+                          r.text(badge_doc, _join(path, "gives.badge"), "name") or "")
+        benefits.append(BenefitRule(
+            code=code, name=r.text(raw, path, "name") or "",
+            description=r.text(raw, path, "description", max_length=2000) or "", category=category or "ECONOMIC",
+            tiers=tuple(tiers), quota=r.integer(quota_doc, _join(path, "quota"), "count", default=None, low=1, high=1000),
+            period=period if period in PERIODS else "lifetime", starts=starts, ends=ends,
+            early_days=r.integer(early, _join(path, "early_access"), "days", default=0, low=0, high=365) or 0,
+            early_tiers=tuple(early_tiers), birthday_month=bool(raw.get("birthday_month", False)), coupon=coupon,
+            badge=badge, entitlement=r.text(gives, _join(path, "gives"), "entitlement", required=False,
+                                            pattern=RULE_CODE),
+            core=bool(raw.get("core", False))))
+    return benefits
+
+
+def _coupon_templates(r: _Reader, doc: dict) -> list[CouponTemplateRule]:
+    templates: list[CouponTemplateRule] = []
+    for i, raw in enumerate(r.array(doc, "", "coupons")):
+        path = _join("coupons", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "kind", "value", "min_spend", "valid_days", "valid_from", "valid_until"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {t.code for t in templates}:
+            r.fail(_join(path, "code"), f"duplicate coupon template {code!r}")
+        kind = raw.get("kind")
+        if kind not in COUPON_KINDS:
+            r.fail(_join(path, "kind"), f"must be one of {', '.join(COUPON_KINDS)}, got {kind!r}")
+        if kind == PERCENT_OFF:
+            value = r.decimal(raw, path, "value", positive=True, high=Decimal(99))
+        elif kind == FREE_SHIPPING:
+            value = r.decimal(raw, path, "value", required=False, default=Decimal(0))
+        else:
+            value = r.decimal(raw, path, "value", positive=True, high=Decimal(1_000_000))
+            _fen(r, _join(path, "value"), value)
+        min_spend = r.decimal(raw, path, "min_spend", required=False, positive=True, high=Decimal(10_000_000))
+        min_spend_fen = _fen(r, _join(path, "min_spend"), min_spend) if min_spend is not None else None
+        if kind == THRESHOLD_REDUCTION and value and min_spend is not None and value >= min_spend:
+            r.fail(_join(path, "value"), "the reduction must be below the minimum spend")
+        days = r.integer(raw, path, "valid_days", default=None, low=1, high=3650)
+        has_dates = "valid_from" in raw or "valid_until" in raw
+        valid_from = valid_until = None
+        if days is None and not has_dates:
+            r.fail(path, "give valid_days, or valid_from and valid_until")
+        elif days is not None and has_dates:
+            r.fail(path, "give valid_days or fixed dates, not both")
+        elif has_dates:
+            valid_from, valid_until = _date(r, raw, path, "valid_from"), _date(r, raw, path, "valid_until")
+            if valid_from and valid_until and valid_until < valid_from:
+                r.fail(_join(path, "valid_until"), "ends before it starts")
+        templates.append(CouponTemplateRule(code, r.text(raw, path, "name") or "", kind or "", value or Decimal(0),
+                                            min_spend_fen, days, valid_from, valid_until))
+    return templates
 
 
 def _date(r: _Reader, doc: dict, path: str, key: str) -> date | None:

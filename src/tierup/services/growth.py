@@ -18,6 +18,7 @@ from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, Completions, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
+from .coupons import issue_coupon
 from .activity import insert_once, load_activity, load_completions, load_quest_passes
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
@@ -127,6 +128,8 @@ class GrowthTracker:
             await append_entry(self.session, self.program, member.id, "EARN", points, reason, source=source,
                                occurred_at=at)
         member.growth_value += reward.growth_value
+        if reward.coupon is not None:
+            await issue_coupon(self.session, self.program, member.id, reward.coupon, at, source=source)
         if reward.badge is not None:
             created = await insert_once(self.session, MemberBadge, member_id=member.id, code=reward.badge.code,
                                         name=reward.badge.name, earned_at=at)

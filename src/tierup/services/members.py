@@ -14,6 +14,7 @@ from ..domain.errors import Checks, ErrorCode, Rejected
 from ..store.db import Database
 from ..store.models import Member, TierChange
 from ..events import Broker
+from .coupons import issue_coupon
 from .growth import GrowthTracker, publish
 from .ledger import append_entry
 from .programs import ActiveProgram
@@ -89,6 +90,8 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
         if definition.welcome_points:
             await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
                                source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
+        if definition.welcome_coupon:
+            await issue_coupon(session, program, member.id, definition.welcome_coupon, joined_at, source="ENROLMENT")
         await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
     await publish(broker, growth.events)
     return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)

@@ -17,6 +17,7 @@ from ..store.models import PointsEntry, Report, TierChange
 from ..store.queries import lock_member
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
+from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, publish
 from .reports import store_report
 from .tiers import upgrade_if_qualified
@@ -71,8 +72,8 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
             referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
             await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
         if request.coupon_codes:
-            # No coupon has been issued that this order could use.
-            raise Rejected.one(ErrorCode.NOT_FOUND, f"unknown coupon {request.coupon_codes[0]!r}", "input", "couponCodes")
+            await use_coupons_on_order(session, program, member, request.coupon_codes, paid_fen=amount_fen,
+                                       paid_at=request.paid_at, order_id=stored.report_id)
         tier = program.definition.tier(member.tier_code)
         points = points_for_order(amount_fen, tier.points_multiplier)
         if points:

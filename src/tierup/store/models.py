@@ -176,3 +176,23 @@ class MemberBadge(Base):
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     earned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Coupon(Base):
+    """A coupon issued to a member. EXPIRED is not stored: an ISSUED coupon past valid_until reads so."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (Index("ix_coupons_member_status", "member_id", "status", "valid_until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    template_code: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    status: Mapped[str] = mapped_column(String(10))  # ISSUED USED VOID
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(40))  # ENROLMENT BENEFIT TASK QUEST REDEMPTION OPERATOR
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 02:36:51.603642
+Create Date: 2026-11-26 02:59:48.657093
 """
 from alembic import op
 import sqlalchemy as sa
@@ -123,6 +123,28 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('member_id', 'task_code', 'period_key')
     )
+    op.create_table('coupons',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('template_code', sa.String(length=40), nullable=False),
+    sa.Column('code', sa.String(length=24), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('issued_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('valid_from', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('valid_until', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('source', sa.String(length=40), nullable=False),
+    sa.Column('used_at', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['order_id'], ['reports.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('code')
+    )
+    with op.batch_alter_table('coupons', schema=None) as batch_op:
+        batch_op.create_index('ix_coupons_member_status', ['member_id', 'status', 'valid_until'], unique=False)
+
     op.create_table('points_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('program_id', sa.Integer(), nullable=False),
@@ -175,6 +197,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_points_entries_member')
 
     op.drop_table('points_entries')
+    with op.batch_alter_table('coupons', schema=None) as batch_op:
+        batch_op.drop_index('ix_coupons_member_status')
+
+    op.drop_table('coupons')
     op.drop_table('task_completions')
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.drop_index('ix_reports_order')

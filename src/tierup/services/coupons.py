@@ -1,0 +1,97 @@
+"""Coupons: issuing them, using them on an order, and quoting them at checkout."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discount_fen, validity
+from ..domain.errors import ErrorCode, Problem, Rejected
+from ..domain.money import format_yuan, to_yuan
+from ..store.models import Coupon, Member
+from .programs import ActiveProgram
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_coupon_code() -> str:
+    return "CP" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+
+
+async def issue_coupon(session: AsyncSession, program: ActiveProgram, member_id: int, template_code: str,
+                       at: datetime, *, source: str) -> Coupon:
+    template = program.definition.coupon_template(template_code)
+    valid_from, valid_until = validity(template, at, program.definition.zone)
+    coupon = Coupon(program_id=program.id, member_id=member_id, template_code=template.code, code=new_coupon_code(),
+                    status="ISSUED", issued_at=at, valid_from=valid_from, valid_until=valid_until, source=source)
+    session.add(coupon)
+    await session.flush()
+    return coupon
+
+
+async def use_coupons_on_order(session: AsyncSession, program: ActiveProgram, member: Member, codes: tuple[str, ...],
+                               *, paid_fen: int, paid_at: datetime, order_id: int) -> None:
+    """Mark the order's coupons USED, or reject the whole report if any cannot be used.
+
+    At most one discount coupon per order; a free-shipping coupon may come with it.
+    """
+    definition = program.definition
+    symbol = definition.currency_symbol
+    rows = {c.code: c for c in (await session.execute(select(Coupon).where(
+        Coupon.program_id == program.id, Coupon.code.in_(codes)))).scalars()}
+    problems: list[Problem] = []
+    discounts = 0
+    for index, code in enumerate(codes):
+        where = ("input", "couponCodes", str(index))
+        coupon = rows.get(code)
+        if coupon is None or coupon.member_id != member.id:  # another member's coupon is as unknown as none
+            problems.append(Problem(ErrorCode.NOT_FOUND, f"the member has no coupon {code!r}", where))
+            continue
+        template = definition.coupon_template(coupon.template_code)
+        status = coupon_status(coupon.status, coupon.valid_until, paid_at)
+        if status == "EXPIRED" or paid_at < coupon.valid_from:
+            problems.append(Problem(ErrorCode.EXPIRED, f"coupon {code} is not valid at {paid_at.isoformat()}", where))
+        elif status != "ISSUED":
+            problems.append(Problem(ErrorCode.ALREADY_DONE, f"coupon {code} is {status.lower()}", where))
+        elif template.min_spend_fen and amount_before(template, paid_fen) < template.min_spend_fen:
+            problems.append(Problem(ErrorCode.NOT_ELIGIBLE, f"coupon {code} needs a spend of at least "
+                                    f"{format_yuan(to_yuan(template.min_spend_fen), symbol)}", where))
+        if template.kind != FREE_SHIPPING:
+            discounts += 1
+    if len(set(codes)) != len(codes):
+        problems.append(Problem(ErrorCode.INVALID, "a coupon is listed twice", ("input", "couponCodes")))
+    if discounts > 1:
+        problems.append(Problem(ErrorCode.INVALID, "at most one discount coupon per order (plus free shipping)",
+                                ("input", "couponCodes")))
+    if problems:
+        raise Rejected(*problems)
+    used = (await session.execute(
+        update(Coupon).where(Coupon.id.in_([rows[c].id for c in codes]), Coupon.status == "ISSUED")
+        .values(status="USED", used_at=paid_at, order_id=order_id).returning(Coupon.id))).scalars().all()
+    if len(used) != len(codes):  # a concurrent order took one first
+        raise Rejected.one(ErrorCode.ALREADY_DONE, "a coupon was used by another order meanwhile", "input", "couponCodes")
+
+
+@dataclass(frozen=True)
+class Quote:
+    coupon: Coupon
+    discount_fen: int
+    payable_fen: int
+
+
+def quote_coupons(program: ActiveProgram, coupons: list[Coupon], amount_fen: int, at: datetime) -> list[Quote]:
+    """The member's coupons usable on an order of `amount_fen` now, best saving first."""
+    quotes = []
+    for coupon in coupons:
+        if coupon_status(coupon.status, coupon.valid_until, at) != "ISSUED" or at < coupon.valid_from:
+            continue
+        template = program.definition.coupon_template(coupon.template_code)
+        if template.min_spend_fen and amount_fen < template.min_spend_fen:
+            continue
+        off = discount_fen(template, amount_fen)
+        quotes.append(Quote(coupon, off, amount_fen - off))
+    return sorted(quotes, key=lambda q: (-q.discount_fen, q.coupon.valid_until, q.coupon.id))
