@@ -8,6 +8,7 @@ subscription event, so nothing read is ever stale.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
@@ -18,6 +19,7 @@ from sqlalchemy import func, or_, select
 from ..domain.activity import Activity
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
+from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
@@ -55,6 +57,8 @@ class Loaders:
         self.quest_passes_by_member_id = DataLoader(self._quest_passes)
         self.badges_by_member_id = DataLoader(self._badges)
         self.coupon_by_id = DataLoader(self._coupons_by_id)
+        self.benefit_claims_by_member_id = DataLoader(self._benefit_claims)
+        self.usage_by_benefit_code = DataLoader(self._benefit_usage)
         self.coupons_by_member_id = DataLoader(self._coupons_by_member)
 
     async def _members_by_id(self, ids: Sequence[int]) -> list[Member | None]:
@@ -120,6 +124,15 @@ class Loaders:
         async with self.db.read() as session:
             found = await load_badges(session, member_ids)
         return [found.get(i, []) for i in member_ids]
+
+    async def _benefit_claims(self, member_ids: Sequence[int]) -> list[Counter]:
+        async with self.db.read() as session:
+            found = await claims_by_member(session, member_ids)
+        return [found.get(i, Counter()) for i in member_ids]
+
+    async def _benefit_usage(self, codes: Sequence[str]) -> list[Usage]:
+        found = await benefit_usage(self.db, self.program, list(codes))
+        return [found[code] for code in codes]
 
     async def _coupons_by_id(self, ids: Sequence[int]) -> list[Coupon | None]:
         async with self.db.read() as session:

@@ -24,6 +24,7 @@ from ..domain.quests import quest_active, quest_state
 from ..services.coupons import quote_coupons
 from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
 from .money import Money
+from .benefits import MemberBenefit, member_benefits
 from .checkins import CheckInStatus, member_check_in_status
 from .quests import QuestProgress
 from .rewards import Badge
@@ -126,6 +127,10 @@ class Member(relay.Node):
         return [CouponQuote(coupon=Coupon.of(context, program.definition, q.coupon),
                             discount=Money.of_fen(q.discount_fen, currency), payable=Money.of_fen(q.payable_fen, currency))
                 for q in quote_coupons(program, coupons, amount_fen, context.now)]
+
+    @strawberry.field(description="The benefits the member's tier holds, with remaining quota and whether each can be claimed now.")
+    async def benefits(self, info: Info) -> list[MemberBenefit]:
+        return await member_benefits(info.context, self.row)
 
     @strawberry.field(description="Daily check-in status (签到).")
     async def check_in(self, info: Info) -> CheckInStatus:

@@ -14,7 +14,8 @@ from .errors import forbidden
 from .permissions import SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
-from .tiers import TierLadder
+from .benefits import Benefit
+from .tiers import TierLadder, tier_code_from_global_id
 
 
 @strawberry.type(description="A member program (会员计划): one brand's tiers, rules and catalogue.")
@@ -29,6 +30,12 @@ class Program(relay.Node):
     ladder: TierLadder = strawberry.field(description="The tier ladder.")
     growth_tree: GrowthTree = strawberry.field(description="The growth tree (成长树): every task, prerequisites first.")
     all_quests: strawberry.Private[list[Quest]]
+
+    @strawberry.field(description="The benefit catalogue (权益); with `tier`, only the benefits that tier holds.")
+    async def benefits(self, info: Info, tier: Optional[relay.GlobalID] = None) -> list[Benefit]:
+        definition = (await info.context.program()).definition
+        code = tier_code_from_global_id(definition, tier) if tier is not None else None
+        return [Benefit.of(definition, b) for b in definition.benefits if code is None or code in b.tiers]
 
     @strawberry.field(description="Points-level quests (积分闯关); by default only those running now.")
     def quests(self, info: Info, active_only: Optional[bool] = True) -> list[Quest]:

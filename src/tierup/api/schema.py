@@ -27,6 +27,7 @@ from .members import MemberMutations, MemberQueries
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
+from .benefits import BenefitMutations
 from .checkins import CheckInMutations
 from .reviews import ReviewMutations
 from .subscriptions import Subscription
@@ -54,8 +55,8 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 
 
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
-class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, PointsMutations,
-               TierMutations):
+class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
+               PointsMutations, TierMutations):
     pass
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Annotated, Iterable, Optional
 
 import strawberry
 from strawberry import relay
@@ -19,6 +19,11 @@ from .permissions import OperatorOnly
 
 MONEY_PLACES = Decimal("0.01")
 
+if TYPE_CHECKING:
+    from .benefits import Benefit
+
+BenefitRef = Annotated["Benefit", strawberry.lazy("tierup.api.benefits")]
+
 
 @strawberry.type(description="A level of the ladder (等级), e.g. 银卡会员.")
 class Tier(relay.Node):
@@ -31,13 +36,20 @@ class Tier(relay.Node):
         description="Human-readable qualifying rules, e.g. 'cumulative spend ≥ ¥500', 'one order ≥ ¥200'; "
                     "any one of them reaches the tier. Empty for the entry tier.")
     stage_code: Optional[str] = strawberry.field(description="Code of the stage this tier belongs to, if any.")
+    program: strawberry.Private[ProgramDefinition]
+
+    @strawberry.field(description="The benefits this tier holds (lower tiers' included unless a benefit says otherwise).")
+    def benefits(self) -> list[BenefitRef]:
+        from .benefits import Benefit  # benefits refer to tiers too
+
+        return [Benefit.of(self.program, b) for b in self.program.benefits if self.code in b.tiers]
 
     @classmethod
     def of(cls, definition: ProgramDefinition, rule: TierRule) -> "Tier":
         return cls(tier_key=f"{definition.code}:{rule.code}", code=rule.code, name=rule.name, rank=rule.rank,
                    points_multiplier=rule.points_multiplier,
                    qualification=[describe_condition(c, definition.currency_symbol) for c in rule.conditions],
-                   stage_code=rule.stage)
+                   stage_code=rule.stage, program=definition)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

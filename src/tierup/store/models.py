@@ -196,3 +196,19 @@ class Coupon(Base):
     source: Mapped[str] = mapped_column(String(40))  # ENROLMENT BENEFIT TASK QUEST REDEMPTION OPERATOR
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+
+
+class BenefitClaim(Base):
+    """One use of a benefit by a member, in the quota period it counts against."""
+
+    __tablename__ = "benefit_claims"
+    __table_args__ = (Index("ix_benefit_claims_member", "member_id", "benefit_code", "period_key"),
+                      Index("ix_benefit_claims_program", "program_id", "benefit_code"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    benefit_code: Mapped[str] = mapped_column(String(40))
+    period_key: Mapped[str] = mapped_column(String(12))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))

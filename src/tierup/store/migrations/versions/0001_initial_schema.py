@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 02:59:48.657093
+Create Date: 2026-11-26 03:04:27.004708
 """
 from alembic import op
 import sqlalchemy as sa
@@ -184,9 +184,31 @@ def upgrade() -> None:
     with op.batch_alter_table('tier_changes', schema=None) as batch_op:
         batch_op.create_index('ix_tier_changes_member', ['member_id', 'id'], unique=False)
 
+    op.create_table('benefit_claims',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('benefit_code', sa.String(length=40), nullable=False),
+    sa.Column('period_key', sa.String(length=12), nullable=False),
+    sa.Column('claimed_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('coupon_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['coupon_id'], ['coupons.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('benefit_claims', schema=None) as batch_op:
+        batch_op.create_index('ix_benefit_claims_member', ['member_id', 'benefit_code', 'period_key'], unique=False)
+        batch_op.create_index('ix_benefit_claims_program', ['program_id', 'benefit_code'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('benefit_claims', schema=None) as batch_op:
+        batch_op.drop_index('ix_benefit_claims_program')
+        batch_op.drop_index('ix_benefit_claims_member')
+
+    op.drop_table('benefit_claims')
     with op.batch_alter_table('tier_changes', schema=None) as batch_op:
         batch_op.drop_index('ix_tier_changes_member')
 
