@@ -19,12 +19,14 @@ from sqlalchemy import func, or_, select
 from ..domain.activity import Activity
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
+from ..domain.points import Lot
+from ..services.ledger import lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
-from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report
+from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Loaders:
         self.badges_by_member_id = DataLoader(self._badges)
         self.coupon_by_id = DataLoader(self._coupons_by_id)
         self.benefit_claims_by_member_id = DataLoader(self._benefit_claims)
+        self.reward_stock_by_code = DataLoader(self._reward_stock)
+        self.lots_by_member_id = DataLoader(self._lots)
         self.usage_by_benefit_code = DataLoader(self._benefit_usage)
         self.coupons_by_member_id = DataLoader(self._coupons_by_member)
 
@@ -124,6 +128,19 @@ class Loaders:
         async with self.db.read() as session:
             found = await load_badges(session, member_ids)
         return [found.get(i, []) for i in member_ids]
+
+    async def _reward_stock(self, codes: Sequence[str]) -> list[int | None]:
+        """Stock left per item: the stored count once redemptions began, else the catalogue's; None = unlimited."""
+        async with self.db.read() as session:
+            stored = dict((await session.execute(select(RewardStock.reward_code, RewardStock.remaining).where(
+                RewardStock.program_id == self.program.id, RewardStock.reward_code.in_(codes)))).all())
+        definition = self.program.definition
+        return [stored.get(code, definition.reward_item(code).stock) for code in codes]
+
+    async def _lots(self, member_ids: Sequence[int]) -> list[list[Lot]]:
+        async with self.db.read() as session:
+            found = await lots_of(session, list(member_ids))
+        return [found[i] for i in member_ids]
 
     async def _benefit_claims(self, member_ids: Sequence[int]) -> list[Counter]:
         async with self.db.read() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Iterable, Optional
 
@@ -10,7 +10,9 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from ..domain.errors import Rejected
+from ..domain.errors import ErrorCode, Rejected
+from ..services import expiry as expiry_service
+from ..services.expiry import REMINDER_DAYS
 from ..services import points as points_service
 from ..store.models import PointsEntry as PointsEntryRow
 from .connections import Connection, connection, page_args
@@ -75,6 +77,20 @@ class PointsAccount:
     async def balance(self, info: Info) -> int:
         return await (await info.context.loaders()).points_balance_by_member_id.load(self.member_id)
 
+    @strawberry.field(description="Points that expire within the next 30 days.")
+    async def expiring_soon(self, info: Info) -> int:
+        context = info.context
+        lots = await (await context.loaders()).lots_by_member_id.load(self.member_id)
+        horizon = context.now + timedelta(days=REMINDER_DAYS)
+        return sum(lot.remaining for lot in lots if lot.expires_at and context.now < lot.expires_at <= horizon)
+
+    @strawberry.field(description="When the next points expire (the end of a month, program time); null when none do.")
+    async def next_expiry_at(self, info: Info) -> Optional[datetime]:
+        context = info.context
+        lots = await (await context.loaders()).lots_by_member_id.load(self.member_id)
+        upcoming = [lot.expires_at for lot in lots if lot.expires_at and lot.expires_at > context.now]
+        return context.local_time(min(upcoming)) if upcoming else None
+
     @strawberry.field(description="Ledger entries, newest first.")
     async def ledger(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> PointsEntryConnection:
         size, after_id = page_args(first, after)
@@ -97,8 +113,34 @@ class AdjustPointsPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was changed, if so.")
 
 
+@strawberry.input(description="When to expire points as of; defaults to now.")
+class ExpirePointsInput:
+    as_of: Optional[datetime] = strawberry.field(default=None, description="Expire what is due by this time (ISO 8601 with offset).")
+
+
+@strawberry.type(description="What a points expiry run did.")
+class ExpirePointsPayload:
+    members_affected: int = strawberry.field(default=0, description="Members who lost points.")
+    points_expired: int = strawberry.field(default=0, description="Points expired in all.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was done, if so.")
+
+
 @strawberry.type
 class PointsMutations:
+    @strawberry.mutation(permission_classes=[OperatorOnly], description=(
+        "Expire what is left of every lot due by `asOf` (default now) with EXPIRE entries, and remind members "
+        "of points expiring within 30 days. Running it again for the same time changes nothing. OPERATOR only."))
+    async def expire_points(self, info: Info, input: Optional[ExpirePointsInput] = None) -> ExpirePointsPayload:
+        context = info.context
+        as_of = (input.as_of if input and input.as_of else None) or context.now
+        if as_of.tzinfo is None:
+            return ExpirePointsPayload(user_errors=user_errors(Rejected.one(
+                ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")))
+        run = await expiry_service.expire_points(context.db, await context.program(), as_of=as_of,
+                                                 broker=context.broker)
+        context.reset_loaders()
+        return ExpirePointsPayload(members_affected=run.members_affected, points_expired=run.points_expired)
+
     @strawberry.mutation(permission_classes=[OperatorOnly], description=(
         "Add or take points by hand, with a reason; idempotent on externalId. Never drives a balance below zero "
         "(INSUFFICIENT_POINTS). OPERATOR only."))

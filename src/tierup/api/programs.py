@@ -15,6 +15,7 @@ from .permissions import SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
 from .benefits import Benefit
+from .mall import RewardConnection, reward_page
 from .tiers import TierLadder, tier_code_from_global_id
 
 
@@ -36,6 +37,10 @@ class Program(relay.Node):
         definition = (await info.context.program()).definition
         code = tier_code_from_global_id(definition, tier) if tier is not None else None
         return [Benefit.of(definition, b) for b in definition.benefits if code is None or code in b.tiers]
+
+    @strawberry.field(description="The points mall (积分商城), in catalogue order, with stock left.")
+    async def rewards(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> RewardConnection:
+        return await reward_page(info.context, first, after)
 
     @strawberry.field(description="Points-level quests (积分闯关); by default only those running now.")
     def quests(self, info: Info, active_only: Optional[bool] = True) -> list[Quest]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from zoneinfo import ZoneInfo
 
+from .clock import add_months, local, utc
 from .money import FEN_PER_YUAN
 
 
@@ -28,3 +32,40 @@ def reversal_within_balance(reverse: int, balance: int) -> tuple[int, int]:
     """(points actually taken, shortfall): a reversal never drives the balance below zero."""
     taken = min(reverse, max(balance, 0))
     return taken, reverse - taken
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Points still available from one positive ledger entry, and when they expire."""
+
+    entry_id: int
+    remaining: int
+    expires_at: datetime | None
+
+
+def draw_fifo(lots: list[Lot], amount: int, *, first: int | None = None) -> list[tuple[int, int]]:
+    """Which lots a spend of `amount` draws from, as (entry id, points): the lot named `first`
+    (a refund takes back its own order's points first), then the lots expiring soonest, and
+    lots that never expire last. Never more than the lots hold."""
+    def order(lot: Lot) -> tuple:
+        return (lot.entry_id != first, lot.expires_at is None, lot.expires_at or datetime.max, lot.entry_id)
+
+    draws = []
+    for lot in sorted(lots, key=order):
+        if amount <= 0:
+            break
+        take = min(lot.remaining, amount)
+        if take > 0:
+            draws.append((lot.entry_id, take))
+            amount -= take
+    return draws
+
+
+def lot_expiry(earned_at: datetime, months: int | None, tz: ZoneInfo) -> datetime | None:
+    """Points earned in a month expire at the end of the month `months` later (积分清零):
+    January 2026 with 12 months → the end of January 2027, in program time."""
+    if months is None:
+        return None
+    earned = local(earned_at, tz)
+    first_of_month = earned.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return utc(add_months(first_of_month, months + 1))

@@ -148,6 +148,20 @@ class BenefitRule:
 
 
 @dataclass(frozen=True)
+class RewardItemRule:
+    """An item of the points mall (积分商城)."""
+
+    code: str
+    name: str
+    points_cost: int
+    stock: int | None = None  # None: unlimited
+    per_member_limit: int | None = None
+    coupon: str | None = None
+    goods: str | None = None  # a physical item or service handed over by the shop
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ProgramDefinition:
     code: str
     name: str
@@ -163,6 +177,8 @@ class ProgramDefinition:
     welcome_coupon: str | None = None
     coupon_templates: tuple[CouponTemplateRule, ...] = ()
     benefits: tuple[BenefitRule, ...] = ()
+    rewards: tuple[RewardItemRule, ...] = ()
+    points_expiry_months: int | None = None  # None: points never expire
     tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
     quests: tuple[QuestRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
@@ -191,6 +207,12 @@ class ProgramDefinition:
         for template in self.coupon_templates:
             if template.code == code:
                 return template
+        raise KeyError(code)
+
+    def reward_item(self, code: str) -> RewardItemRule:
+        for item in self.rewards:
+            if item.code == code:
+                return item
         raise KeyError(code)
 
     def benefit(self, code: str) -> BenefitRule:

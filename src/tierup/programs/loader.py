@@ -20,7 +20,7 @@ from ..domain.money import MoneyError, to_fen
 from ..domain.activity import GOAL_METRICS
 from ..domain.benefits import PERIODS
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
-from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
+from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
                               StreakBonus, TaskRule, TierRule, Window)
 from ..domain.tiers import METRICS
 
@@ -136,7 +136,7 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description", "tasks", "quests", "coupons", "benefits"}
+            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -181,7 +181,13 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     stages = _stages(r, ladder)
     tiers = _tiers(r, ladder, {s.code for s in stages}, symbol or "¥")
 
+    points = r.table(doc.get("points", {}), "points")
+    r.known_keys(points, "points", {"expiry_months"})
+    expiry = points.get("expiry_months", "never")
+    expiry_months = None if expiry == "never" else r.integer(points, "points", "expiry_months", default=None,
+                                                             low=1, high=120)
     templates = _coupon_templates(r, doc)
+    items = _reward_items(r, doc)
     benefits = _benefits(r, doc, [t.code for t in tiers])
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
@@ -199,6 +205,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         tiers=tuple(tiers), stages=tuple(stages), tier_validity_months=validity_months,
         welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
+        rewards=tuple(items), points_expiry_months=expiry_months,
         tasks=tuple(tasks), quests=tuple(quests), source=doc,
     )
 
@@ -299,6 +306,34 @@ def _reward(r: _Reader, doc: dict, path: str) -> Reward:
     return Reward(points=r.integer(raw, where, "points", default=0, low=0, high=1_000_000),
                   growth_value=r.integer(raw, where, "growth", default=0, low=0, high=1_000_000), badge=badge,
                   coupon=coupon)
+
+
+def _reward_items(r: _Reader, doc: dict) -> list[RewardItemRule]:
+    items: list[RewardItemRule] = []
+    for i, raw in enumerate(r.array(doc, "", "rewards")):
+        path = _join("rewards", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "description", "points_cost", "stock", "per_member_limit", "gives"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {item.code for item in items}:
+            r.fail(_join(path, "code"), f"duplicate reward code {code!r}")
+        cost = r.integer(raw, path, "points_cost", default=None, low=1, high=100_000_000)
+        if cost is None:
+            r.fail(_join(path, "points_cost"), "is required")
+        gives = r.table(raw.get("gives", {}), _join(path, "gives"))
+        r.known_keys(gives, _join(path, "gives"), {"coupon", "goods"})
+        if len(gives) != 1:
+            r.fail(_join(path, "gives"), "give exactly one of coupon or goods")
+        coupon = r.text(gives, _join(path, "gives"), "coupon", required=False)
+        if coupon is not None:
+            r.coupon_references.append((_join(_join(path, "gives"), "coupon"), coupon))
+        items.append(RewardItemRule(
+            code=code, name=r.text(raw, path, "name") or "", points_cost=cost or 1,
+            stock=r.integer(raw, path, "stock", default=None, low=0, high=100_000_000),
+            per_member_limit=r.integer(raw, path, "per_member_limit", default=None, low=1, high=1_000_000),
+            coupon=coupon, goods=r.text(gives, _join(path, "gives"), "goods", required=False),
+            description=r.text(raw, path, "description", required=False, default="", max_length=2000)))
+    return items
 
 
 def _benefits(r: _Reader, doc: dict, ladder: list[str]) -> list[BenefitRule]:

@@ -1,4 +1,9 @@
-"""The points ledger: every change is an entry; the balance is their sum, never a stored number."""
+"""The points ledger: every change is an entry; the balance is their sum, never a stored number.
+
+Every positive entry is a lot with an expiry (the program's rule); every negative entry records
+which lots it drew from — the lot named first (a refund's own order), then the lots that expire
+soonest — so expiry takes exactly what is left of each lot.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..store.models import PointsEntry
+from ..domain.points import Lot, draw_fifo, lot_expiry
+from ..store.models import LotDraw, PointsEntry
 from .programs import ActiveProgram
 
 
@@ -16,13 +22,44 @@ async def balance_of(session: AsyncSession, member_id: int) -> int:
         select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.member_id == member_id))).scalar_one()
 
 
+def _open_lots(member_ids):
+    drawn = (select(LotDraw.lot_entry_id, func.sum(LotDraw.amount).label("drawn"))
+             .where(LotDraw.member_id.in_(member_ids)).group_by(LotDraw.lot_entry_id).subquery())
+    remaining = (PointsEntry.amount - func.coalesce(drawn.c.drawn, 0)).label("remaining")
+    return (select(PointsEntry.member_id, PointsEntry.id, remaining, PointsEntry.expires_at)
+            .outerjoin(drawn, drawn.c.lot_entry_id == PointsEntry.id)
+            .where(PointsEntry.member_id.in_(member_ids), PointsEntry.amount > 0, remaining > 0))
+
+
+async def lots_of(session: AsyncSession, member_ids: list[int]) -> dict[int, list[Lot]]:
+    """Each member's lots that still hold points."""
+    found: dict[int, list[Lot]] = {i: [] for i in member_ids}
+    for member_id, entry_id, remaining, expires_at in await session.execute(_open_lots(member_ids)):
+        found[member_id].append(Lot(entry_id, int(remaining), expires_at))
+    return found
+
+
 async def append_entry(session: AsyncSession, program: ActiveProgram, member_id: int, kind: str, amount: int,
                        reason: str, *, source: str, occurred_at: datetime, report_id: int | None = None,
-                       expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None) -> int:
-    """Add one ledger entry; the caller holds the member's lock. Returns the new balance."""
+                       expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None,
+                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> PointsEntry:
+    """Add one ledger entry; the caller holds the member's lock.
+
+    A positive entry becomes a lot expiring by the program's rule. A negative entry draws its
+    points from lots: `draws` when the caller chose them (expiry), else first-to-expire first.
+    """
     if balance is None:
         balance = await balance_of(session, member_id)
-    session.add(PointsEntry(program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
-                            balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
-                            expires_at=expires_at, report_id=report_id, shortfall=shortfall))
-    return balance + amount
+    if amount > 0 and expires_at is None:
+        expires_at = lot_expiry(occurred_at, program.definition.points_expiry_months, program.definition.zone)
+    entry = PointsEntry(program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
+                        balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
+                        expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall)
+    session.add(entry)
+    if amount < 0:
+        await session.flush()
+        if draws is None:
+            draws = draw_fifo((await lots_of(session, [member_id]))[member_id], -amount, first=draw_first)
+        session.add_all(LotDraw(member_id=member_id, entry_id=entry.id, lot_entry_id=lot, amount=take)
+                        for lot, take in draws)
+    return entry

@@ -149,9 +149,11 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             reason = f"Refund {request.external_id} of order {request.order_external_id}"
             if shortfall:
                 reason += f" ({shortfall} points already spent)"
+            order_lot = (await session.execute(select(PointsEntry.id).where(
+                PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalars().first()
             await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
                                occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
-                               balance=balance)
+                               balance=balance, draw_first=order_lot)
         await growth.settle(request.refunded_at)
     await publish(broker, growth.events)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)

@@ -212,3 +212,57 @@ class BenefitClaim(Base):
     period_key: Mapped[str] = mapped_column(String(12))
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
+
+
+class LotDraw(Base):
+    """Which earned lot a spend, expiry, reversal or deduction took its points from."""
+
+    __tablename__ = "lot_draws"
+    __table_args__ = (Index("ix_lot_draws_member", "member_id"), Index("ix_lot_draws_lot", "lot_entry_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("points_entries.id"))  # the negative entry
+    lot_entry_id: Mapped[int] = mapped_column(ForeignKey("points_entries.id"))  # the positive entry drawn from
+    amount: Mapped[int] = mapped_column(Integer)
+
+
+class RewardStock(Base):
+    """Stock left of a points-mall item with limited stock; decremented by a conditional UPDATE."""
+
+    __tablename__ = "reward_stock"
+    __table_args__ = (UniqueConstraint("program_id", "reward_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    reward_code: Mapped[str] = mapped_column(String(40))
+    remaining: Mapped[int] = mapped_column(Integer)
+
+
+class Redemption(Base):
+    """A member's redemption in the points mall."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (Index("ix_redemptions_member", "member_id", "reward_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reward_code: Mapped[str] = mapped_column(String(40))
+    quantity: Mapped[int] = mapped_column(Integer)
+    points: Mapped[int] = mapped_column(Integer)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("points_entries.id"))
+    redeemed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Notification(Base):
+    """A reminder sent once: (member, kind, key) is unique, so a job run twice reminds once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("member_id", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # POINTS_EXPIRING TIER_EXPIRING
+    key: Mapped[str] = mapped_column(String(40))
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)

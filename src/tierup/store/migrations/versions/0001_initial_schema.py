@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 03:04:27.004708
+Create Date: 2026-11-26 03:07:12.742557
 """
 from alembic import op
 import sqlalchemy as sa
@@ -60,6 +60,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('program_id', 'version')
     )
+    op.create_table('reward_stock',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('reward_code', sa.String(length=40), nullable=False),
+    sa.Column('remaining', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('program_id', 'reward_code')
+    )
     op.create_table('member_badges',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
@@ -69,6 +78,16 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('member_id', 'code')
+    )
+    op.create_table('notifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('key', sa.String(length=40), nullable=False),
+    sa.Column('sent_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id', 'kind', 'key')
     )
     op.create_table('quest_passes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -201,9 +220,50 @@ def upgrade() -> None:
         batch_op.create_index('ix_benefit_claims_member', ['member_id', 'benefit_code', 'period_key'], unique=False)
         batch_op.create_index('ix_benefit_claims_program', ['program_id', 'benefit_code'], unique=False)
 
+    op.create_table('lot_draws',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('lot_entry_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['points_entries.id'], ),
+    sa.ForeignKeyConstraint(['lot_entry_id'], ['points_entries.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('lot_draws', schema=None) as batch_op:
+        batch_op.create_index('ix_lot_draws_lot', ['lot_entry_id'], unique=False)
+        batch_op.create_index('ix_lot_draws_member', ['member_id'], unique=False)
+
+    op.create_table('redemptions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('reward_code', sa.String(length=40), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('points', sa.Integer(), nullable=False),
+    sa.Column('entry_id', sa.Integer(), nullable=False),
+    sa.Column('redeemed_at', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['points_entries.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('redemptions', schema=None) as batch_op:
+        batch_op.create_index('ix_redemptions_member', ['member_id', 'reward_code'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('redemptions', schema=None) as batch_op:
+        batch_op.drop_index('ix_redemptions_member')
+
+    op.drop_table('redemptions')
+    with op.batch_alter_table('lot_draws', schema=None) as batch_op:
+        batch_op.drop_index('ix_lot_draws_member')
+        batch_op.drop_index('ix_lot_draws_lot')
+
+    op.drop_table('lot_draws')
     with op.batch_alter_table('benefit_claims', schema=None) as batch_op:
         batch_op.drop_index('ix_benefit_claims_program')
         batch_op.drop_index('ix_benefit_claims_member')
@@ -230,7 +290,9 @@ def downgrade() -> None:
 
     op.drop_table('reports')
     op.drop_table('quest_passes')
+    op.drop_table('notifications')
     op.drop_table('member_badges')
+    op.drop_table('reward_stock')
     op.drop_table('program_versions')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index('ix_members_tier_valid_until')

@@ -1,0 +1,94 @@
+"""Points expiry (积分清零) and the reminders before it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..domain.clock import local
+from ..domain.points import Lot
+from ..events import Broker, Event
+from ..store.db import Database
+from ..store.models import Member, Notification, PointsEntry
+from .activity import insert_once
+from .growth import publish
+from .ledger import append_entry, lots_of
+from .programs import ActiveProgram
+
+REMINDER_DAYS = 30
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ExpiryRun:
+    members_affected: int = 0
+    points_expired: int = 0
+    reminders: int = 0
+
+
+async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime,
+                        broker: Broker | None = None) -> ExpiryRun:
+    """Expire what is left of every lot due by `as_of`, one EXPIRE entry per member drawing exactly
+    from those lots; remind members once per lot 30 days before. Running it again for the same
+    `as_of` finds nothing left to expire and nobody left to remind; two runs at once serialise
+    on each member's lock and recompute under it, so nothing is doubled."""
+    members = points = 0
+    due_members = await _members_with_lots(db, program, until=as_of)
+    for start in range(0, len(due_members), BATCH):
+        async with db.write() as session:
+            for member_id in due_members[start:start + BATCH]:
+                await session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+                due = [lot for lot in (await lots_of(session, [member_id]))[member_id]
+                       if lot.expires_at is not None and lot.expires_at <= as_of]
+                total = sum(lot.remaining for lot in due)
+                if not total:
+                    continue
+                await append_entry(session, program, member_id, "EXPIRE", -total,
+                                   f"{total} points expired (earned before {_month(due, program)})",
+                                   source="EXPIRY", occurred_at=as_of,
+                                   draws=[(lot.entry_id, lot.remaining) for lot in due])
+                members += 1
+                points += total
+    reminders = await remind_expiring(db, program, as_of=as_of, broker=broker)
+    return ExpiryRun(members, points, reminders)
+
+
+def _month(lots: list[Lot], program: ActiveProgram) -> str:
+    latest = max(lot.expires_at for lot in lots)
+    return local(latest, program.definition.zone).strftime("%Y-%m-%d")
+
+
+async def _members_with_lots(db: Database, program: ActiveProgram, *, until: datetime,
+                             after: datetime | None = None) -> list[int]:
+    async with db.read() as session:
+        query = (select(PointsEntry.member_id).distinct()
+                 .where(PointsEntry.program_id == program.id, PointsEntry.amount > 0,
+                        PointsEntry.expires_at.is_not(None), PointsEntry.expires_at <= until))
+        if after is not None:
+            query = query.where(PointsEntry.expires_at > after)
+        return list((await session.execute(query.order_by(PointsEntry.member_id))).scalars())
+
+
+async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: datetime,
+                          broker: Broker | None = None) -> int:
+    """A POINTS_EXPIRING event once per lot that still holds points and expires within 30 days."""
+    horizon = as_of + timedelta(days=REMINDER_DAYS)
+    candidates = await _members_with_lots(db, program, until=horizon, after=as_of)
+    events: list[Event] = []
+    for start in range(0, len(candidates), BATCH):
+        async with db.write() as session:
+            lots = await lots_of(session, candidates[start:start + BATCH])
+            for member_id, member_lots in lots.items():
+                for lot in member_lots:
+                    if lot.expires_at is None or not as_of < lot.expires_at <= horizon:
+                        continue
+                    if await insert_once(session, Notification, member_id=member_id, kind="POINTS_EXPIRING",
+                                         key=f"lot:{lot.entry_id}", sent_at=as_of) is None:
+                        continue
+                    when = local(lot.expires_at, program.definition.zone).strftime("%Y-%m-%d %H:%M")
+                    events.append(Event(program.id, member_id, "POINTS_EXPIRING",
+                                        f"{lot.remaining} points expire at {when}", as_of))
+    await publish(broker, events)
+    return len(events)
