@@ -24,6 +24,7 @@ from .events import Broker, MemoryBroker, create_broker
 from .api.schema import build_schema
 from .config import Settings
 from .graphiql import AssetError, GraphiQLAssets
+from .services.jobs import run_periodically
 from .store.db import Database
 
 log = logging.getLogger("tierup")
@@ -119,14 +120,19 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         await services.broker.start()
+        jobs = None
+        if settings.jobs_interval:
+            jobs = asyncio.create_task(run_periodically(services.db, services.broker, settings.jobs_interval,
+                                                        services.clock), name="tierup-jobs")
         prefetch = None
         if not settings.production and not settings.graphiql_cdn and not services.assets.ready():
             prefetch = asyncio.create_task(asyncio.to_thread(_prefetch, services.assets))
         try:
             yield
         finally:
-            if prefetch is not None:
-                prefetch.cancel()
+            for task in (prefetch, jobs):
+                if task is not None:
+                    task.cancel()
             await services.broker.close()
             await services.db.dispose()
 

@@ -62,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--program", help="program code (default: every program)")
     evaluate.set_defaults(run=_evaluate_tiers)
 
+    expire = commands.add_parser("expire-points", help="expire points due by a time and send reminders")
+    expire.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
+    expire.add_argument("--program", help="program code (default: every program)")
+    expire.set_defaults(run=_expire_points)
+
+    jobs = commands.add_parser("jobs", help="run every scheduled job once (expiry, then tier evaluation)")
+    jobs.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
+    jobs.add_argument("--program", help="program code (default: every program)")
+    jobs.set_defaults(run=_jobs)
+
     assets = commands.add_parser("assets", help="GraphiQL assets").add_subparsers(title="assets commands")
     fetch = assets.add_parser("fetch", help="download and verify the GraphiQL page's npm packages")
     fetch.set_defaults(run=_assets_fetch)
@@ -127,27 +137,62 @@ def _export_schema(args, settings: Settings) -> int:
     return 0
 
 
-def _evaluate_tiers(args, settings: Settings) -> int:
+def _each_program(settings: Settings, args, job) -> int:
+    """Run `job(db, program, as_of, broker)` for the named program or every program; print its line."""
     from .api.context import utcnow
+    from .events import create_broker
     from .services.programs import active_program, program_codes
-    from .services.tiers import evaluate_tiers
     from .store.db import Database
 
-    async def run() -> None:
+    async def run() -> int:
         db = Database(settings.database_url)
+        broker = create_broker(settings.broker_url)  # with Redis, connected servers push the events live
+        await broker.start()
         try:
             for code in [args.program] if args.program else await program_codes(db):
                 program = await active_program(db, code)
                 if program is None:
-                    raise SystemExit(f"tierup: no program {code!r}")
-                result = await evaluate_tiers(db, program, as_of=args.as_of or utcnow())
-                print(f"{code}: evaluated {result.evaluated}, kept {result.kept}, upgraded {result.upgraded}, "
-                      f"downgraded {result.downgraded}")
+                    print(f"tierup: no program {code!r}", file=sys.stderr)
+                    return 1
+                print(f"{code}: " + await job(db, program, args.as_of or utcnow(), broker))
+            return 0
         finally:
+            await broker.close()
             await db.dispose()
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
+
+
+async def _evaluation_line(db, program, as_of, broker) -> str:
+    from .services.tiers import evaluate_tiers
+
+    result = await evaluate_tiers(db, program, as_of=as_of, broker=broker)
+    return (f"evaluated {result.evaluated}, kept {result.kept}, upgraded {result.upgraded}, "
+            f"downgraded {result.downgraded}")
+
+
+async def _expiry_line(db, program, as_of, broker) -> str:
+    from .services.expiry import expire_points
+
+    result = await expire_points(db, program, as_of=as_of, broker=broker)
+    return (f"expired {result.points_expired} points of {result.members_affected} members, "
+            f"{result.reminders} reminders sent")
+
+
+async def _jobs_line(db, program, as_of, broker) -> str:
+    return f"{await _expiry_line(db, program, as_of, broker)}; {await _evaluation_line(db, program, as_of, broker)}"
+
+
+def _evaluate_tiers(args, settings: Settings) -> int:
+    return _each_program(settings, args, _evaluation_line)
+
+
+def _expire_points(args, settings: Settings) -> int:
+    return _each_program(settings, args, _expiry_line)
+
+
+def _jobs(args, settings: Settings) -> int:
+    return _each_program(settings, args, _jobs_line)
 
 
 def _assets_fetch(args, settings: Settings) -> int:

@@ -2,15 +2,12 @@
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from helpers import SECRET
+from servers import start_server, stop, wait_ready
 from wsclient import GraphQLSocket, free_port
 from test_live_progress import TASK_PROGRESS
 from tierup.auth import Role, mint_token
@@ -23,41 +20,16 @@ ORDER = """mutation($id: String!) { recordOrder(input: {externalId: $id, memberE
   paidAt: "2026-01-05T09:00:00+08:00"}) { userErrors { code } } }"""
 
 
-def start(database_url: str, port: int, workdir: Path) -> subprocess.Popen:
-    env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
-           "TIERUP_BROKER_URL": REDIS_URL, "TIERUP_LOG_LEVEL": "warning", "TIERUP_ASSET_CACHE_DIR": str(workdir)}
-    log = open(workdir / f"server-{port}.log", "wb")  # a file, not a pipe: nothing blocks the server
-    return subprocess.Popen([str(Path(sys.executable).parent / "tierup"), "serve", "--port", str(port)], env=env,
-                            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-
-
-async def ready(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("server did not become ready")
-
-
 @pytest.fixture
 async def two_servers(database_url, program, tmp_path):
     ports = [free_port(), free_port()]
-    processes = [start(database_url, port, tmp_path) for port in ports]
+    processes = [start_server(database_url, port, tmp_path, TIERUP_BROKER_URL=REDIS_URL) for port in ports]
     try:
         for port, process in zip(ports, processes):
-            await ready(port, process, tmp_path / f"server-{port}.log")
+            await wait_ready(port, process, tmp_path)
         yield ports
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        stop(processes)
 
 
 async def test_an_order_on_one_process_reaches_a_subscriber_on_the_other(two_servers):

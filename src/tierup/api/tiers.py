@@ -157,6 +157,7 @@ class TierMutations:
         if as_of.tzinfo is None:
             return EvaluateTiersPayload(user_errors=user_errors(Rejected.one(
                 ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")))
-        result = await tier_service.evaluate_tiers(context.db, await context.program(), as_of=as_of)
+        result = await tier_service.evaluate_tiers(context.db, await context.program(), as_of=as_of,
+                                                   broker=context.broker)
         context.reset_loaders()
         return EvaluateTiersPayload(evaluated=result.evaluated, upgraded=result.upgraded, downgraded=result.downgraded)

@@ -4,16 +4,19 @@ re-evaluation when validity ends."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from sqlalchemy import and_, case, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.clock import add_months, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
-from ..domain.tiers import MemberMetrics, metric_windows, qualifying_tier
+from ..domain.money import format_yuan
+from ..domain.tiers import METRICS, MemberMetrics, condition_progress, metric_windows, qualifying_tier
+from ..events import Broker, Event
 from ..store.db import Database
-from ..store.models import Member, Report, TierChange
+from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
+from .activity import insert_once
 from .programs import ActiveProgram
 
 EVALUATION_BATCH = 500
@@ -112,7 +115,8 @@ class Evaluation:
     kept: int = 0
 
 
-async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetime) -> Evaluation:
+async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetime,
+                         broker: Broker | None = None) -> Evaluation:
     """Re-evaluate every member whose tier validity ended by `as_of` (升降级).
 
     Judged on the validity period just ended: lifetime figures count from its start, rolling
@@ -125,12 +129,13 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     if definition.tier_validity_months is None:
         return total
     while True:
+        events: list[Event] = []
         async with db.write() as session:
             due = list((await session.execute(
                 select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= as_of)
                 .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
             if not due:
-                return total
+                break
             period = definition.tier_validity_months
             since = {m.id: utc(add_months(local(m.tier_valid_until, definition.zone), -period)) for m in due}
             metrics = await member_metrics(session, definition, {m.id: m.growth_value for m in due}, as_of=as_of,
@@ -139,6 +144,8 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
             for member in due:
                 current = definition.tier(member.tier_code)
                 target = qualifying_tier(metrics[member.id], definition)
+                if target.rank != current.rank:
+                    events.append(Event(program.id, member.id, "TIER_CHANGED", f"Tier is now {target.name}", as_of))
                 if target.rank < current.rank:
                     downgraded += 1
                     move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
@@ -156,6 +163,54 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                     member.tier_valid_until = renewed
             total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
                                total.downgraded + downgraded, total.kept + kept)
+        if broker is not None and events:
+            await broker.publish(events)  # this batch has committed
+    await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
+    return total
+
+
+TIER_REMINDER_DAYS = 30
+
+
+async def remind_tier_expiring(db: Database, program: ActiveProgram, *, as_of: datetime,
+                               broker: Broker | None = None) -> int:
+    """A TIER_EXPIRING event once per validity period, 30 days before it ends, saying what keeps the tier."""
+    definition = program.definition
+    if definition.tier_validity_months is None:
+        return 0
+    horizon = as_of + timedelta(days=TIER_REMINDER_DAYS)
+    events: list[Event] = []
+    async with db.write() as session:
+        members = list((await session.execute(select(Member).where(
+            Member.program_id == program.id, Member.tier_valid_until > as_of,
+            Member.tier_valid_until <= horizon))).scalars())
+        since = {m.id: utc(add_months(local(m.tier_valid_until, definition.zone), -definition.tier_validity_months))
+                 for m in members}
+        metrics = await member_metrics(session, definition, {m.id: m.growth_value for m in members}, as_of=as_of,
+                                       since=since)
+        for member in members:
+            key = member.tier_valid_until.isoformat()[:19]
+            if await insert_once(session, Notification, member_id=member.id, kind="TIER_EXPIRING", key=key,
+                                 sent_at=as_of) is None:
+                continue
+            events.append(Event(program.id, member.id, "TIER_EXPIRING",
+                                _keep_message(definition, member, metrics[member.id]), as_of))
+    if broker is not None and events:
+        await broker.publish(events)
+    return len(events)
+
+
+def _keep_message(definition: ProgramDefinition, member: Member, metrics: MemberMetrics) -> str:
+    tier = definition.tier(member.tier_code)
+    until = local(member.tier_valid_until, definition.zone).strftime("%Y-%m-%d")
+    progress = [condition_progress(metrics, c, definition.currency_symbol) for c in tier.conditions]
+    keeps = " or ".join(f"{p.description} (now {_figure(p.current, c.metric, definition)})"
+                        for p, c in zip(progress, tier.conditions))
+    return f"{tier.name} lasts until {until}; to keep it: {keeps}"
+
+
+def _figure(value, metric: str, definition: ProgramDefinition) -> str:
+    return format_yuan(value, definition.currency_symbol) if METRICS[metric].money else f"{value.normalize():f}"
 
 
 def _renewed_until(definition: ProgramDefinition, valid_until: datetime, as_of: datetime) -> datetime:

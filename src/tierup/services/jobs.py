@@ -1,0 +1,54 @@
+"""Scheduled jobs: points expiry and tier evaluation for every program, from cron or inside `tierup serve`.
+
+Each job is safe to run twice for the same time and from several servers at once: the work is
+found afresh under each member's lock, and reminders are keyed UNIQUE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from ..events import Broker
+from ..store.db import Database
+from .expiry import ExpiryRun, expire_points
+from .programs import active_program, program_codes
+from .tiers import Evaluation, evaluate_tiers
+
+log = logging.getLogger("tierup.jobs")
+
+
+@dataclass(frozen=True)
+class JobRun:
+    program: str
+    expiry: ExpiryRun
+    evaluation: Evaluation
+
+
+async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = None,
+                   program: str | None = None) -> list[JobRun]:
+    runs = []
+    for code in [program] if program else await program_codes(db):
+        active = await active_program(db, code)
+        if active is None:
+            raise ValueError(f"no program {code!r}")
+        expiry = await expire_points(db, active, as_of=as_of, broker=broker)
+        evaluation = await evaluate_tiers(db, active, as_of=as_of, broker=broker)
+        runs.append(JobRun(code, expiry, evaluation))
+    return runs
+
+
+async def run_periodically(db: Database, broker: Broker, interval: int, clock: Callable[[], datetime]) -> None:
+    """Inside `tierup serve` when TIERUP_JOBS_INTERVAL is set: run the jobs every `interval` seconds."""
+    while True:
+        try:
+            for run in await run_jobs(db, as_of=clock(), broker=broker):
+                if run.expiry.points_expired or run.evaluation.evaluated:
+                    log.info("jobs for %s: %s points of %s members expired; %s tiers evaluated", run.program,
+                             run.expiry.points_expired, run.expiry.members_affected, run.evaluation.evaluated)
+        except Exception:  # a failed run is logged and tried again next interval
+            log.exception("scheduled jobs failed")
+        await asyncio.sleep(interval)
