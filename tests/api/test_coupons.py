@@ -106,3 +106,29 @@ async def test_one_discount_coupon_per_order(api, db, program, clock, alice):
     codes = [c["code"] for c in await coupons_of(api, "alice")]
     result = await api.as_service(RECORD_ORDER, order_input("O-1", "80", "2026-01-05T09:30:00+08:00", codes))
     assert "at most one discount coupon" in result["data"]["recordOrder"]["userErrors"][-1]["message"]
+
+
+ISSUE = """mutation($input: IssueCouponInput!) { issueCoupon(input: $input) {
+  duplicate coupon { id code status source template { code } } userErrors { code field } } }"""
+VOID = "mutation($id: ID!) { voidCoupon(input: {couponId: $id}) { coupon { status } userErrors { code } } }"
+
+
+async def test_operators_issue_and_void_coupons(api, db, alice):
+    member = await api.as_operator('{ member(externalId: "alice") { id } }')
+    templates = await api.as_operator("{ program { benefits { coupon { id code } } } }")
+    birthday = next(b["coupon"]["id"] for b in templates["data"]["program"]["benefits"]
+                    if b["coupon"] and b["coupon"]["code"] == "BIRTHDAY_80")
+    variables = {"input": {"memberId": member["data"]["member"]["id"], "templateId": birthday, "externalId": "G-1"}}
+    first = (await api.as_operator(ISSUE, variables))["data"]["issueCoupon"]
+    assert (first["coupon"]["template"]["code"], first["coupon"]["source"], first["duplicate"]) == (
+        "BIRTHDAY_80", "OPERATOR", False)
+    before = await row_counts(db)
+    again = (await api.as_operator(ISSUE, variables))["data"]["issueCoupon"]
+    assert (again["duplicate"], again["coupon"]["code"]) == (True, first["coupon"]["code"])
+    assert await row_counts(db) == before
+    voided = (await api.as_operator(VOID, {"id": first["coupon"]["id"]}))["data"]["voidCoupon"]
+    assert voided == {"coupon": {"status": "VOID"}, "userErrors": []}
+    twice = (await api.as_operator(VOID, {"id": first["coupon"]["id"]}))["data"]["voidCoupon"]
+    assert [e["code"] for e in twice["userErrors"]] == ["ALREADY_DONE"]
+    forbidden = await api.as_member("alice", VOID, {"id": first["coupon"]["id"]})
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -15,8 +15,11 @@ from ..domain.coupons import coupon_status
 from ..domain.program import CouponTemplateRule, ProgramDefinition
 from ..store.models import Coupon as CouponRow
 from .connections import Connection
-from .errors import forbidden
+from ..domain.errors import ErrorCode, Rejected
+from ..services import coupons as coupon_service
+from .errors import UserError, forbidden, user_errors
 from .money import Money
+from .permissions import OperatorOnly
 
 
 @strawberry.enum(description="How a coupon takes money off.")
@@ -83,7 +86,7 @@ class Coupon(relay.Node):
                    template=CouponTemplate.of(definition, definition.coupon_template(row.template_code)),
                    status=CouponStatus(coupon_status(row.status, row.valid_until, context.now)),
                    issued_at=context.local_time(row.issued_at), valid_from=context.local_time(row.valid_from),
-                   valid_until=context.local_time(row.valid_until), source=row.source)
+                   valid_until=context.local_time(row.valid_until), source=row.source.partition(":")[0])
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -107,3 +110,74 @@ class CouponQuote:
     coupon: Coupon = strawberry.field(description="The coupon.")
     discount: Money = strawberry.field(description="Amount it takes off.")
     payable: Money = strawberry.field(description="What is left to pay.")
+
+
+@strawberry.input(description="A coupon an operator issues by hand.")
+class IssueCouponInput:
+    member_id: relay.GlobalID = strawberry.field(description="The member (a Member id).")
+    template_id: relay.GlobalID = strawberry.field(description="What coupon (a CouponTemplate id).")
+    external_id: str = strawberry.field(description="Idempotency key: the same grant again issues nothing more.")
+
+
+@strawberry.type(description="Result of issueCoupon.")
+class IssueCouponPayload:
+    coupon: Optional[Coupon] = strawberry.field(default=None, description="The coupon issued.")
+    duplicate: bool = strawberry.field(default=False, description="True when this externalId was granted before; nothing more was issued.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was issued, if so.")
+
+
+@strawberry.input(description="A coupon to withdraw.")
+class VoidCouponInput:
+    coupon_id: relay.GlobalID = strawberry.field(description="The coupon (a Coupon id).")
+
+
+@strawberry.type(description="Result of voidCoupon.")
+class VoidCouponPayload:
+    coupon: Optional[Coupon] = strawberry.field(default=None, description="The coupon, now VOID.")
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing changed, if so.")
+
+
+def _numeric_id(value: relay.GlobalID, type_name: str, field: str) -> int:
+    if value.type_name != type_name or not value.node_id.isdigit():
+        raise Rejected.one(ErrorCode.NOT_FOUND, f"{field} is not a {type_name} id", "input", field)
+    return int(value.node_id)
+
+
+@strawberry.type
+class CouponMutations:
+    @strawberry.mutation(permission_classes=[OperatorOnly], description=(
+        "Issue a coupon to a member by hand, idempotent on externalId. OPERATOR only."))
+    async def issue_coupon(self, info: Info, input: IssueCouponInput) -> IssueCouponPayload:
+        context = info.context
+        program = await context.program()
+        try:
+            member_id = _numeric_id(input.member_id, "Member", "memberId")
+            if input.template_id.type_name != "CouponTemplate":
+                raise Rejected.one(ErrorCode.NOT_FOUND, "templateId is not a CouponTemplate id", "input", "templateId")
+            program_code, _, template_code = input.template_id.node_id.partition(":")
+            if program_code != program.code:
+                raise Rejected.one(ErrorCode.NOT_FOUND, "templateId is not a template of this program",
+                                   "input", "templateId")
+            result = await coupon_service.grant_coupon(
+                context.db, program, member_id=member_id, template_code=template_code,
+                external_id=input.external_id, operator=context.principal.sub, now=context.now)
+        except Rejected as rejection:
+            return IssueCouponPayload(user_errors=user_errors(rejection))
+        context.reset_loaders()
+        row = await (await context.loaders()).coupon_by_id.load(result.coupon_id)
+        return IssueCouponPayload(coupon=Coupon.of(context, program.definition, row), duplicate=result.duplicate)
+
+    @strawberry.mutation(permission_classes=[OperatorOnly], description=(
+        "Withdraw an unused coupon (VOID); a used or void coupon is ALREADY_DONE. OPERATOR only."))
+    async def void_coupon(self, info: Info, input: VoidCouponInput) -> VoidCouponPayload:
+        context = info.context
+        program = await context.program()
+        try:
+            coupon_id = await coupon_service.void_coupon(context.db, program,
+                                                         _numeric_id(input.coupon_id, "Coupon", "couponId"),
+                                                         now=context.now)
+        except Rejected as rejection:
+            return VoidCouponPayload(user_errors=user_errors(rejection))
+        context.reset_loaders()
+        row = await (await context.loaders()).coupon_by_id.load(coupon_id)
+        return VoidCouponPayload(coupon=Coupon.of(context, program.definition, row))

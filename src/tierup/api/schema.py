@@ -29,6 +29,7 @@ from .points import PointsMutations
 from .programs import ProgramQueries
 from .benefits import BenefitMutations
 from .checkins import CheckInMutations
+from .coupons import CouponMutations
 from .mall import MallMutations
 from .reviews import ReviewMutations
 from .subscriptions import Subscription
@@ -57,7 +58,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
-               MallMutations, PointsMutations, TierMutations):
+               MallMutations, CouponMutations, PointsMutations, TierMutations):
     pass
 
 

@@ -10,10 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discount_fen, validity
-from ..domain.errors import ErrorCode, Problem, Rejected
+from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
+from ..store.db import Database
 from ..store.models import Coupon, Member
+from ..store.queries import lock_member
 from .programs import ActiveProgram
+from .reports import store_report
+from .validation import check_id
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -95,3 +99,49 @@ def quote_coupons(program: ActiveProgram, coupons: list[Coupon], amount_fen: int
         off = discount_fen(template, amount_fen)
         quotes.append(Quote(coupon, off, amount_fen - off))
     return sorted(quotes, key=lambda q: (-q.discount_fen, q.coupon.valid_until, q.coupon.id))
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    coupon_id: int
+    member_id: int
+    duplicate: bool
+
+
+async def grant_coupon(db: Database, program: ActiveProgram, *, member_id: int, template_code: str, external_id: str,
+                       operator: str, now: datetime) -> GrantResult:
+    """An operator issues a coupon by hand, idempotent on externalId (a reward for a complaint, say)."""
+    checks = Checks()
+    check_id(checks, external_id, "input", "externalId")
+    checks.raise_any()
+    try:
+        program.definition.coupon_template(template_code)
+    except KeyError:
+        raise Rejected.one(ErrorCode.NOT_FOUND, f"no coupon template {template_code!r}", "input", "templateId") from None
+    async with db.write() as session:
+        member = await lock_member(session, program.id, member_id=member_id)
+        stored = await store_report(session, program, "COUPON_GRANT", external_id,
+                                    {"member": member.external_id, "template": template_code, "by": operator},
+                                    occurred_at=now, now=now, member_id=member.id)
+        if stored.duplicate:
+            coupon_id = (await session.execute(select(Coupon.id).where(
+                Coupon.member_id == member.id, Coupon.source == f"OPERATOR:{stored.report_id}"))).scalar_one()
+            return GrantResult(coupon_id, member.id, duplicate=True)
+        coupon = await issue_coupon(session, program, member.id, template_code, now,
+                                    source=f"OPERATOR:{stored.report_id}")
+    return GrantResult(coupon.id, member.id, duplicate=False)
+
+
+async def void_coupon(db: Database, program: ActiveProgram, coupon_id: int, *, now: datetime) -> int:
+    """Withdraw an unused coupon; a used or void one stays as it is (ALREADY_DONE)."""
+    async with db.write() as session:
+        coupon = (await session.execute(select(Coupon).where(Coupon.id == coupon_id,
+                                                             Coupon.program_id == program.id))).scalar_one_or_none()
+        if coupon is None:
+            raise Rejected.one(ErrorCode.NOT_FOUND, "no such coupon in this program", "input", "couponId")
+        voided = (await session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.status == "ISSUED")
+                                        .values(status="VOID").returning(Coupon.id))).scalar_one_or_none()
+        if voided is None:
+            raise Rejected.one(ErrorCode.ALREADY_DONE, f"coupon {coupon.code} is {coupon.status.lower()}",
+                               "input", "couponId")
+    return coupon_id

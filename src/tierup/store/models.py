@@ -193,7 +193,8 @@ class Coupon(Base):
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
     valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
     valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
-    source: Mapped[str] = mapped_column(String(40))  # ENROLMENT BENEFIT TASK QUEST REDEMPTION OPERATOR
+    # ENROLMENT BENEFIT TASK QUEST REDEMPTION, or OPERATOR:<report id> for a hand-issued one
+    source: Mapped[str] = mapped_column(String(40))
     used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
 
