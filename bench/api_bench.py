@@ -158,7 +158,7 @@ async def measure(args, database_url: str, port: int, workdir: str) -> None:
     backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
     print(f"tierup API bench — {backend}, {args.members} members, {args.concurrency} connections, "
           f"{args.seconds:.0f} s per figure, one server process")
-    print(f"| figure | value |\n|---|---|")
+    print("| figure | value |\n|---|---|")
     print(f"| `{{ __typename }}` requests/s | {typename_rps:,.0f} |")
     print(f"| member dashboard requests/s | {dashboard_rps:,.0f} |")
     print(f"| dashboard ÷ `__typename` | {dashboard_rps / typename_rps:.2f} |")

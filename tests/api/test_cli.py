@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from helpers import row_counts
 from tierup.auth import decode_token

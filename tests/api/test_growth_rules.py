@@ -2,7 +2,6 @@
 
 from datetime import datetime
 
-import pytest
 
 from helpers import enroll, member_view, order, row_counts
 

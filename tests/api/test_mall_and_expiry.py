@@ -3,7 +3,6 @@
 import asyncio
 from datetime import datetime
 
-import pytest
 from sqlalchemy import func, select
 
 from documents import ADJUST_POINTS

@@ -65,7 +65,6 @@ async def test_permanent_tiers_never_lapse(db, clock):
     from dataclasses import replace
 
     from tierup.programs import bundled_program_path, load_program_file
-    from tierup.services.programs import ActiveProgram
     from tierup.services.tiers import validity_end
 
     definition = replace(load_program_file(bundled_program_path("classic")), tier_validity_months=None)

@@ -1,6 +1,5 @@
 """The broker: bounded queues, overflow drops only the slow subscriber, maps shrink back."""
 
-import asyncio
 from datetime import datetime, timezone
 
 import pytest

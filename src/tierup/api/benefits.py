@@ -16,7 +16,8 @@ from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import BenefitRule, ProgramDefinition
 from ..services import benefits as benefit_service
 from .coupons import Coupon, CouponTemplate
-from .errors import UserError, forbidden, user_errors
+from .errors import UserError, user_errors
+from .nodes import node_key, program_data_nodes, rule_from_key
 from .permissions import MemberOnly
 from .rewards import Badge
 from .tiers import Tier
@@ -66,7 +67,7 @@ class Benefit(relay.Node):
         tz = definition.zone
         opens, closes = available_from(rule, "", tz), window_end(rule, tz)
         coupon = CouponTemplate.of(definition, definition.coupon_template(rule.coupon)) if rule.coupon else None
-        return cls(benefit_key=f"{definition.code}:{rule.code}", code=rule.code, name=rule.name,
+        return cls(benefit_key=node_key(definition, rule.code), code=rule.code, name=rule.name,
                    description=rule.description, category=BenefitCategory(rule.category), quota=rule.quota,
                    quota_period=rule.period, window_starts_at=opens.astimezone(tz) if opens else None,
                    window_ends_at=closes.astimezone(tz) if closes else None, coupon=coupon,
@@ -88,19 +89,7 @@ class Benefit(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        definition = (await info.context.program()).definition
-        rules = [benefit_rule_from_key(definition, key) for key in node_ids]
-        return [cls.of(definition, rule) if rule else None for rule in rules]
-
-
-def benefit_rule_from_key(definition: ProgramDefinition, key: str) -> BenefitRule | None:
-    program_code, _, code = key.partition(":")
-    if program_code != definition.code:
-        raise forbidden("that benefit belongs to another program")
-    try:
-        return definition.benefit(code)
-    except KeyError:
-        return None
+        return await program_data_nodes(info, node_ids, lambda d: d.benefit, cls.of, "benefit")
 
 
 @strawberry.type(description="Where a member stands with one benefit now.")
@@ -155,7 +144,7 @@ class BenefitMutations:
         program = await context.program()
         rule = None
         if input.benefit_id.type_name == "Benefit":
-            rule = benefit_rule_from_key(program.definition, input.benefit_id.node_id)
+            rule = rule_from_key(program.definition, input.benefit_id.node_id, program.definition.benefit, "benefit")
         try:
             if rule is None:
                 raise Rejected.one(ErrorCode.NOT_FOUND, "benefitId is not a benefit of this program",

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from ..auth import Principal, Role, TokenError, principal_from_header
 from ..domain.clock import local
+from ..domain.errors import ErrorCode, Rejected
 from ..services.programs import ActiveProgram, active_program
 from .errors import bad_input, forbidden, unauthenticated
 from .loaders import Loaders
@@ -71,6 +72,12 @@ class Context:
     def now(self) -> datetime:
         """The server's clock decides; outside production a tester may set it per request."""
         return parse_now(self._now_header) or self.services.clock()
+
+    def as_of(self, requested: datetime | None) -> datetime:
+        """The time a job runs as of: what the operator asked for, or now."""
+        if requested is not None and requested.tzinfo is None:
+            raise Rejected.one(ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")
+        return requested or self.now
 
     def require(self, *roles: Role) -> Principal:
         if self.principal is None:

@@ -17,8 +17,9 @@ from ..store.models import Coupon as CouponRow
 from .connections import Connection
 from ..domain.errors import ErrorCode, Rejected
 from ..services import coupons as coupon_service
-from .errors import UserError, forbidden, user_errors
+from .errors import UserError, user_errors
 from .money import Money
+from .nodes import node_key, program_data_nodes
 from .permissions import OperatorOnly
 
 
@@ -51,22 +52,12 @@ class CouponTemplate(relay.Node):
     @classmethod
     def of(cls, definition: ProgramDefinition, rule: CouponTemplateRule) -> "CouponTemplate":
         min_spend = Money.of_fen(rule.min_spend_fen, definition.currency) if rule.min_spend_fen else None
-        return cls(template_key=f"{definition.code}:{rule.code}", code=rule.code, name=rule.name,
+        return cls(template_key=node_key(definition, rule.code), code=rule.code, name=rule.name,
                    kind=CouponKind(rule.kind), value=rule.value, min_spend=min_spend, valid_days=rule.valid_days)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        definition = (await info.context.program()).definition
-        found = []
-        for key in node_ids:
-            program_code, _, code = key.partition(":")
-            if program_code != definition.code:
-                raise forbidden("that coupon template belongs to another program")
-            try:
-                found.append(cls.of(definition, definition.coupon_template(code)))
-            except KeyError:
-                found.append(None)
-        return found
+        return await program_data_nodes(info, node_ids, lambda d: d.coupon_template, cls.of, "coupon template")
 
 
 @strawberry.type(description="A coupon issued to a member.")
@@ -155,7 +146,7 @@ class CouponMutations:
             if input.template_id.type_name != "CouponTemplate":
                 raise Rejected.one(ErrorCode.NOT_FOUND, "templateId is not a CouponTemplate id", "input", "templateId")
             program_code, _, template_code = input.template_id.node_id.partition(":")
-            if program_code != program.code:
+            if program_code != program.code:  # as unknown as a template that does not exist
                 raise Rejected.one(ErrorCode.NOT_FOUND, "templateId is not a template of this program",
                                    "input", "templateId")
             result = await coupon_service.grant_coupon(

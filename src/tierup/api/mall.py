@@ -13,8 +13,9 @@ from ..domain.program import ProgramDefinition, RewardItemRule
 from ..services import rewards as reward_service
 from .connections import Connection, Edge, page_args
 from .coupons import Coupon, CouponTemplate
-from .errors import UserError, forbidden, user_errors
+from .errors import UserError, user_errors
 from .loaders import encode_cursor
+from .nodes import node_key, rule_from_key
 from .permissions import MemberOnly
 from .rewards import Reward
 
@@ -39,7 +40,7 @@ class RewardItem(relay.Node):
     @classmethod
     def of(cls, definition: ProgramDefinition, item: RewardItemRule, stock: Optional[int]) -> "RewardItem":
         coupon = CouponTemplate.of(definition, definition.coupon_template(item.coupon)) if item.coupon else None
-        return cls(item_key=f"{definition.code}:{item.code}", code=item.code, name=item.name,
+        return cls(item_key=node_key(definition, item.code), code=item.code, name=item.name,
                    description=item.description, points_cost=item.points_cost, stock=stock,
                    per_member_limit=item.per_member_limit,
                    reward=Reward(points=0, growth_value=0, badge=None, coupon=coupon), goods=item.goods)
@@ -47,21 +48,10 @@ class RewardItem(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         definition = (await info.context.program()).definition
-        items = [item_from_key(definition, key) for key in node_ids]
-        stock = await (await info.context.loaders()).reward_stock_by_code.load_many(
-            [i.code for i in items if i is not None])
-        left = dict(zip([i.code for i in items if i is not None], stock))
+        items = [rule_from_key(definition, key, definition.reward_item, "reward") for key in node_ids]
+        known = [i.code for i in items if i is not None]
+        left = dict(zip(known, await (await info.context.loaders()).reward_stock_by_code.load_many(known)))
         return [cls.of(definition, i, left[i.code]) if i else None for i in items]
-
-
-def item_from_key(definition: ProgramDefinition, key: str) -> RewardItemRule | None:
-    program_code, _, code = key.partition(":")
-    if program_code != definition.code:
-        raise forbidden("that reward belongs to another program")
-    try:
-        return definition.reward_item(code)
-    except KeyError:
-        return None
 
 
 @strawberry.type(description="One item of the points mall, with the cursor to page on after it.")
@@ -114,7 +104,7 @@ class MallMutations:
         program = await context.program()
         item = None
         if input.reward_id.type_name == "RewardItem":
-            item = item_from_key(program.definition, input.reward_id.node_id)
+            item = rule_from_key(program.definition, input.reward_id.node_id, program.definition.reward_item, "reward")
         try:
             if item is None:
                 raise Rejected.one(ErrorCode.NOT_FOUND, "rewardId is not an item of this program", "input", "rewardId")

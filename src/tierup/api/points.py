@@ -10,7 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from ..domain.errors import ErrorCode, Rejected
+from ..domain.errors import Rejected
 from ..services import expiry as expiry_service
 from ..services.expiry import REMINDER_DAYS
 from ..services import points as points_service
@@ -132,10 +132,10 @@ class PointsMutations:
         "of points expiring within 30 days. Running it again for the same time changes nothing. OPERATOR only."))
     async def expire_points(self, info: Info, input: Optional[ExpirePointsInput] = None) -> ExpirePointsPayload:
         context = info.context
-        as_of = (input.as_of if input and input.as_of else None) or context.now
-        if as_of.tzinfo is None:
-            return ExpirePointsPayload(user_errors=user_errors(Rejected.one(
-                ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")))
+        try:
+            as_of = context.as_of(input.as_of if input else None)
+        except Rejected as rejection:
+            return ExpirePointsPayload(user_errors=user_errors(rejection))
         run = await expiry_service.expire_points(context.db, await context.program(), as_of=as_of,
                                                  broker=context.broker)
         context.reset_loaders()

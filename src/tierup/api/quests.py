@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from ..domain.program import ProgramDefinition, QuestRule
 from ..domain.quests import QuestState, quest_window
-from .errors import forbidden
+from .nodes import node_key, program_data_nodes
 from .rewards import Reward
 
 
@@ -37,24 +37,14 @@ class Quest(relay.Node):
     def of(cls, definition: ProgramDefinition, rule: QuestRule) -> "Quest":
         tz = definition.zone
         start, end = quest_window(rule, tz)
-        return cls(quest_key=f"{definition.code}:{rule.code}", code=rule.code, title=rule.title,
+        return cls(quest_key=node_key(definition, rule.code), code=rule.code, title=rule.title,
                    description=rule.description, starts_at=start.astimezone(tz), ends_at=end.astimezone(tz),
                    levels=[QuestLevel(level=lv.level, title=lv.title, target=lv.target, reward=Reward.of(definition, lv.reward))
                            for lv in rule.levels])
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        definition = (await info.context.program()).definition
-        found = []
-        for key in node_ids:
-            program_code, _, code = key.partition(":")
-            if program_code != definition.code:
-                raise forbidden("that quest belongs to another program")
-            try:
-                found.append(cls.of(definition, definition.quest(code)))
-            except KeyError:
-                found.append(None)
-        return found
+        return await program_data_nodes(info, node_ids, lambda d: d.quest, cls.of, "quest")
 
 
 @strawberry.type(description="A member's standing in a quest.")

@@ -14,7 +14,8 @@ from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import ProgramDefinition, TaskRule
 from ..domain.tasks import TaskState, task_state
 from ..services import tasks as task_service
-from .errors import UserError, forbidden, user_errors
+from .errors import UserError, user_errors
+from .nodes import node_key, program_data_nodes, rule_from_key
 from .permissions import MemberOnly
 from .rewards import Reward
 
@@ -61,7 +62,7 @@ class Task(relay.Node):
 
     @classmethod
     def of(cls, definition: ProgramDefinition, rule: TaskRule) -> "Task":
-        return cls(task_key=f"{definition.code}:{rule.code}", code=rule.code, kind=TaskKind(rule.kind),
+        return cls(task_key=node_key(definition, rule.code), code=rule.code, kind=TaskKind(rule.kind),
                    title=rule.title, description=rule.description, target=rule.goal.target,
                    goal_metric=rule.goal.metric, goal_window=rule.goal.window.kind, reward=Reward.of(definition, rule.reward),
                    repeatable=rule.repeat is not None, claimed_by_member=rule.claim == "member",
@@ -73,25 +74,13 @@ class Task(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        definition = (await info.context.program()).definition
-        rules = [task_rule_from_key(definition, key) for key in node_ids]
-        return [Task.of(definition, rule) if rule else None for rule in rules]
-
-
-def task_rule_from_key(definition: ProgramDefinition, key: str) -> TaskRule | None:
-    program_code, _, task_code = key.partition(":")
-    if program_code != definition.code:
-        raise forbidden("that task belongs to another program")
-    try:
-        return definition.task(task_code)
-    except KeyError:
-        return None
+        return await program_data_nodes(info, node_ids, lambda d: d.task, Task.of, "task")
 
 
 def task_code_from_global_id(definition: ProgramDefinition, value: relay.GlobalID) -> str | None:
     if value.type_name != "Task":
         return None
-    rule = task_rule_from_key(definition, value.node_id)
+    rule = rule_from_key(definition, value.node_id, definition.task, "task")
     return rule.code if rule else None
 
 

@@ -10,11 +10,12 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from ..domain.errors import ErrorCode, Rejected
+from ..domain.errors import Rejected
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.tiers import METRICS, MemberMetrics, condition_progress, describe_condition
 from ..services import tiers as tier_service
-from .errors import UserError, bad_input, forbidden, user_errors
+from .errors import UserError, bad_input, user_errors
+from .nodes import node_key, program_data_nodes, rule_from_key
 from .permissions import OperatorOnly
 
 MONEY_PLACES = Decimal("0.01")
@@ -46,37 +47,23 @@ class Tier(relay.Node):
 
     @classmethod
     def of(cls, definition: ProgramDefinition, rule: TierRule) -> "Tier":
-        return cls(tier_key=f"{definition.code}:{rule.code}", code=rule.code, name=rule.name, rank=rule.rank,
+        return cls(tier_key=node_key(definition, rule.code), code=rule.code, name=rule.name, rank=rule.rank,
                    points_multiplier=rule.points_multiplier,
                    qualification=[describe_condition(c, definition.currency_symbol) for c in rule.conditions],
                    stage_code=rule.stage, program=definition)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        program = await info.context.program()
-        tiers = []
-        for node_id in node_ids:
-            tiers.append(tier_from_key(program.definition, node_id))
-        return tiers
-
-
-def tier_from_key(definition: ProgramDefinition, key: str) -> Tier | None:
-    program_code, _, tier_code = key.partition(":")
-    if program_code != definition.code:
-        raise forbidden("that tier belongs to another program")
-    try:
-        return Tier.of(definition, definition.tier(tier_code))
-    except KeyError:
-        return None
+        return await program_data_nodes(info, node_ids, lambda d: d.tier, Tier.of, "tier")
 
 
 def tier_code_from_global_id(definition: ProgramDefinition, value: relay.GlobalID) -> str:
     if value.type_name != "Tier":
         raise bad_input(f"expected a Tier id, got a {value.type_name} id")
-    tier = tier_from_key(definition, value.node_id)
-    if tier is None:
+    rule = rule_from_key(definition, value.node_id, definition.tier, "tier")
+    if rule is None:
         raise bad_input("no such tier in this program")
-    return tier.code
+    return rule.code
 
 
 @strawberry.type(description="A group of tiers (阶), as in 三阶九级.")
@@ -153,10 +140,10 @@ class TierMutations:
         "highest tier still qualified for. Running it again for the same time changes nothing. OPERATOR only."))
     async def evaluate_tiers(self, info: Info, input: Optional[EvaluateTiersInput] = None) -> EvaluateTiersPayload:
         context = info.context
-        as_of = (input.as_of if input and input.as_of else None) or context.now
-        if as_of.tzinfo is None:
-            return EvaluateTiersPayload(user_errors=user_errors(Rejected.one(
-                ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")))
+        try:
+            as_of = context.as_of(input.as_of if input else None)
+        except Rejected as rejection:
+            return EvaluateTiersPayload(user_errors=user_errors(rejection))
         result = await tier_service.evaluate_tiers(context.db, await context.program(), as_of=as_of,
                                                    broker=context.broker)
         context.reset_loaders()
