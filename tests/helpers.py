@@ -71,3 +71,23 @@ async def publish_variant(db, now, *, quest_level_points: int):
     document["quests"][0]["levels"][0]["reward"]["points"] = quest_level_points
     return (await publish_program(db, parse_program(document, "classic variant"), published_by="test",
                                   now=now)).program
+
+
+async def load_sample_history(db, program, name: str = "sample-history") -> dict:
+    """Replay fixtures/data/NAME.json through the use cases, as the shop would have reported it."""
+    import json
+    from datetime import datetime
+    from decimal import Decimal
+
+    from tierup.services.members import EnrolmentInput, enroll_member
+    from tierup.services.orders import OrderInput, record_order
+
+    history = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "data" / f"{name}.json").read_text())
+    for member in history["members"]:
+        joined = datetime.fromisoformat(member["joinedAt"])
+        await enroll_member(db, program, EnrolmentInput(member["externalId"], joined_at=joined), now=joined)
+        for external_id, amount, paid_at in member["orders"]:
+            when = datetime.fromisoformat(paid_at)
+            await record_order(db, program, OrderInput(external_id, member["externalId"], Decimal(amount), when),
+                               now=when)
+    return history

@@ -67,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     expire.add_argument("--program", help="program code (default: every program)")
     expire.set_defaults(run=_expire_points)
 
-    jobs = commands.add_parser("jobs", help="run every scheduled job once (expiry, then tier evaluation)")
+    rfm = commands.add_parser("refresh-rfm", help="score every member's RFM as of a time")
+    rfm.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
+    rfm.add_argument("--program", help="program code (default: every program)")
+    rfm.set_defaults(run=lambda args, settings: _each_program(settings, args, _rfm_line))
+
+    jobs = commands.add_parser("jobs", help="run every scheduled job once (expiry, tier evaluation, RFM)")
     jobs.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
     jobs.add_argument("--program", help="program code (default: every program)")
     jobs.set_defaults(run=_jobs)
@@ -179,8 +184,15 @@ async def _expiry_line(db, program, as_of, broker) -> str:
             f"{result.reminders} reminders sent")
 
 
+async def _rfm_line(db, program, as_of, broker) -> str:
+    from .services.analytics import refresh_rfm
+
+    return f"RFM scored for {await refresh_rfm(db, program, as_of=as_of)} members"
+
+
 async def _jobs_line(db, program, as_of, broker) -> str:
-    return f"{await _expiry_line(db, program, as_of, broker)}; {await _evaluation_line(db, program, as_of, broker)}"
+    return "; ".join([await _expiry_line(db, program, as_of, broker), await _evaluation_line(db, program, as_of, broker),
+                      await _rfm_line(db, program, as_of, broker)])
 
 
 def _evaluate_tiers(args, settings: Settings) -> int:

@@ -20,13 +20,14 @@ from ..domain.activity import Activity
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
+from ..services.analytics import lifecycle_stage_sql, lifecycle_stages, order_figures, silent_for_sql
 from ..services.ledger import lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
-from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock
+from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock, RfmScore
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Loaders:
         self.coupon_by_id = DataLoader(self._coupons_by_id)
         self.benefit_claims_by_member_id = DataLoader(self._benefit_claims)
         self.reward_stock_by_code = DataLoader(self._reward_stock)
+        self.rfm_by_member_id = DataLoader(self._rfm)
+        self.lifecycle_by_member_id = DataLoader(self._lifecycle)
         self.lots_by_member_id = DataLoader(self._lots)
         self.usage_by_benefit_code = DataLoader(self._benefit_usage)
         self.coupons_by_member_id = DataLoader(self._coupons_by_member)
@@ -129,6 +132,16 @@ class Loaders:
             found = await load_badges(session, member_ids)
         return [found.get(i, []) for i in member_ids]
 
+    async def _rfm(self, member_ids: Sequence[int]) -> list[RfmScore | None]:
+        async with self.db.read() as session:
+            found = {row.member_id: row for row in (await session.execute(
+                select(RfmScore).where(RfmScore.member_id.in_(member_ids)))).scalars()}
+        return [found.get(i) for i in member_ids]
+
+    async def _lifecycle(self, member_ids: Sequence[int]) -> list[str]:
+        found = await lifecycle_stages(self.db, self.program, list(member_ids), self.now)
+        return [found[i] for i in member_ids]
+
     async def _reward_stock(self, codes: Sequence[str]) -> list[int | None]:
         """Stock left per item: the stored count once redemptions began, else the catalogue's; None = unlimited."""
         async with self.db.read() as session:
@@ -189,16 +202,29 @@ class Loaders:
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
 
-    async def members_page(self, *, first: int, after: int | None, tier_code: str | None,
-                           search: str | None) -> Page:
+    async def members_page(self, *, first: int, after: int | None, tier_code: str | None, search: str | None,
+                           segment: str | None = None, lifecycle_stage: str | None = None,
+                           silent_for_days: int | None = None) -> Page:
         filters = [Member.program_id == self.program.id]
+        joins = []
+        if segment is not None:
+            joins.append((RfmScore, RfmScore.member_id == Member.id))
+            filters.append(RfmScore.segment == segment)
+        if lifecycle_stage is not None or silent_for_days is not None:
+            figures = order_figures(self.program, self.now)
+            joins.append((figures, figures.c.member_id == Member.id))
+            if lifecycle_stage is not None:
+                filters.append(lifecycle_stage_sql(self.program.definition.lifecycle, figures, self.now)
+                               == lifecycle_stage)
+            if silent_for_days is not None:
+                filters.append(silent_for_sql(figures, self.now, silent_for_days))
         if tier_code is not None:
             filters.append(Member.tier_code == tier_code)
         if search:
             pattern = f"%{_escape_like(search.lower())}%"
             filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),
                                func.lower(Member.display_name).like(pattern, escape="\\")))
-        page = await self._page(Member, filters, first=first, after=after, newest_first=False)
+        page = await self._page(Member, filters, first=first, after=after, newest_first=False, joins=joins)
         for member in page.rows:
             self.member_by_id.prime(member.id, member)
         return page
@@ -214,14 +240,19 @@ class Loaders:
             self.order_by_id.prime(order.id, order)
         return page
 
-    async def _page(self, model, filters: list, *, first: int, after: int | None, newest_first: bool) -> Page:
-        query = select(model).where(*filters)
+    async def _page(self, model, filters: list, *, first: int, after: int | None, newest_first: bool,
+                    joins: list = ()) -> Page:
+        query = select(model)
+        counted = select(func.count()).select_from(model)
+        for target, on in joins:  # outer joins: a member without orders or scores is still a member
+            query, counted = query.outerjoin(target, on), counted.outerjoin(target, on)
+        query = query.where(*filters)
         if after is not None:
             query = query.where(model.id < after if newest_first else model.id > after)
         query = query.order_by(model.id.desc() if newest_first else model.id).limit(first + 1)
         async with self.db.read() as session:
             rows = list((await session.execute(query)).scalars())
-            total = (await session.execute(select(func.count()).select_from(model).where(*filters))).scalar_one()
+            total = (await session.execute(counted.where(*filters))).scalar_one()
         return Page(rows[:first], len(rows) > first, total)
 
 

@@ -24,6 +24,8 @@ from ..domain.quests import quest_active, quest_state
 from ..services.coupons import quote_coupons
 from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
 from .money import Money
+from ..domain.rfm import SEGMENTS
+from .analytics import LifecycleStage, RfmScore
 from .benefits import MemberBenefit, member_benefits
 from .checkins import CheckInStatus, member_check_in_status
 from .quests import QuestProgress
@@ -132,6 +134,19 @@ class Member(relay.Node):
     async def benefits(self, info: Info) -> list[MemberBenefit]:
         return await member_benefits(info.context, self.row)
 
+    @strawberry.field(description="RFM scores and segment from the latest refresh; null for members themselves and "
+                                  "before the first refresh.")
+    async def rfm(self, info: Info) -> Optional[RfmScore]:
+        context = info.context
+        if context.principal.role is Role.MEMBER:
+            return None
+        row = await (await context.loaders()).rfm_by_member_id.load(self.member_id)
+        return RfmScore.of(context, row, (await context.program()).definition.currency) if row else None
+
+    @strawberry.field(description="Lifecycle stage now (会员生命周期), from the program's lifecycle rules.")
+    async def lifecycle_stage(self, info: Info) -> LifecycleStage:
+        return LifecycleStage(await (await info.context.loaders()).lifecycle_by_member_id.load(self.member_id))
+
     @strawberry.field(description="Daily check-in status (签到).")
     async def check_in(self, info: Info) -> CheckInStatus:
         return await member_check_in_status(info.context, self.member_id)
@@ -188,18 +203,27 @@ class MemberQueries:
         return Member.of(context, row) if row is not None else None
 
     @strawberry.field(permission_classes=[OperatorOrService],
-                      description="Members of the caller's program, oldest first; filter by tier or search externalId "
-                                  "and displayName. `first` is 1–100 (default 20). OPERATOR or SERVICE.")
+                      description="Members of the caller's program, oldest first, with the total. Filter by tier, "
+                                  "search in externalId and displayName, RFM segment, lifecycle stage, or silence "
+                                  "(no order for `silentForDays` days: the 沉默预警 list). `first` is 1–100 "
+                                  "(default 20). OPERATOR or SERVICE.")
     async def members(self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
-                      tier: Optional[relay.GlobalID] = None, search: Optional[str] = None) -> MemberConnection:
+                      tier: Optional[relay.GlobalID] = None, search: Optional[str] = None,
+                      segment: Optional[str] = None, lifecycle_stage: Optional[LifecycleStage] = None,
+                      silent_for_days: Optional[int] = None) -> MemberConnection:
         context = info.context
         size, after_id = page_args(first, after)
         definition = (await context.program()).definition
         tier_code = tier_code_from_global_id(definition, tier) if tier is not None else None
         if search is not None and len(search) > MAX_SEARCH_LENGTH:
             raise bad_input(f"search is longer than {MAX_SEARCH_LENGTH} characters")
-        page = await (await context.loaders()).members_page(first=size, after=after_id, tier_code=tier_code,
-                                                             search=search)
+        if segment is not None and segment not in SEGMENTS:
+            raise bad_input(f"segment must be one of: {', '.join(SEGMENTS)}")
+        if silent_for_days is not None and not 1 <= silent_for_days <= 3650:
+            raise bad_input("silentForDays must be between 1 and 3650")
+        page = await (await context.loaders()).members_page(
+            first=size, after=after_id, tier_code=tier_code, search=search, segment=segment,
+            lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None, silent_for_days=silent_for_days)
         return connection(page, lambda row: Member.of(context, row), after_id, MemberConnection)
 
 

@@ -27,6 +27,7 @@ from .members import MemberMutations, MemberQueries
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
+from .analytics import AnalyticsMutations
 from .benefits import BenefitMutations
 from .checkins import CheckInMutations
 from .coupons import CouponMutations
@@ -58,7 +59,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
-               MallMutations, CouponMutations, PointsMutations, TierMutations):
+               MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations):
     pass
 
 

@@ -7,6 +7,8 @@ from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from .rfm import LifecycleRules
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -179,6 +181,7 @@ class ProgramDefinition:
     benefits: tuple[BenefitRule, ...] = ()
     rewards: tuple[RewardItemRule, ...] = ()
     points_expiry_months: int | None = None  # None: points never expire
+    lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
     tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
     quests: tuple[QuestRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)

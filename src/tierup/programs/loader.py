@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..domain.money import MoneyError, to_fen
 from ..domain.activity import GOAL_METRICS
 from ..domain.benefits import PERIODS
+from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
 from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
                               StreakBonus, TaskRule, TierRule, Window)
@@ -136,7 +137,7 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points"}
+            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -188,6 +189,14 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
                                                              low=1, high=120)
     templates = _coupon_templates(r, doc)
     items = _reward_items(r, doc)
+    lifecycle_doc = r.table(doc.get("lifecycle", {}), "lifecycle")
+    r.known_keys(lifecycle_doc, "lifecycle", {"new_days", "declining_days", "churned_days", "mature_orders"})
+    defaults = LifecycleRules()
+    lifecycle = LifecycleRules(**{key: r.integer(lifecycle_doc, "lifecycle", key, default=getattr(defaults, key),
+                                                 low=1, high=3650) for key in lifecycle_doc.keys() & {
+        "new_days", "declining_days", "churned_days", "mature_orders"}})
+    if not lifecycle.new_days < lifecycle.churned_days or not lifecycle.declining_days < lifecycle.churned_days:
+        r.fail("lifecycle", "new_days and declining_days must be below churned_days")
     benefits = _benefits(r, doc, [t.code for t in tiers])
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
@@ -205,7 +214,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         tiers=tuple(tiers), stages=tuple(stages), tier_validity_months=validity_months,
         welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
-        rewards=tuple(items), points_expiry_months=expiry_months,
+        rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
         tasks=tuple(tasks), quests=tuple(quests), source=doc,
     )
 

@@ -1,4 +1,4 @@
-"""Scheduled jobs: points expiry and tier evaluation for every program, from cron or inside `tierup serve`.
+"""Scheduled jobs: points expiry, tier evaluation and RFM scores for every program, from cron or inside `tierup serve`.
 
 Each job is safe to run twice for the same time and from several servers at once: the work is
 found afresh under each member's lock, and reminders are keyed UNIQUE.
@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..events import Broker
 from ..store.db import Database
+from .analytics import refresh_rfm
 from .expiry import ExpiryRun, expire_points
 from .programs import active_program, program_codes
 from .tiers import Evaluation, evaluate_tiers
@@ -26,6 +27,7 @@ class JobRun:
     program: str
     expiry: ExpiryRun
     evaluation: Evaluation
+    rfm_scored: int
 
 
 async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = None,
@@ -37,7 +39,8 @@ async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = Non
             raise ValueError(f"no program {code!r}")
         expiry = await expire_points(db, active, as_of=as_of, broker=broker)
         evaluation = await evaluate_tiers(db, active, as_of=as_of, broker=broker)
-        runs.append(JobRun(code, expiry, evaluation))
+        scored = await refresh_rfm(db, active, as_of=as_of)
+        runs.append(JobRun(code, expiry, evaluation, scored))
     return runs
 
 

@@ -267,3 +267,22 @@ class Notification(Base):
     kind: Mapped[str] = mapped_column(String(20))  # POINTS_EXPIRING TIER_EXPIRING
     key: Mapped[str] = mapped_column(String(40))
     sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RfmScore(Base):
+    """The latest RFM refresh of a program: one row per member, replaced as a whole by each refresh."""
+
+    __tablename__ = "rfm_scores"
+    __table_args__ = (UniqueConstraint("member_id"), Index("ix_rfm_scores_program_segment", "program_id", "segment"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    as_of: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_order_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    frequency: Mapped[int] = mapped_column(Integer)  # orders in the past 12 months
+    monetary_fen: Mapped[int] = mapped_column(BigInteger)  # net spend in the past 12 months
+    r: Mapped[int] = mapped_column(Integer)
+    f: Mapped[int] = mapped_column(Integer)
+    m: Mapped[int] = mapped_column(Integer)
+    segment: Mapped[str] = mapped_column(String(40))

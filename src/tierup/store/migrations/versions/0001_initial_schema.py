@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 03:07:12.742557
+Create Date: 2026-11-26 03:20:24.910325
 """
 from alembic import op
 import sqlalchemy as sa
@@ -126,6 +126,26 @@ def upgrade() -> None:
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.create_index('ix_reports_member_kind_occurred', ['member_id', 'kind', 'occurred_at'], unique=False)
         batch_op.create_index('ix_reports_order', ['order_id'], unique=False)
+
+    op.create_table('rfm_scores',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('program_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('as_of', tierup.store.types.UtcDateTime(), nullable=False),
+    sa.Column('last_order_at', tierup.store.types.UtcDateTime(), nullable=True),
+    sa.Column('frequency', sa.Integer(), nullable=False),
+    sa.Column('monetary_fen', sa.BigInteger(), nullable=False),
+    sa.Column('r', sa.Integer(), nullable=False),
+    sa.Column('f', sa.Integer(), nullable=False),
+    sa.Column('m', sa.Integer(), nullable=False),
+    sa.Column('segment', sa.String(length=40), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.ForeignKeyConstraint(['program_id'], ['programs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id')
+    )
+    with op.batch_alter_table('rfm_scores', schema=None) as batch_op:
+        batch_op.create_index('ix_rfm_scores_program_segment', ['program_id', 'segment'], unique=False)
 
     op.create_table('task_completions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -284,6 +304,10 @@ def downgrade() -> None:
 
     op.drop_table('coupons')
     op.drop_table('task_completions')
+    with op.batch_alter_table('rfm_scores', schema=None) as batch_op:
+        batch_op.drop_index('ix_rfm_scores_program_segment')
+
+    op.drop_table('rfm_scores')
     with op.batch_alter_table('reports', schema=None) as batch_op:
         batch_op.drop_index('ix_reports_order')
         batch_op.drop_index('ix_reports_member_kind_occurred')

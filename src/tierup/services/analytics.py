@@ -1,0 +1,112 @@
+"""Operator analytics in SQL: per-member order figures, RFM quintiles, lifecycle stages, silence.
+
+Everything here is computed by the database over the whole program; no member list is loaded
+into Python to score it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, delete, func, insert, literal, select, true
+from sqlalchemy.sql import Select
+
+from ..domain.clock import months_before
+from ..domain.rfm import RFM_MONTHS, SEGMENT_GRID, LifecycleRules
+from ..store.db import Database
+from ..store.models import Member, Report, RfmScore
+from ..store.types import UtcDateTime
+from .programs import ActiveProgram
+
+
+def order_figures(program: ActiveProgram, as_of: datetime, member_ids: list[int] | None = None):
+    """Per member of the program (or of `member_ids`): last order up to `as_of`, and orders and net spend
+    in the past 12 months."""
+    since = months_before(as_of, RFM_MONTHS, program.definition.zone)
+    refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
+                .where(Report.program_id == program.id, Report.kind == "REFUND", Report.occurred_at <= as_of)
+                .group_by(Report.order_id).subquery())
+    net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
+    recent = and_(Report.occurred_at > literal(since, UtcDateTime), net > 0)
+    return (select(Report.member_id.label("member_id"),
+                   func.max(Report.occurred_at).label("last_order_at"),
+                   func.sum(case((recent, 1), else_=0)).label("orders_12m"),
+                   func.sum(case((recent, net), else_=0)).label("spend_12m"))
+            .outerjoin(refunded, refunded.c.order_id == Report.id)
+            .where(Report.program_id == program.id, Report.kind == "ORDER", Report.occurred_at <= as_of,
+                   Report.member_id.in_(member_ids) if member_ids is not None else true())
+            .group_by(Report.member_id).subquery("order_figures"))
+
+
+def lifecycle_stage_sql(rules: LifecycleRules, figures, at: datetime):
+    """The lifecycle stage as one SQL expression (see LifecycleRules), so listing and filtering agree."""
+    silent_since = func.coalesce(figures.c.last_order_at, Member.joined_at)
+
+    def before(days: int):
+        return literal(at - timedelta(days=days), UtcDateTime)
+
+    return case(
+        (silent_since <= before(rules.churned_days), "CHURNED"),
+        (Member.joined_at > before(rules.new_days), "NEW"),
+        (silent_since <= before(rules.declining_days), "DECLINING"),
+        (func.coalesce(figures.c.orders_12m, 0) >= rules.mature_orders, "MATURE"),
+        else_="GROWING",
+    )
+
+
+def silent_for_sql(figures, at: datetime, days: int):
+    """No order for `days` days (members who never ordered count from joining): 沉默预警."""
+    return func.coalesce(figures.c.last_order_at, Member.joined_at) <= literal(at - timedelta(days=days), UtcDateTime)
+
+
+def _quintile(rank):
+    """percent_rank 0…1 (ties equal) → 1…5, portable across SQLite and PostgreSQL."""
+    return case((rank >= 0.8, 5), (rank >= 0.6, 4), (rank >= 0.4, 3), (rank >= 0.2, 2), else_=1)
+
+
+def _segment(r, f, m):
+    fm = (f + m + 1) // 2  # floor division, rendered per back end
+    return case(*[((and_(fm == row, r == column + 1)), name)
+                  for row, names in SEGMENT_GRID.items() for column, name in enumerate(names)], else_="Lost")
+
+
+def rfm_select(program: ActiveProgram, as_of: datetime) -> Select:
+    figures = order_figures(program, as_of)
+    last = figures.c.last_order_at
+    frequency = func.coalesce(figures.c.orders_12m, 0)
+    monetary = func.coalesce(figures.c.spend_12m, 0)
+    ranked = (select(Member.id.label("member_id"), last.label("last_order_at"), frequency.label("frequency"),
+                     monetary.label("monetary_fen"),
+                     func.percent_rank().over(order_by=last.asc().nulls_first()).label("pr_r"),
+                     func.percent_rank().over(order_by=frequency).label("pr_f"),
+                     func.percent_rank().over(order_by=monetary).label("pr_m"))
+              .select_from(Member).outerjoin(figures, figures.c.member_id == Member.id)
+              .where(Member.program_id == program.id, Member.joined_at <= literal(as_of, UtcDateTime))
+              .subquery("ranked"))
+    scored = select(ranked.c.member_id, ranked.c.last_order_at, ranked.c.frequency, ranked.c.monetary_fen,
+                    _quintile(ranked.c.pr_r).label("r"), _quintile(ranked.c.pr_f).label("f"),
+                    _quintile(ranked.c.pr_m).label("m")).subquery("scored")
+    return select(literal(program.id).label("program_id"), scored.c.member_id,
+                  literal(as_of, UtcDateTime).label("as_of"), scored.c.last_order_at, scored.c.frequency,
+                  scored.c.monetary_fen, scored.c.r, scored.c.f, scored.c.m,
+                  _segment(scored.c.r, scored.c.f, scored.c.m).label("segment"))
+
+
+async def refresh_rfm(db: Database, program: ActiveProgram, *, as_of: datetime) -> int:
+    """Score every member of the program as of `as_of`, replacing the previous refresh, in one transaction."""
+    columns = ["program_id", "member_id", "as_of", "last_order_at", "frequency", "monetary_fen", "r", "f", "m",
+               "segment"]
+    async with db.write() as session:
+        await session.execute(delete(RfmScore).where(RfmScore.program_id == program.id))
+        await session.execute(insert(RfmScore).from_select(columns, rfm_select(program, as_of)))
+        return (await session.execute(select(func.count()).select_from(RfmScore).where(
+            RfmScore.program_id == program.id))).scalar_one()
+
+
+async def lifecycle_stages(db: Database, program: ActiveProgram, member_ids: list[int], at: datetime) -> dict[int, str]:
+    figures = order_figures(program, at, member_ids)
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Member.id, lifecycle_stage_sql(program.definition.lifecycle, figures, at))
+            .outerjoin(figures, figures.c.member_id == Member.id).where(Member.id.in_(member_ids)))
+        return dict(rows.all())
