@@ -11,10 +11,11 @@ from strawberry.types import Info
 
 from ..services.programs import ActiveProgram
 from .errors import forbidden
-from .permissions import SignedIn
+from .permissions import OperatorOnly, SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
 from .benefits import Benefit
+from .publishing import ProgramVersion, program_versions
 from .mall import RewardConnection, reward_page
 from .tiers import TierLadder, tier_code_from_global_id
 
@@ -31,6 +32,11 @@ class Program(relay.Node):
     ladder: TierLadder = strawberry.field(description="The tier ladder.")
     growth_tree: GrowthTree = strawberry.field(description="The growth tree (成长树): every task, prerequisites first.")
     all_quests: strawberry.Private[list[Quest]]
+
+    @strawberry.field(description="Every published version of the definition, newest first. OPERATOR only.",
+                      permission_classes=[OperatorOnly])
+    async def versions(self, info: Info) -> list[ProgramVersion]:
+        return await program_versions(info.context)
 
     @strawberry.field(description="The benefit catalogue (权益); with `tier`, only the benefits that tier holds.")
     async def benefits(self, info: Info, tier: Optional[relay.GlobalID] = None) -> list[Benefit]:

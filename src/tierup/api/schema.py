@@ -32,6 +32,7 @@ from .benefits import BenefitMutations
 from .checkins import CheckInMutations
 from .coupons import CouponMutations
 from .mall import MallMutations
+from .publishing import PublishingMutations
 from .reviews import ReviewMutations
 from .subscriptions import Subscription
 from .tasks import TaskMutations
@@ -59,7 +60,8 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
-               MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations):
+               MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
+               PublishingMutations):
     pass
 
 

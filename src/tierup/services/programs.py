@@ -91,3 +91,10 @@ async def program_count(db: Database) -> int:
 async def program_codes(db: Database) -> list[str]:
     async with db.read() as session:
         return list((await session.execute(select(Program.code).order_by(Program.id))).scalars())
+
+
+async def versions_of(db: Database, program_id: int) -> list[ProgramVersion]:
+    """Every published version, newest first."""
+    async with db.read() as session:
+        return list((await session.execute(select(ProgramVersion).where(ProgramVersion.program_id == program_id)
+                                           .order_by(ProgramVersion.version.desc()))).scalars())
