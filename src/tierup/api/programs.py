@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable, Optional
+from datetime import date
+from typing import Annotated, Iterable, Optional
 
 import strawberry
 from strawberry import relay
@@ -15,6 +16,7 @@ from .permissions import OperatorOnly, SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
 from .benefits import Benefit
+from .kpis import ProgramKpis, program_kpis
 from .publishing import ProgramVersion, program_versions
 from .mall import RewardConnection, reward_page
 from .tiers import TierLadder, tier_code_from_global_id
@@ -32,6 +34,11 @@ class Program(relay.Node):
     ladder: TierLadder = strawberry.field(description="The tier ladder.")
     growth_tree: GrowthTree = strawberry.field(description="The growth tree (成长树): every task, prerequisites first.")
     all_quests: strawberry.Private[list[Quest]]
+
+    @strawberry.field(description="Program KPIs between two dates (inclusive, program time), with playbook targets. "
+                                  "OPERATOR only.", permission_classes=[OperatorOnly])
+    async def kpis(self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date) -> ProgramKpis:
+        return await program_kpis(info.context, from_, to)
 
     @strawberry.field(description="Every published version of the definition, newest first. OPERATOR only.",
                       permission_classes=[OperatorOnly])

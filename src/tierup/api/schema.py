@@ -31,6 +31,7 @@ from .analytics import AnalyticsMutations
 from .benefits import BenefitMutations
 from .checkins import CheckInMutations
 from .coupons import CouponMutations
+from .kpis import KpiMutations
 from .mall import MallMutations
 from .publishing import PublishingMutations
 from .reviews import ReviewMutations
@@ -61,7 +62,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
-               PublishingMutations):
+               PublishingMutations, KpiMutations):
     pass
 
 

@@ -66,7 +66,7 @@ class Member(Base):
 class Report(Base):
     """What the shop reported, stored as received. The UNIQUE key makes a repeat a no-op.
 
-    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT, REVIEW, CHECK_IN. amount_fen is money for orders
+    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT, REVIEW, CHECK_IN, COUPON_GRANT, CUSTOMER_COUNT. amount_fen is money for orders
     and refunds; points is the signed amount of an adjustment; order_id ties a refund (or a
     review) to its order.
     """
@@ -88,6 +88,7 @@ class Report(Base):
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     points: Mapped[int | None] = mapped_column(Integer)
     with_photos: Mapped[bool | None] = mapped_column(Boolean)
+    quantity: Mapped[int | None] = mapped_column(BigInteger)  # CUSTOMER_COUNT: the shop's customers
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload_hash: Mapped[str] = mapped_column(String(64))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 03:20:24.910325
+Create Date: 2026-11-26 03:26:33.853727
 """
 from alembic import op
 import sqlalchemy as sa
@@ -114,6 +114,7 @@ def upgrade() -> None:
     sa.Column('amount_fen', sa.BigInteger(), nullable=True),
     sa.Column('points', sa.Integer(), nullable=True),
     sa.Column('with_photos', sa.Boolean(), nullable=True),
+    sa.Column('quantity', sa.BigInteger(), nullable=True),
     sa.Column('occurred_at', tierup.store.types.UtcDateTime(), nullable=False),
     sa.Column('received_at', tierup.store.types.UtcDateTime(), nullable=False),
     sa.Column('payload_hash', sa.String(length=64), nullable=False),
