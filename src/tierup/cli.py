@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     expire.add_argument("--program", help="program code (default: every program)")
     expire.set_defaults(run=_expire_points)
 
+    simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
+    simulate.add_argument("draft", help="the draft program file (TOML)")
+    simulate.add_argument("--program", default=None, help="the live program whose history to replay (default: "
+                                                            "the only program, or the draft's code)")
+    simulate.add_argument("--from", dest="start", type=_iso_date, help="first day counted (default: the first report)")
+    simulate.add_argument("--to", dest="end", type=_iso_date, help="last day replayed (default: today)")
+    simulate.set_defaults(run=_simulate)
+
     rfm = commands.add_parser("refresh-rfm", help="score every member's RFM as of a time")
     rfm.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
     rfm.add_argument("--program", help="program code (default: every program)")
@@ -81,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     fetch = assets.add_parser("fetch", help="download and verify the GraphiQL page's npm packages")
     fetch.set_defaults(run=_assets_fetch)
     return parser
+
+
+def _iso_date(text: str):
+    from datetime import date
+
+    return date.fromisoformat(text)
 
 
 def _iso_time(text: str) -> datetime:
@@ -205,6 +219,53 @@ def _expire_points(args, settings: Settings) -> int:
 
 def _jobs(args, settings: Settings) -> int:
     return _each_program(settings, args, _jobs_line)
+
+
+def _simulate(args, settings: Settings) -> int:
+    from datetime import date, timedelta
+
+    from .domain.activity import midnight
+    from .programs import ProgramError, load_program_file
+    from .services.programs import active_program, program_codes
+    from .services.simulation import simulate
+    from .store.db import Database
+
+    try:
+        draft = load_program_file(args.draft)
+    except ProgramError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            codes = await program_codes(db)
+            code = args.program or (codes[0] if len(codes) == 1 else draft.code)
+            live = await active_program(db, code)
+            if live is None:
+                print(f"tierup: no program {code!r}; name it with --program", file=sys.stderr)
+                return 1
+            tz = live.definition.zone
+            start = midnight(args.start or date(1970, 1, 1), tz)
+            end = midnight((args.end or date.today()) + timedelta(days=1), tz)
+            result = await simulate(db, live, draft, start=start, end=end)
+        finally:
+            await db.dispose()
+        print(f"replayed {result.reports:,} reports of {code!r}: live v{live.version} vs draft {draft.code!r}")
+        rows = [("upgrades", result.live.upgrades, result.draft.upgrades),
+                ("downgrades", result.live.downgrades, result.draft.downgrades),
+                ("points issued", result.live.points_issued, result.draft.points_issued),
+                ("outstanding points", result.live.outstanding_points, result.draft.outstanding_points)]
+        rows += [(f"members at {t}", result.live.members_per_tier.get(t, 0), result.draft.members_per_tier.get(t, 0))
+                 for t in dict.fromkeys([*(t.code for t in live.definition.tiers), *(t.code for t in draft.tiers)])]
+        print(f"{'':<24}{'live':>14}{'draft':>14}")
+        for label, left, right in rows:
+            print(f"{label:<24}{left:>14,}{right:>14,}")
+        print(f"members whose tier would change: {len(result.changed):,}")
+        return 0
+
+    return asyncio.run(run())
 
 
 def _assets_fetch(args, settings: Settings) -> int:

@@ -47,7 +47,8 @@ class PublishProgramPayload:
         default_factory=list, description="One per problem, each naming its path under input.definition.")
 
 
-def _parse(text: str, form: DefinitionFormat):
+def parse_definition(text: str, form: DefinitionFormat):
+    """A definition from GraphQL input, or Rejected with one problem per path under input.definition."""
     if len(text) > MAX_DEFINITION_LENGTH:
         raise Rejected.one(ErrorCode.INVALID, "the definition is longer than 1,000,000 characters", "input", "definition")
     try:
@@ -74,7 +75,7 @@ class PublishingMutations:
         context = info.context
         program = await context.program()
         try:
-            definition = _parse(input.definition, input.format)
+            definition = parse_definition(input.definition, input.format)
             if definition.code != program.code:
                 raise Rejected.one(ErrorCode.NOT_ELIGIBLE, f"the definition is for program {definition.code!r}; "
                                    f"the token is for {program.code!r}", "input", "definition", "code")

@@ -34,6 +34,7 @@ from .coupons import CouponMutations
 from .kpis import KpiMutations
 from .mall import MallMutations
 from .publishing import PublishingMutations
+from .simulation import SimulationMutations
 from .reviews import ReviewMutations
 from .subscriptions import Subscription
 from .tasks import TaskMutations
@@ -62,7 +63,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
-               PublishingMutations, KpiMutations):
+               PublishingMutations, KpiMutations, SimulationMutations):
     pass
 
 

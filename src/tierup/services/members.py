@@ -7,12 +7,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..store.db import Database
-from ..store.models import Member, TierChange
+from ..store.models import Member, Report, TierChange
 from ..events import Broker
 from .coupons import issue_coupon
 from .growth import GrowthTracker, publish
@@ -83,6 +83,7 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
                         tier_valid_until=None, growth_value=0)
         session.add(member)
         await session.flush()
+        await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
         growth = GrowthTracker(session, program)
         await growth.watch(member, joined_at)
         session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,

@@ -1,0 +1,243 @@
+"""Replay stored history against a draft program (and the live one, side by side).
+
+The reports up to `to` are read once, in time order, inside one read transaction that is always
+rolled back, and applied in memory with the same domain rules the live path uses: points by the
+tier held before each order, upgrades on the qualifying order, re-evaluation when validity ends,
+proportional refunds, tasks and quests with their rewards. Nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, true
+
+from ..domain.activity import Activity, period_key
+from ..domain.clock import add_months, local, months_before, utc
+from ..domain.points import points_for_order, points_to_reverse
+from ..domain.program import ProgramDefinition
+from ..domain.quests import due_levels, quest_active
+from ..domain.tasks import Completion, due_tasks, reward_points
+from ..domain.tiers import MemberMetrics, metric_windows, qualifying_tier
+from ..store.db import Database
+from ..store.models import Member, Report
+from .programs import ActiveProgram
+
+BATCH = 5000
+
+
+@dataclass
+class _Order:
+    at: datetime
+    amount: int
+    refunded: int = 0
+    earned: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.refunded
+
+
+@dataclass
+class _MemberState:
+    external_id: str
+    tier: str
+    valid_until: datetime | None
+    balance: int = 0
+    growth: int = 0
+    orders: dict[int, _Order] = field(default_factory=dict)
+    activity: Activity = field(default_factory=Activity)
+    completions: dict = field(default_factory=dict)
+    passes: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What one definition did to the history, with figures counted for events in [from, to]."""
+
+    tiers: dict[str, str] = field(default_factory=dict)  # member external id → tier at the end
+    members_per_tier: Counter = field(default_factory=Counter)
+    upgrades: int = 0
+    downgrades: int = 0
+    points_issued: int = 0
+    outstanding_points: int = 0
+    task_completions: Counter = field(default_factory=Counter)
+
+
+class _Replay:
+    def __init__(self, definition: ProgramDefinition, start: datetime):
+        self.d = definition
+        self.start = start
+        self.members: dict[int, _MemberState] = {}
+        self.outcome = Outcome()
+        self.spend_windows, self.order_windows = metric_windows(definition)
+        self.referrer: dict[int, int] = {}
+
+    def counts(self, at: datetime) -> bool:
+        return at >= self.start
+
+    def earn(self, member: _MemberState, points: int, at: datetime) -> None:
+        member.balance += points
+        if self.counts(at):
+            self.outcome.points_issued += points
+        if points:
+            member.activity.points_earned.append((at, points))
+
+    def metrics(self, member: _MemberState, at: datetime, since: datetime | None = None) -> MemberMetrics:
+        tz = self.d.zone
+        lifetime = [o for o in member.orders.values() if o.at <= at and (since is None or o.at > since)]
+        window = {m: months_before(at, m, tz) for m in self.spend_windows | self.order_windows}
+        return MemberMetrics(
+            cumulative_spend_fen=sum(o.net for o in lifetime), largest_order_fen=max((o.net for o in lifetime), default=0),
+            order_count=sum(1 for o in lifetime if o.net > 0),
+            spend_fen_in_months={m: sum(o.net for o in member.orders.values() if window[m] < o.at <= at)
+                                 for m in self.spend_windows},
+            orders_in_months={m: sum(1 for o in member.orders.values() if window[m] < o.at <= at and o.net > 0)
+                              for m in self.order_windows},
+            growth_value=member.growth)
+
+    def validity(self, tier_code: str, at: datetime) -> datetime | None:
+        if self.d.tier(tier_code).rank == 0 or self.d.tier_validity_months is None:
+            return None
+        return utc(add_months(local(at, self.d.zone), self.d.tier_validity_months))
+
+    def move(self, member: _MemberState, tier_code: str, at: datetime) -> None:
+        old, new = self.d.tier(member.tier), self.d.tier(tier_code)
+        if self.counts(at):
+            if new.rank > old.rank:
+                self.outcome.upgrades += 1
+            elif new.rank < old.rank:
+                self.outcome.downgrades += 1
+        member.tier = tier_code
+        member.valid_until = self.validity(tier_code, at)
+
+    def evaluate_lapsed(self, member: _MemberState, at: datetime) -> None:
+        """The evaluation job, as if it ran whenever validity ended."""
+        while member.valid_until is not None and member.valid_until <= at:
+            ended = member.valid_until
+            since = utc(add_months(local(ended, self.d.zone), -self.d.tier_validity_months))
+            target = qualifying_tier(self.metrics(member, ended, since), self.d)
+            if target.rank < self.d.tier(member.tier).rank:
+                self.move(member, target.code, ended)
+            else:
+                member.tier = target.code if target.rank > self.d.tier(member.tier).rank else member.tier
+                member.valid_until = utc(add_months(local(ended, self.d.zone), self.d.tier_validity_months))
+
+    def upgrade(self, member: _MemberState, at: datetime) -> None:
+        target = qualifying_tier(self.metrics(member, at), self.d)
+        if target.rank > self.d.tier(member.tier).rank:
+            self.move(member, target.code, at)
+
+    def grow(self, member: _MemberState, at: datetime) -> None:
+        tz = self.d.zone
+        for task in due_tasks(self.d, member.activity, member.completions, at):
+            automatic = task.claim == "automatic"
+            member.completions[(task.code, period_key(task.repeat, at, tz))] = Completion(
+                task.code, period_key(task.repeat, at, tz), at, at if automatic else None)
+            if self.counts(at):
+                self.outcome.task_completions[task.code] += 1
+            if automatic:  # member-claimed rewards wait for the member, whom a replay cannot speak for
+                self.earn(member, reward_points(task, member.activity, at, tz), at)
+                member.growth += task.reward.growth_value
+        for quest in self.d.quests:
+            if not quest_active(quest, at, tz):
+                continue
+            passed = member.passes.setdefault(quest.code, set())
+            for level in due_levels(quest, member.activity, passed, tz):
+                passed.add(level.level)
+                member.balance += level.reward.points  # quest rewards do not count toward the quest
+                if self.counts(at):
+                    self.outcome.points_issued += level.reward.points
+                member.growth += level.reward.growth_value
+        self.upgrade(member, at)
+
+    def apply(self, report: Report, member_row: Member | None) -> None:
+        at = report.occurred_at
+        if report.kind == "ENROLMENT":
+            member = _MemberState(member_row.external_id, self.d.entry_tier.code, None)
+            self.members[report.member_id or member_row.id] = member
+            if member_row.referred_by_id is not None:
+                self.referrer[member_row.id] = member_row.referred_by_id
+            self.earn(member, self.d.welcome_points, at)
+            self.grow(member, at)
+            return
+        member = self.members.get(report.member_id)
+        if member is None:
+            return
+        self.evaluate_lapsed(member, at)
+        if report.kind == "ORDER":
+            first = not any(o.net > 0 for o in member.orders.values())
+            points = points_for_order(report.amount_fen, self.d.tier(member.tier).points_multiplier)
+            member.orders[report.id] = _Order(at, report.amount_fen, earned=points)
+            member.activity.orders.append((at, report.amount_fen))
+            self.earn(member, points, at)
+            self.upgrade(member, at)
+            self.grow(member, at)
+            referrer = self.members.get(self.referrer.get(report.member_id))
+            if first and referrer is not None:
+                referrer.activity.referral_first_orders.append(at)
+                self.evaluate_lapsed(referrer, at)
+                self.grow(referrer, at)
+        elif report.kind == "REFUND":
+            order = member.orders.get(report.order_id)
+            if order is None:
+                return
+            reverse = points_to_reverse(order.earned, order.amount, order.refunded, report.amount_fen)
+            order.refunded += report.amount_fen
+            member.activity.orders = [(o.at, o.net) for o in member.orders.values() if o.net > 0]
+            member.balance -= min(reverse, max(member.balance, 0))
+        elif report.kind == "ADJUSTMENT":
+            member.balance += report.points or 0
+        elif report.kind == "CHECK_IN":
+            member.activity.check_ins.append(local(at, self.d.zone).date())
+            self.grow(member, at)
+        elif report.kind == "REVIEW":
+            if report.with_photos:
+                member.activity.photo_reviews.append(at)
+            self.grow(member, at)
+
+    def finish(self, end: datetime) -> Outcome:
+        for member in self.members.values():
+            self.evaluate_lapsed(member, end)
+            self.outcome.tiers[member.external_id] = member.tier
+            self.outcome.members_per_tier[member.tier] += 1
+            self.outcome.outstanding_points += member.balance
+        return self.outcome
+
+
+@dataclass
+class Simulation:
+    live: Outcome
+    draft: Outcome
+    changed: list[tuple[str, str, str]]  # (member external id, live tier, draft tier)
+    reports: int
+
+
+async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinition, *, start: datetime,
+                   end: datetime) -> Simulation:
+    replays = [_Replay(program.definition, start), _Replay(draft, start)]
+    reports = 0
+    async with db.read() as session:  # one transaction, rolled back when the session closes
+        members = {m.id: m for m in (await session.execute(select(Member).where(
+            Member.program_id == program.id))).scalars()}
+        after = true()  # keyset pagination on (occurred_at, id): the reports in the order they happened
+        while True:
+            batch = list((await session.execute(
+                select(Report).where(Report.program_id == program.id, Report.occurred_at < end, after)
+                .order_by(Report.occurred_at, Report.id).limit(BATCH))).scalars())
+            if not batch:
+                break
+            for report in batch:
+                for replay in replays:
+                    replay.apply(report, members.get(report.member_id))
+            reports += len(batch)
+            last = batch[-1]
+            after = (Report.occurred_at > last.occurred_at) | (
+                (Report.occurred_at == last.occurred_at) & (Report.id > last.id))
+        await session.rollback()
+    live, drafted = (replay.finish(end) for replay in replays)
+    changed = sorted((member, tier, drafted.tiers.get(member, tier)) for member, tier in live.tiers.items()
+                     if drafted.tiers.get(member) != tier)
+    return Simulation(live, drafted, changed, reports)

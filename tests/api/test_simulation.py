@@ -1,0 +1,82 @@
+"""Replaying history against a draft: side by side with the live program, and nothing persists."""
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from helpers import load_sample_history, member_view, row_counts
+from tierup.store.models import PointsEntry
+
+PROGRAMS = Path(__file__).resolve().parents[2] / "fixtures" / "programs"
+CLASSIC = (PROGRAMS / "classic.toml").read_text(encoding="utf-8")
+SIMULATE = """mutation($input: SimulateProgramInput!) { simulateProgram(input: $input) {
+  result { reportsReplayed
+    live { membersPerTier { tier members } upgrades downgrades pointsIssued outstandingPoints liability { amount }
+           taskCompletions { task completions } }
+    draft { membersPerTier { tier members } upgrades downgrades pointsIssued outstandingPoints }
+    changedMembers(first: 10) { totalCount edges { node { memberExternalId liveTier draftTier } } } }
+  userErrors { field code message } } }"""
+
+
+async def ledger_checksum(db) -> str:
+    async with db.read() as session:
+        rows = (await session.execute(select(PointsEntry).order_by(PointsEntry.id))).scalars().all()
+    text = "|".join(f"{e.id},{e.member_id},{e.kind},{e.amount},{e.balance_after},{e.expires_at}" for e in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+async def history(api, db, program, clock):
+    clock.now = datetime.fromisoformat("2026-07-01T00:00:00+08:00")
+    await load_sample_history(db, program)
+    evaluated = await api.as_operator('mutation { evaluateTiers(input: {asOf: "2026-07-01T00:00:00+08:00"}) { downgraded } }')
+    assert evaluated["data"]["evaluateTiers"]["downgraded"] == 1  # dan's Silver lapsed on 2025-12-01
+
+
+async def simulate(api, definition: str, start: str = "2026-01-01", end: str = "2026-06-30") -> dict:
+    result = await api.as_operator(SIMULATE, {"input": {"definition": definition, "from": start, "to": end}})
+    return result["data"]["simulateProgram"]
+
+
+async def test_replaying_the_live_definition_reproduces_the_live_state(api, db, history):
+    outcome = (await simulate(api, CLASSIC, start="2024-01-01"))["result"]
+    assert outcome["reportsReplayed"] == 6 + 10  # six enrolments, ten orders
+    assert outcome["draft"] == {k: outcome["live"][k] for k in outcome["draft"]}
+    assert outcome["changedMembers"]["totalCount"] == 0
+    tiers = {m: (await member_view(api, m))["tier"]["code"] for m in ("ana", "ben", "cai", "dan", "eve", "fay")}
+    assert {row["tier"]: row["members"] for row in outcome["live"]["membersPerTier"]} == {
+        "REGULAR": list(tiers.values()).count("REGULAR"), "SILVER": list(tiers.values()).count("SILVER"),
+        "GOLD": list(tiers.values()).count("GOLD"), "DIAMOND": list(tiers.values()).count("DIAMOND")}
+    async with db.read() as session:
+        from sqlalchemy import func
+
+        ledger = (await session.execute(select(func.sum(PointsEntry.amount)))).scalar_one()
+    assert outcome["live"]["outstandingPoints"] == ledger == 15050
+    assert outcome["live"]["liability"] == {"amount": "150.50"}
+    assert outcome["live"]["taskCompletions"] == [{"task": "FIRST_ORDER", "completions": 5},
+                                                  {"task": "THREE_MONTH_STREAK", "completions": 1}]
+
+
+async def test_a_draft_shows_who_would_move_and_nothing_persists(api, db, history):
+    before, checksum = await row_counts(db), await ledger_checksum(db)
+    easier = CLASSIC.replace('{ metric = "single_order_amount", at_least = "200" }',
+                             '{ metric = "single_order_amount", at_least = "100" }')
+    outcome = (await simulate(api, easier))["result"]
+    assert outcome["changedMembers"]["edges"] == [
+        {"node": {"memberExternalId": "ben", "liveTier": "REGULAR", "draftTier": "SILVER"}}]
+    assert outcome["draft"]["upgrades"] == outcome["live"]["upgrades"] + 1
+    nine = await simulate(api, (PROGRAMS / "nine-levels.toml").read_text(encoding="utf-8"))
+    assert nine["userErrors"] == []
+    assert [row["tier"] for row in nine["result"]["draft"]["membersPerTier"]] == [f"V{n}" for n in range(1, 10)]
+    assert nine["result"]["changedMembers"]["totalCount"] == 6
+    assert await row_counts(db) == before
+    assert await ledger_checksum(db) == checksum
+
+
+async def test_a_broken_draft_is_user_errors(api, history):
+    result = await simulate(api, CLASSIC.replace('code = "SILVER"', 'code = "silver"'))
+    assert result["result"] is None
+    assert result["userErrors"][0]["field"] == ["input", "definition", "ladder", "tiers", "1", "code"]
