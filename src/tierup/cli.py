@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     expire.add_argument("--program", help="program code (default: every program)")
     expire.set_defaults(run=_expire_points)
 
+    seed = commands.add_parser("seed", help="write a deterministic synthetic history into an empty program")
+    seed.add_argument("--members", type=int, required=True)
+    seed.add_argument("--orders", type=int, required=True)
+    seed.add_argument("--seed", type=int, default=7, help="random seed (same seed, same history)")
+    seed.add_argument("--program", default=DEFAULT_PROGRAM, help="program code (loaded from the bundled fixtures "
+                                                                  "when the database has none)")
+    seed.set_defaults(run=_seed)
+
     simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
     simulate.add_argument("draft", help="the draft program file (TOML)")
     simulate.add_argument("--program", default=None, help="the live program whose history to replay (default: "
@@ -221,6 +229,38 @@ def _jobs(args, settings: Settings) -> int:
     return _each_program(settings, args, _jobs_line)
 
 
+def _seed(args, settings: Settings) -> int:
+    from .api.context import utcnow
+    from .services.programs import active_program
+    from .services.seed import AlreadySeeded, SeedPlan, seed
+    from .store.db import Database
+    from .store.migrate import upgrade
+
+    if not (1 <= args.members <= 10_000_000 and 0 <= args.orders <= 100_000_000):
+        print("tierup: --members must be 1–10,000,000 and --orders 0–100,000,000", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    asyncio.run(_prepare(settings, demo_member=False))
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            program = await active_program(db, args.program)
+            if program is None:
+                print(f"tierup: no program {args.program!r}", file=sys.stderr)
+                return 1
+            summary = await seed(db, program, SeedPlan(args.members, args.orders, args.seed), now=utcnow())
+        except AlreadySeeded as exc:
+            print(f"tierup: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+        print(", ".join(f"{value:,} {name}" for name, value in summary.items()))
+        return 0
+
+    return asyncio.run(run())
+
+
 def _simulate(args, settings: Settings) -> int:
     from datetime import date, timedelta
 
@@ -302,7 +342,7 @@ def _serve(args, settings: Settings) -> int:
     return 0
 
 
-async def _prepare(settings: Settings) -> None:
+async def _prepare(settings: Settings, *, demo_member: bool = True) -> None:
     """A database without programs gets the classic program and, in development, a demo member."""
     from .api.context import utcnow
     from .programs import bundled_program_path, load_program_file
@@ -316,7 +356,7 @@ async def _prepare(settings: Settings) -> None:
             definition = load_program_file(bundled_program_path(DEFAULT_PROGRAM))
             publication = await _publish(settings, definition, published_by="tierup serve")
             print(f"loaded the default program {definition.code!r} ({bundled_program_path(DEFAULT_PROGRAM)})")
-            if not settings.production:
+            if demo_member and not settings.production:
                 await enroll_member(db, publication.program, EnrolmentInput(external_id=DEMO_MEMBER,
                                     display_name="Demo Member"), now=utcnow())
     finally:

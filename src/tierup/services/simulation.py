@@ -42,6 +42,7 @@ class _Order:
 
 @dataclass
 class _MemberState:
+    key: int  # the member's id in the store
     external_id: str
     tier: str
     valid_until: datetime | None
@@ -66,24 +67,38 @@ class Outcome:
     task_completions: Counter = field(default_factory=Counter)
 
 
+@dataclass
+class Recording:
+    """What a replay did, row by row, for writing a synthetic history (tierup seed)."""
+
+    entries: list[tuple] = field(default_factory=list)  # (member key, kind, source, amount, at, report id)
+    tier_changes: list[tuple] = field(default_factory=list)  # (member key, from, to, at, valid until)
+    completions: list[tuple] = field(default_factory=list)  # (member key, task, period, at, claimed at, points, growth)
+    passes: list[tuple] = field(default_factory=list)  # (member key, quest, level, at, points, growth)
+
+
 class _Replay:
-    def __init__(self, definition: ProgramDefinition, start: datetime):
+    def __init__(self, definition: ProgramDefinition, start: datetime, recording: Recording | None = None):
         self.d = definition
         self.start = start
         self.members: dict[int, _MemberState] = {}
         self.outcome = Outcome()
         self.spend_windows, self.order_windows = metric_windows(definition)
         self.referrer: dict[int, int] = {}
+        self.recording = recording
+        self._report: int | None = None  # the report being replayed, for the recording
 
     def counts(self, at: datetime) -> bool:
         return at >= self.start
 
-    def earn(self, member: _MemberState, points: int, at: datetime) -> None:
+    def earn(self, member: _MemberState, points: int, at: datetime, source: str = "ORDER") -> None:
         member.balance += points
         if self.counts(at):
             self.outcome.points_issued += points
         if points:
             member.activity.points_earned.append((at, points))
+            if self.recording is not None:
+                self.recording.entries.append((member.key, "EARN", source, points, at, self._report))
 
     def metrics(self, member: _MemberState, at: datetime, since: datetime | None = None) -> MemberMetrics:
         tz = self.d.zone
@@ -110,6 +125,9 @@ class _Replay:
                 self.outcome.upgrades += 1
             elif new.rank < old.rank:
                 self.outcome.downgrades += 1
+        if self.recording is not None:
+            self.recording.tier_changes.append((member.key, member.tier, tier_code, at,
+                                                self.validity(tier_code, at)))
         member.tier = tier_code
         member.valid_until = self.validity(tier_code, at)
 
@@ -138,8 +156,12 @@ class _Replay:
                 task.code, period_key(task.repeat, at, tz), at, at if automatic else None)
             if self.counts(at):
                 self.outcome.task_completions[task.code] += 1
+            points = reward_points(task, member.activity, at, tz)
+            if self.recording is not None:
+                self.recording.completions.append((member.key, task.code, period_key(task.repeat, at, tz),
+                                                   at, at if automatic else None, points, task.reward.growth_value))
             if automatic:  # member-claimed rewards wait for the member, whom a replay cannot speak for
-                self.earn(member, reward_points(task, member.activity, at, tz), at)
+                self.earn(member, points, at, source="TASK")
                 member.growth += task.reward.growth_value
         for quest in self.d.quests:
             if not quest_active(quest, at, tz):
@@ -148,6 +170,9 @@ class _Replay:
             for level in due_levels(quest, member.activity, passed, tz):
                 passed.add(level.level)
                 member.balance += level.reward.points  # quest rewards do not count toward the quest
+                if self.recording is not None:
+                    self.recording.passes.append((member.key, quest.code, level.level, at,
+                                                  level.reward.points, level.reward.growth_value))
                 if self.counts(at):
                     self.outcome.points_issued += level.reward.points
                 member.growth += level.reward.growth_value
@@ -155,12 +180,13 @@ class _Replay:
 
     def apply(self, report: Report, member_row: Member | None) -> None:
         at = report.occurred_at
+        self._report = report.id
         if report.kind == "ENROLMENT":
-            member = _MemberState(member_row.external_id, self.d.entry_tier.code, None)
-            self.members[report.member_id or member_row.id] = member
+            member = _MemberState(member_row.id, member_row.external_id, self.d.entry_tier.code, None)
+            self.members[member_row.id] = member
             if member_row.referred_by_id is not None:
                 self.referrer[member_row.id] = member_row.referred_by_id
-            self.earn(member, self.d.welcome_points, at)
+            self.earn(member, self.d.welcome_points, at, source="WELCOME")
             self.grow(member, at)
             return
         member = self.members.get(report.member_id)
