@@ -75,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
                                                                   "when the database has none)")
     seed.set_defaults(run=_seed)
 
+    export = commands.add_parser("export", help="export data").add_subparsers(title="export commands")
+    export_members = export.add_parser("members", help="members of a selection, as CSV (progress on stderr)")
+    export_members.add_argument("--segment", help="RFM segment, e.g. 'At risk'")
+    export_members.add_argument("--stage", choices=["NEW", "GROWING", "MATURE", "DECLINING", "CHURNED"])
+    export_members.add_argument("--silent-days", type=int, help="no order for this many days (沉默预警)")
+    export_members.add_argument("--quadrant", choices=["HIGH_VALUE_ACTIVE", "HIGH_VALUE_SILENT", "LOW_VALUE_ACTIVE",
+                                                       "LOW_VALUE_SILENT"])
+    export_members.add_argument("--tier", help="tier code")
+    export_members.add_argument("--format", choices=["csv"], default="csv")
+    export_members.add_argument("--output", help="file to write (default: standard output)")
+    export_members.add_argument("--program", default=DEFAULT_PROGRAM)
+    export_members.set_defaults(run=_export_members)
+
     simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
     simulate.add_argument("draft", help="the draft program file (TOML)")
     simulate.add_argument("--program", default=None, help="the live program whose history to replay (default: "
@@ -259,6 +272,40 @@ def _seed(args, settings: Settings) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _export_members(args, settings: Settings) -> int:
+    from .api.context import utcnow
+    from .domain.rfm import SEGMENTS
+    from .services.export import export_members
+    from .services.programs import active_program
+    from .services.seed import progress_bar
+    from .store.db import Database
+
+    if args.segment is not None and args.segment not in SEGMENTS:
+        print(f"tierup: --segment must be one of: {', '.join(SEGMENTS)}", file=sys.stderr)
+        return 2
+
+    async def run(out) -> int:
+        db = Database(settings.database_url)
+        try:
+            program = await active_program(db, args.program)
+            if program is None:
+                print(f"tierup: no program {args.program!r}", file=sys.stderr)
+                return 1
+            written = await export_members(
+                db, program, out, at=utcnow(), progress=progress_bar("exporting members"), segment=args.segment,
+                lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
+                tier_code=args.tier)
+        finally:
+            await db.dispose()
+        print(f"{written:,} members exported", file=sys.stderr)
+        return 0
+
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            return asyncio.run(run(out))
+    return asyncio.run(run(sys.stdout))
 
 
 def _simulate(args, settings: Settings) -> int:

@@ -75,3 +75,33 @@ async def test_a_refresh_replaces_the_previous_scores(api, db, history):
 async def test_members_do_not_see_their_own_rfm(api, history):
     result = await api.as_member("ana", "{ viewer { rfm { segment } lifecycleStage } }")
     assert result["data"]["viewer"] == {"rfm": None, "lifecycleStage": "MATURE"}
+
+
+async def test_the_value_map_and_its_members(api, history):
+    """Monetary ≥ 4 is high value, recency ≥ 3 active: ana (5,5), cai (3,5), fay (4,4) are high-value active;
+    ben (5,3) low-value active; dan (2,1) and eve (1,1) low-value silent."""
+    result = await api.as_operator("{ program { valueMap { quadrant members } } }")
+    assert result["data"]["program"]["valueMap"] == [
+        {"quadrant": "HIGH_VALUE_ACTIVE", "members": 3}, {"quadrant": "HIGH_VALUE_SILENT", "members": 0},
+        {"quadrant": "LOW_VALUE_ACTIVE", "members": 1}, {"quadrant": "LOW_VALUE_SILENT", "members": 2}]
+    query = "query($q: ValueQuadrant) { members(first: 10, quadrant: $q) { totalCount edges { node { externalId } } } }"
+    silent = (await api.as_operator(query, {"q": "LOW_VALUE_SILENT"}))["data"]["members"]
+    assert [e["node"]["externalId"] for e in silent["edges"]] == ["dan", "eve"]
+
+
+async def test_the_csv_export_writes_the_same_selection(api, db, program, history):
+    import csv
+    import io
+
+    from tierup.services.export import export_members
+
+    out = io.StringIO()
+    seen = []
+    written = await export_members(db, program, out, at=datetime.fromisoformat(AS_OF),
+                                   progress=lambda done, total: seen.append((done, total)), segment="Loyal")
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert written == 3 and seen[-1] == (3, 3)
+    assert [(r["external_id"], r["tier"], r["orders_12m"], r["spend_12m"], r["rfm_segment"], r["lifecycle_stage"])
+            for r in rows] == [("ben", "REGULAR", "1", "100.00", "Loyal", "GROWING"),
+                               ("cai", "GOLD", "2", "2500.00", "Loyal", "CHURNED"),
+                               ("fay", "SILVER", "1", "400.00", "Loyal", "DECLINING")]

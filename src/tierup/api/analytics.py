@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types import Info
 
 from ..domain.errors import Rejected
+from ..domain.rfm import QUADRANTS
 from ..services import analytics as analytics_service
 from ..store.models import RfmScore as RfmRow
 from .errors import UserError, user_errors
@@ -24,6 +25,27 @@ class LifecycleStage(Enum):
     MATURE = strawberry.enum_value("MATURE", description="Orders regularly (default: 5+ orders in 12 months).")
     DECLINING = strawberry.enum_value("DECLINING", description="Going quiet (default: no order for 90 days).")
     CHURNED = strawberry.enum_value("CHURNED", description="Gone (default: no order for 180 days).")
+
+
+@strawberry.enum(description="The four-quadrant value map (价值四象限) on the latest RFM scores: monetary ≥ 4 is high value, recency ≥ 3 is active.")
+class ValueQuadrant(Enum):
+    HIGH_VALUE_ACTIVE = strawberry.enum_value("HIGH_VALUE_ACTIVE", description=QUADRANTS["HIGH_VALUE_ACTIVE"])
+    HIGH_VALUE_SILENT = strawberry.enum_value("HIGH_VALUE_SILENT", description=QUADRANTS["HIGH_VALUE_SILENT"])
+    LOW_VALUE_ACTIVE = strawberry.enum_value("LOW_VALUE_ACTIVE", description=QUADRANTS["LOW_VALUE_ACTIVE"])
+    LOW_VALUE_SILENT = strawberry.enum_value("LOW_VALUE_SILENT", description=QUADRANTS["LOW_VALUE_SILENT"])
+
+
+@strawberry.type(description="How many members one quadrant of the value map holds.")
+class QuadrantCount:
+    quadrant: ValueQuadrant = strawberry.field(description="The quadrant; list its members with members(quadrant:).")
+    members: int = strawberry.field(description="Members in it at the latest RFM refresh.")
+    advice: str = strawberry.field(description="What operators usually do with it.")
+
+
+async def value_map(context) -> list[QuadrantCount]:
+    counts = await analytics_service.value_map(context.db, await context.program())
+    return [QuadrantCount(quadrant=ValueQuadrant(name), members=count, advice=QUADRANTS[name])
+            for name, count in counts.items()]
 
 
 @strawberry.type(description="RFM scores (1–5, 5 best: quintiles within the program) from the latest refresh, and the segment.")

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Sequence
 
 from aiodataloader import DataLoader
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from ..domain.activity import Activity
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
-from ..services.analytics import lifecycle_stage_sql, lifecycle_stages, order_figures, silent_for_sql
+from ..services.analytics import lifecycle_stages, member_selection
 from ..services.ledger import lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
@@ -202,28 +202,8 @@ class Loaders:
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
 
-    async def members_page(self, *, first: int, after: int | None, tier_code: str | None, search: str | None,
-                           segment: str | None = None, lifecycle_stage: str | None = None,
-                           silent_for_days: int | None = None) -> Page:
-        filters = [Member.program_id == self.program.id]
-        joins = []
-        if segment is not None:
-            joins.append((RfmScore, RfmScore.member_id == Member.id))
-            filters.append(RfmScore.segment == segment)
-        if lifecycle_stage is not None or silent_for_days is not None:
-            figures = order_figures(self.program, self.now)
-            joins.append((figures, figures.c.member_id == Member.id))
-            if lifecycle_stage is not None:
-                filters.append(lifecycle_stage_sql(self.program.definition.lifecycle, figures, self.now)
-                               == lifecycle_stage)
-            if silent_for_days is not None:
-                filters.append(silent_for_sql(figures, self.now, silent_for_days))
-        if tier_code is not None:
-            filters.append(Member.tier_code == tier_code)
-        if search:
-            pattern = f"%{_escape_like(search.lower())}%"
-            filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),
-                               func.lower(Member.display_name).like(pattern, escape="\\")))
+    async def members_page(self, *, first: int, after: int | None, **selection) -> Page:
+        joins, filters = member_selection(self.program, self.now, **selection)
         page = await self._page(Member, filters, first=first, after=after, newest_first=False, joins=joins)
         for member in page.rows:
             self.member_by_id.prime(member.id, member)
@@ -254,10 +234,6 @@ class Loaders:
             rows = list((await session.execute(query)).scalars())
             total = (await session.execute(counted.where(*filters))).scalar_one()
         return Page(rows[:first], len(rows) > first, total)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def encode_cursor(row_id: int) -> str:

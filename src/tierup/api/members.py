@@ -25,7 +25,7 @@ from ..services.coupons import quote_coupons
 from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
 from .money import Money
 from ..domain.rfm import SEGMENTS
-from .analytics import LifecycleStage, RfmScore
+from .analytics import LifecycleStage, RfmScore, ValueQuadrant
 from .benefits import MemberBenefit, member_benefits
 from .checkins import CheckInStatus, member_check_in_status
 from .quests import QuestProgress
@@ -205,12 +205,13 @@ class MemberQueries:
     @strawberry.field(permission_classes=[OperatorOrService],
                       description="Members of the caller's program, oldest first, with the total. Filter by tier, "
                                   "search in externalId and displayName, RFM segment, lifecycle stage, or silence "
-                                  "(no order for `silentForDays` days: the 沉默预警 list). `first` is 1–100 "
+                                  "(no order for `silentForDays` days: the 沉默预警 list) or value quadrant. `first` is 1–100 "
                                   "(default 20). OPERATOR or SERVICE.")
     async def members(self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
                       tier: Optional[relay.GlobalID] = None, search: Optional[str] = None,
                       segment: Optional[str] = None, lifecycle_stage: Optional[LifecycleStage] = None,
-                      silent_for_days: Optional[int] = None) -> MemberConnection:
+                      silent_for_days: Optional[int] = None,
+                      quadrant: Optional[ValueQuadrant] = None) -> MemberConnection:
         context = info.context
         size, after_id = page_args(first, after)
         definition = (await context.program()).definition
@@ -223,7 +224,8 @@ class MemberQueries:
             raise bad_input("silentForDays must be between 1 and 3650")
         page = await (await context.loaders()).members_page(
             first=size, after=after_id, tier_code=tier_code, search=search, segment=segment,
-            lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None, silent_for_days=silent_for_days)
+            lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None, silent_for_days=silent_for_days,
+            quadrant=quadrant.value if quadrant else None)
         return connection(page, lambda row: Member.of(context, row), after_id, MemberConnection)
 
 

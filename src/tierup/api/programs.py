@@ -15,6 +15,7 @@ from .errors import forbidden
 from .permissions import OperatorOnly, SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
+from .analytics import QuadrantCount, value_map
 from .benefits import Benefit
 from .kpis import ProgramKpis, program_kpis
 from .publishing import ProgramVersion, program_versions
@@ -39,6 +40,11 @@ class Program(relay.Node):
                                   "OPERATOR only.", permission_classes=[OperatorOnly])
     async def kpis(self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date) -> ProgramKpis:
         return await program_kpis(info.context, from_, to)
+
+    @strawberry.field(description="The four-quadrant value map: members per quadrant at the latest RFM refresh. "
+                                  "OPERATOR only.", permission_classes=[OperatorOnly])
+    async def value_map(self, info: Info) -> list[QuadrantCount]:
+        return await value_map(info.context)
 
     @strawberry.field(description="Every published version of the definition, newest first. OPERATOR only.",
                       permission_classes=[OperatorOnly])

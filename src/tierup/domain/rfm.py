@@ -51,3 +51,15 @@ class LifecycleRules:
     declining_days: int = 90  # no order for this long: DECLINING
     churned_days: int = 180  # no order for this long: CHURNED
     mature_orders: int = 5  # orders in the past 12 months: MATURE
+
+
+# The four-quadrant value map (价值四象限), on the latest RFM scores: value is the monetary score,
+# activity the recency score.
+HIGH_VALUE_MIN_M = 4
+ACTIVE_MIN_R = 3
+QUADRANTS = {
+    "HIGH_VALUE_ACTIVE": "High value, active: keep them delighted (重要价值).",
+    "HIGH_VALUE_SILENT": "High value, gone quiet: win them back first (重要挽留).",
+    "LOW_VALUE_ACTIVE": "Low value, active: the potential to grow (潜力发展).",
+    "LOW_VALUE_SILENT": "Low value, quiet: low-cost reminders (一般维护).",
+}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select, true
+from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql import Select
 
 from ..domain.clock import months_before
-from ..domain.rfm import RFM_MONTHS, SEGMENT_GRID, LifecycleRules
+from ..domain.rfm import ACTIVE_MIN_R, HIGH_VALUE_MIN_M, QUADRANTS, RFM_MONTHS, SEGMENT_GRID, LifecycleRules
 from ..store.db import Database
 from ..store.models import Member, Report, RfmScore
 from ..store.types import UtcDateTime
@@ -35,7 +35,7 @@ def order_figures(program: ActiveProgram, as_of: datetime, member_ids: list[int]
             .outerjoin(refunded, refunded.c.order_id == Report.id)
             .where(Report.program_id == program.id, Report.kind == "ORDER", Report.occurred_at <= as_of,
                    Report.member_id.in_(member_ids) if member_ids is not None else true())
-            .group_by(Report.member_id).subquery("order_figures"))
+            .group_by(Report.member_id).subquery())
 
 
 def lifecycle_stage_sql(rules: LifecycleRules, figures, at: datetime):
@@ -110,3 +110,51 @@ async def lifecycle_stages(db: Database, program: ActiveProgram, member_ids: lis
             select(Member.id, lifecycle_stage_sql(program.definition.lifecycle, figures, at))
             .outerjoin(figures, figures.c.member_id == Member.id).where(Member.id.in_(member_ids)))
         return dict(rows.all())
+
+
+def quadrant_sql(scores=RfmScore):
+    high = scores.m >= HIGH_VALUE_MIN_M
+    active = scores.r >= ACTIVE_MIN_R
+    return case((and_(high, active), "HIGH_VALUE_ACTIVE"), (high, "HIGH_VALUE_SILENT"),
+                (active, "LOW_VALUE_ACTIVE"), else_="LOW_VALUE_SILENT")
+
+
+def member_selection(program: ActiveProgram, at: datetime, *, tier_code: str | None = None, search: str | None = None,
+                     segment: str | None = None, lifecycle_stage: str | None = None,
+                     silent_for_days: int | None = None, quadrant: str | None = None) -> tuple[list, list]:
+    """(outer joins, filters) selecting members of the program: the operator's list and its CSV export."""
+    filters = [Member.program_id == program.id]
+    joins: list = []
+    if tier_code is not None:
+        filters.append(Member.tier_code == tier_code)
+    if search:
+        pattern = f"%{escape_like(search.lower())}%"
+        filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),
+                           func.lower(Member.display_name).like(pattern, escape="\\")))
+    if segment is not None or quadrant is not None:
+        joins.append((RfmScore, RfmScore.member_id == Member.id))
+        if segment is not None:
+            filters.append(RfmScore.segment == segment)
+        if quadrant is not None:
+            filters.append(quadrant_sql() == quadrant)
+    if lifecycle_stage is not None or silent_for_days is not None:
+        figures = order_figures(program, at)
+        joins.append((figures, figures.c.member_id == Member.id))
+        if lifecycle_stage is not None:
+            filters.append(lifecycle_stage_sql(program.definition.lifecycle, figures, at) == lifecycle_stage)
+        if silent_for_days is not None:
+            filters.append(silent_for_sql(figures, at, silent_for_days))
+    return joins, filters
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def value_map(db: Database, program: ActiveProgram) -> dict[str, int]:
+    """Members per quadrant, on the latest RFM refresh."""
+    quadrant = quadrant_sql()
+    async with db.read() as session:
+        counts = dict((await session.execute(select(quadrant, func.count()).where(RfmScore.program_id == program.id)
+                                             .group_by(quadrant))).all())
+    return {name: counts.get(name, 0) for name in QUADRANTS}
