@@ -4,7 +4,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from helpers import enroll, order, row_counts
+from helpers import enroll, row_counts
 from tierup.store.models import Report
 
 PUBLISH = """mutation($input: PublishProgramInput!) { publishProgram(input: $input) {

@@ -101,16 +101,24 @@ class _Replay:
                 self.recording.entries.append((member.key, "EARN", source, points, at, self._report))
 
     def metrics(self, member: _MemberState, at: datetime, since: datetime | None = None) -> MemberMetrics:
+        """The member's tier metrics at `at`. Orders are kept in time order, so the rolling windows are
+        summed by walking back from the newest order only as far as the window reaches."""
         tz = self.d.zone
-        lifetime = [o for o in member.orders.values() if o.at <= at and (since is None or o.at > since)]
-        window = {m: months_before(at, m, tz) for m in self.spend_windows | self.order_windows}
+        orders = list(member.orders.values())
+        lifetime = [o for o in orders if o.at <= at and (since is None or o.at > since)]
+        starts = {m: months_before(at, m, tz) for m in self.spend_windows | self.order_windows}
+        earliest = min(starts.values(), default=at)
+        recent = []
+        for order in reversed(orders):
+            if order.at <= earliest:
+                break
+            if order.at <= at:
+                recent.append(order)
         return MemberMetrics(
             cumulative_spend_fen=sum(o.net for o in lifetime), largest_order_fen=max((o.net for o in lifetime), default=0),
             order_count=sum(1 for o in lifetime if o.net > 0),
-            spend_fen_in_months={m: sum(o.net for o in member.orders.values() if window[m] < o.at <= at)
-                                 for m in self.spend_windows},
-            orders_in_months={m: sum(1 for o in member.orders.values() if window[m] < o.at <= at and o.net > 0)
-                              for m in self.order_windows},
+            spend_fen_in_months={m: sum(o.net for o in recent if o.at > starts[m]) for m in self.spend_windows},
+            orders_in_months={m: sum(1 for o in recent if o.at > starts[m] and o.net > 0) for m in self.order_windows},
             growth_value=member.growth)
 
     def validity(self, tier_code: str, at: datetime) -> datetime | None:
@@ -150,6 +158,7 @@ class _Replay:
 
     def grow(self, member: _MemberState, at: datetime) -> None:
         tz = self.d.zone
+        growth_before = member.growth
         for task in due_tasks(self.d, member.activity, member.completions, at):
             automatic = task.claim == "automatic"
             member.completions[(task.code, period_key(task.repeat, at, tz))] = Completion(
@@ -176,7 +185,8 @@ class _Replay:
                 if self.counts(at):
                     self.outcome.points_issued += level.reward.points
                 member.growth += level.reward.growth_value
-        self.upgrade(member, at)
+        if member.growth != growth_before:  # growth value may reach a tier (the order itself was judged already)
+            self.upgrade(member, at)
 
     def apply(self, report: Report, member_row: Member | None) -> None:
         at = report.occurred_at
