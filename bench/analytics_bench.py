@@ -1,6 +1,6 @@
 """Analytics bench: seeding, RFM refresh, KPIs, the silent-member list and a simulation, at scale.
 
-    python bench/analytics_bench.py [--members 10000] [--orders 100000] [--postgres SERVER_URL]
+    python bench/analytics_bench.py [--members 10000] [--orders 100000] [--postgres SERVER_URL] [--skip-simulation]
 
 Builds a fresh database (SQLite in a temp dir, or a new PostgreSQL database dropped after),
 seeds a deterministic classic-program history, and times each step in this one run.
@@ -43,7 +43,7 @@ async def timed(label: str, rows: list, coroutine):
     return result
 
 
-async def measure(database_url: str, members: int, orders: int) -> list:
+async def measure(database_url: str, members: int, orders: int, with_simulation: bool = True) -> list:
     await asyncio.to_thread(upgrade, database_url)
     db = Database(database_url)
     rows: list = []
@@ -67,6 +67,8 @@ async def measure(database_url: str, members: int, orders: int) -> list:
                 return (await session.execute(query.where(*filters))).scalar_one()
 
         await timed("silent-member list total (90 days)", rows, silent_total())
+        if not with_simulation:
+            return rows
         draft = load_program_file(bundled_program_path("nine-levels"))
         result = await timed("simulate nine-levels vs live (whole history)", rows,
                              simulate(db, program, draft, start=midnight(date(2024, 1, 1), tz), end=AS_OF))
@@ -82,7 +84,7 @@ async def main_async(args) -> None:
     database_url = await postgres_database(args.postgres, name) if args.postgres else \
         f"sqlite+aiosqlite:///{workdir}/bench.db"
     try:
-        rows = await measure(database_url, args.members, args.orders)
+        rows = await measure(database_url, args.members, args.orders, not args.skip_simulation)
     finally:
         if args.postgres:
             await postgres_database(args.postgres, name, drop=True)
@@ -98,6 +100,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--postgres", metavar="SERVER_URL")
+    parser.add_argument("--skip-simulation", action="store_true", help="measure seeding, RFM and KPIs only")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -55,3 +55,15 @@ def connection(page: Page, to_node: Callable, after: int | None, cls=Connection)
         ),
         total_count=page.total,
     )
+
+
+def list_connection(items: list, first: Optional[int], after: Optional[str], to_node: Callable, cls,
+                    edge_cls=Edge):
+    """A page of a list held in memory (program data, a simulation's result); the cursor is the position."""
+    size, after_index = page_args(first, after)
+    start = after_index or 0
+    edges = [edge_cls(cursor=encode_cursor(start + n + 1), node=to_node(item))
+             for n, item in enumerate(items[start:start + size])]
+    return cls(edges=edges, total_count=len(items), page_info=relay.PageInfo(
+        has_next_page=start + size < len(items), has_previous_page=start > 0,
+        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))

@@ -11,10 +11,9 @@ from strawberry.types import Info
 from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import ProgramDefinition, RewardItemRule
 from ..services import rewards as reward_service
-from .connections import Connection, Edge, page_args
+from .connections import Connection, Edge, list_connection
 from .coupons import Coupon, CouponTemplate
 from .errors import UserError, user_errors
-from .loaders import encode_cursor
 from .nodes import node_key, rule_from_key
 from .permissions import MemberOnly
 from .rewards import Reward
@@ -65,17 +64,12 @@ class RewardConnection(Connection[RewardItem]):
 
 
 async def reward_page(context, first: Optional[int], after: Optional[str]) -> RewardConnection:
-    """Catalogue order; the cursor is the item's position (the catalogue is program data)."""
-    size, after_index = page_args(first, after)
+    """Catalogue order, with the stock left of each item."""
     definition = (await context.program()).definition
-    start = after_index or 0
-    items = definition.rewards[start:start + size]
-    stock = await (await context.loaders()).reward_stock_by_code.load_many([i.code for i in items])
-    edges = [RewardEdge(cursor=encode_cursor(start + n + 1), node=RewardItem.of(definition, item, left))
-             for n, (item, left) in enumerate(zip(items, stock))]
-    return RewardConnection(edges=edges, total_count=len(definition.rewards), page_info=relay.PageInfo(
-        has_next_page=start + size < len(definition.rewards), has_previous_page=start > 0,
-        start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+    codes = [item.code for item in definition.rewards]
+    stock = dict(zip(codes, await (await context.loaders()).reward_stock_by_code.load_many(codes)))
+    return list_connection(list(definition.rewards), first, after,
+                           lambda item: RewardItem.of(definition, item, stock[item.code]), RewardConnection, RewardEdge)
 
 
 @strawberry.input(description="What to redeem, and how many.")

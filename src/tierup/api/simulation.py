@@ -6,16 +6,14 @@ from datetime import date, timedelta
 from typing import Optional
 
 import strawberry
-from strawberry import relay
 from strawberry.types import Info
 
 from ..domain.activity import midnight
 from ..domain.errors import Rejected
 from ..services import kpis as kpi_service
 from ..services import simulation as simulation_service
-from .connections import Connection, Edge, page_args
+from .connections import Connection, list_connection
 from .errors import UserError, bad_input, user_errors
-from .loaders import encode_cursor
 from .money import Money
 from .permissions import OperatorOnly
 from .publishing import DefinitionFormat, parse_definition
@@ -67,15 +65,9 @@ class SimulationResult:
 
     @strawberry.field(description="Members whose tier at the end would change, by externalId.")
     def changed_members(self, first: Optional[int] = None, after: Optional[str] = None) -> TierDifferenceConnection:
-        size, after_index = page_args(first, after)
-        start = after_index or 0
-        rows = self.differences[start:start + size]
-        edges = [Edge(cursor=encode_cursor(start + n + 1),
-                      node=TierDifference(member_external_id=m, live_tier=live, draft_tier=draft))
-                 for n, (m, live, draft) in enumerate(rows)]
-        return TierDifferenceConnection(edges=edges, total_count=len(self.differences), page_info=relay.PageInfo(
-            has_next_page=start + size < len(self.differences), has_previous_page=start > 0,
-            start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None))
+        return list_connection(self.differences, first, after,
+                               lambda row: TierDifference(member_external_id=row[0], live_tier=row[1],
+                                                          draft_tier=row[2]), TierDifferenceConnection)
 
 
 def _side(program, definition, outcome) -> SimulationSide:
