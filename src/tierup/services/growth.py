@@ -66,31 +66,38 @@ class GrowthTracker:
         events, and return each member's picture after."""
         after_by_member = {}
         for member_id, watched in self._watched.items():
-            await self._advance(watched.member, at)
-            after, _, _, _ = await self._snapshot(watched.member, at)
+            activity, completions, passes = await self._advance(watched.member, at)
+            after = await self._picture(watched.member, at, activity, completions, passes)
             self._diff(watched.member, watched.before, after, at)
             after_by_member[member_id] = after
         return after_by_member
 
     async def _snapshot(self, member: Member, at: datetime, exclude_report: int | None = None):
+        activity, completions, passes = await self._load(member, exclude_report)
+        return await self._picture(member, at, activity, completions, passes), activity, completions, passes
+
+    async def _load(self, member: Member, exclude_report: int | None = None):
         await self.session.flush()  # read everything the use case has written so far
-        definition = self.program.definition
-        activity = (await load_activity(self.session, definition, [member.id], exclude_report))[member.id]
+        activity = (await load_activity(self.session, self.program.definition, [member.id], exclude_report))[member.id]
         completions = (await load_completions(self.session, [member.id]))[member.id]
         passes = (await load_quest_passes(self.session, [member.id]))[member.id]
-        tz = definition.zone
-        snapshot = Snapshot(
+        return activity, completions, passes
+
+    async def _picture(self, member: Member, at: datetime, activity: Activity, completions: Completions,
+                       passes: dict[str, set[int]]) -> Snapshot:
+        definition = self.program.definition
+        return Snapshot(
             tier=member.tier_code, balance=await balance_of(self.session, member.id), growth_value=member.growth_value,
             tasks=task_states(definition, activity, completions, at),
-            quests={q.code: quest_state(q, activity, passes.get(q.code, set()), tz) for q in definition.quests})
-        return snapshot, activity, completions, passes
+            quests={q.code: quest_state(q, activity, passes.get(q.code, set()), definition.zone)
+                    for q in definition.quests})
 
-    async def _advance(self, member: Member, at: datetime) -> None:
-        await self.session.flush()  # the report's own ledger entries count toward quests
+    async def _advance(self, member: Member, at: datetime):
+        """Complete what is due and pass what is passed; returns the member's activity, completions and
+        quest passes as they now stand (kept up to date in memory, so the picture after needs no reload)."""
         definition = self.program.definition
         tz = definition.zone
-        activity = (await load_activity(self.session, definition, [member.id]))[member.id]
-        completions: Completions = (await load_completions(self.session, [member.id]))[member.id]
+        activity, completions, passes = await self._load(member)  # the report's own entries count toward quests
         for task in due_tasks(definition, activity, completions, at):
             points = reward_points(task, activity, at, tz)
             automatic = task.claim == "automatic"
@@ -99,28 +106,29 @@ class GrowthTracker:
                                         task_code=task.code, period_key=key, completed_at=at,
                                         claimed_at=at if automatic else None, points=points,
                                         growth_value=task.reward.growth_value)
-            if created is None:  # completed by a concurrent report
-                continue
+            if created is None:  # cannot happen under the member's lock; reread rather than guess
+                return await self._load(member)
             completions[(task.code, key)] = Completion(task.code, key, at, at if automatic else None)
             self.events.append(self._event(member, "TASK_COMPLETED", f"Task {task.title} completed", at))
             if automatic:
                 await self.pay(member, task.reward, points, at, source="TASK", reason=f"Task {task.code}")
                 activity.points_earned.append((at, points))
-        passes = (await load_quest_passes(self.session, [member.id]))[member.id]
         for quest in definition.quests:
             if not quest_active(quest, at, tz):
                 continue
-            for level in due_levels(quest, activity, passes.get(quest.code, set()), tz):
+            for level in due_levels(quest, activity, passes.setdefault(quest.code, set()), tz):
                 created = await insert_once(self.session, QuestPass, program_id=self.program.id, member_id=member.id,
                                             quest_code=quest.code, level=level.level, passed_at=at,
                                             points=level.reward.points, growth_value=level.reward.growth_value)
                 if created is None:
-                    continue
+                    return await self._load(member)
+                passes[quest.code].add(level.level)
                 self.events.append(self._event(member, "QUEST_LEVEL_PASSED",
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
                 await self.pay(member, level.reward, level.reward.points, at, source="QUEST",
                                reason=f"Quest {quest.code} level {level.level}")
         await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH")
+        return activity, completions, passes
 
     async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str) -> None:
         """Deliver a reward: points into the ledger, growth value onto the member, a badge once."""
