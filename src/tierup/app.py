@@ -19,10 +19,10 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types.unset import UNSET
 
 from .api.context import NOW_HEADER, Context, utcnow
-from .auth import TokenError
-from .events import Broker, MemoryBroker, create_broker
 from .api.schema import build_schema
+from .auth import TokenError
 from .config import Settings
+from .events import Broker, MemoryBroker, create_broker
 from .graphiql import AssetError, GraphiQLAssets
 from .services.jobs import run_periodically
 from .store.db import Database

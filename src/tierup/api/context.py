@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError
-
 from ..auth import Principal, Role, TokenError, principal_from_header
 from ..domain.clock import local
 from ..domain.errors import ErrorCode, Rejected
@@ -134,5 +132,3 @@ class Context:
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
-
-__all__ = ["Context", "GraphQLError", "NOW_HEADER", "parse_now", "utcnow"]
