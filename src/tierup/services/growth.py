@@ -97,6 +97,7 @@ class GrowthTracker:
         quest passes as they now stand (kept up to date in memory, so the picture after needs no reload)."""
         definition = self.program.definition
         tz = definition.zone
+        growth_before = member.growth_value
         activity, completions, passes = await self._load(member)  # the report's own entries count toward quests
         for task in due_tasks(definition, activity, completions, at):
             points = reward_points(task, activity, at, tz)
@@ -127,7 +128,8 @@ class GrowthTracker:
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
                 await self.pay(member, level.reward, level.reward.points, at, source="QUEST",
                                reason=f"Quest {quest.code} level {level.level}")
-        await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH")
+        if member.growth_value != growth_before:  # rewards raised growth value, which tiers may count
+            await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH")
         return activity, completions, passes
 
     async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str) -> None:
