@@ -48,29 +48,30 @@ async def row_counts(db) -> dict[str, int]:
                 for table in Base.metadata.sorted_tables}
 
 
-async def publish_classic_ladder_only(db, now):
-    """The classic program without its growth tree and quests: the tier and points rules alone,
-    so figures like the foundation scenario's are not mixed with task rewards."""
-    from tierup.programs import bundled_program_path, load_program_file, parse_program
-    from tierup.services.programs import publish_program
-
-    document = dict(load_program_file(bundled_program_path("classic")).source)
-    document.pop("tasks"), document.pop("quests")
-    return (await publish_program(db, parse_program(document, "classic (ladder only)"), published_by="test",
-                                  now=now)).program
-
-
-async def publish_variant(db, now, *, quest_level_points: int):
-    """The classic program with SPRING_QUEST's first level also paying points."""
+async def publish_classic(db, now, edit, source: str):
+    """Publish the bundled classic program after `edit(document)` changed its document."""
     import copy
 
     from tierup.programs import bundled_program_path, load_program_file, parse_program
     from tierup.services.programs import publish_program
 
     document = copy.deepcopy(load_program_file(bundled_program_path("classic")).source)
-    document["quests"][0]["levels"][0]["reward"]["points"] = quest_level_points
-    return (await publish_program(db, parse_program(document, "classic variant"), published_by="test",
-                                  now=now)).program
+    edit(document)
+    return (await publish_program(db, parse_program(document, source), published_by="test", now=now)).program
+
+
+async def publish_classic_ladder_only(db, now):
+    """The classic program without its growth tree and quests: the tier and points rules alone,
+    so figures like the foundation scenario's are not mixed with task rewards."""
+    return await publish_classic(db, now, lambda doc: (doc.pop("tasks"), doc.pop("quests")), "classic (ladder only)")
+
+
+async def publish_variant(db, now, *, quest_level_points: int):
+    """The classic program with SPRING_QUEST's first level also paying points."""
+    def edit(document):
+        document["quests"][0]["levels"][0]["reward"]["points"] = quest_level_points
+
+    return await publish_classic(db, now, edit, "classic variant")
 
 
 async def load_sample_history(db, program, name: str = "sample-history") -> dict:
