@@ -34,8 +34,9 @@ async def test_tier_reminder_says_what_keeps_the_tier_once(api, db, program, clo
         assert await remind_tier_expiring(db, program, as_of=at("2026-12-26T00:00:00+08:00"), broker=broker) == 0
         event = subscriber.queue.get_nowait()
     assert event.kind == "TIER_EXPIRING"
-    assert event.message == ("银卡会员 lasts until 2027-01-20; to keep it: cumulative spend ≥ ¥500 (now ¥0) or "
-                             "one order ≥ ¥200 (now ¥0)")  # the ¥250 order opened the period, it does not renew it
+    # The ¥250 order lies in alice's first qualification period (enrolment to her first evaluation): it counts.
+    assert event.message == ("银卡会员 lasts until 2027-01-20; to keep it: cumulative spend ≥ ¥500 (now ¥250) or "
+                             "one order ≥ ¥200 (now ¥250)")
 
 
 async def test_a_downgrade_is_announced(api, db, program, clock):
@@ -44,8 +45,10 @@ async def test_a_downgrade_is_announced(api, db, program, clock):
     await order(api, "A-1", "alice", "250", "2026-01-20T12:00:00+08:00")
     broker = MemoryBroker()
     async with broker.subscribe(program.id, await member_id(api, "alice")) as subscriber:
-        result = await evaluate_tiers(db, program, as_of=at("2027-02-01T00:00:00+08:00"), broker=broker)
-        assert (result.evaluated, result.downgraded) == (1, 1)
+        kept = await evaluate_tiers(db, program, as_of=at("2027-02-01T00:00:00+08:00"), broker=broker)
+        assert (kept.evaluated, kept.downgraded) == (1, 0)  # the ¥250 keeps Silver; a new period starts
+        result = await evaluate_tiers(db, program, as_of=at("2028-02-01T00:00:00+08:00"), broker=broker)
+        assert (result.evaluated, result.downgraded) == (1, 1)  # a year without orders
         assert subscriber.queue.get_nowait().message == "Tier is now 普通会员"
 
 

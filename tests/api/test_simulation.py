@@ -32,8 +32,10 @@ async def ledger_checksum(db) -> str:
 async def history(api, db, program, clock):
     clock.now = datetime.fromisoformat("2026-07-01T00:00:00+08:00")
     await load_sample_history(db, program)
-    evaluated = await api.as_operator('mutation { evaluateTiers(input: {asOf: "2026-07-01T00:00:00+08:00"}) { downgraded } }')
-    assert evaluated["data"]["evaluateTiers"]["downgraded"] == 1  # dan's Silver lapsed on 2025-12-01
+    evaluated = await api.as_operator(
+        'mutation { evaluateTiers(input: {asOf: "2026-07-01T00:00:00+08:00"}) { evaluated downgraded } }')
+    # dan's Silver lapsed on 2025-12-01; his ¥300 order lies in his first qualification period and keeps it.
+    assert evaluated["data"]["evaluateTiers"] == {"evaluated": 1, "downgraded": 0}
 
 
 async def simulate(api, definition: str, start: str = "2026-01-01", end: str = "2026-06-30") -> dict:

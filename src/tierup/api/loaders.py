@@ -95,10 +95,11 @@ class Loaders:
         return [int(found.get(i, 0)) for i in member_ids]
 
     async def _metrics(self, member_ids: Sequence[int]) -> list[MemberMetrics]:
+        """The figures the tier rules would judge now: the same qualification period as upgrades and evaluation."""
         members = await self.member_by_id.load_many(member_ids)
-        growth = {m.id: m.growth_value for m in members if m is not None}
         async with self.db.read() as session:
-            found = await member_metrics(session, self.program.definition, growth, as_of=self.now)
+            found = await member_metrics(session, self.program.definition, [m for m in members if m is not None],
+                                         as_of=self.now)
         return [found.get(i, MemberMetrics()) for i in member_ids]
 
     async def _orders_by_id(self, ids: Sequence[int]) -> list[Report | None]:

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from ..domain.errors import Rejected
 from ..domain.program import ProgramDefinition, TierRule
-from ..domain.tiers import METRICS, MemberMetrics, condition_progress, describe_condition
+from ..domain.tiers import METRICS, MemberMetrics, condition_progress, describe_condition, plain_number
 from ..services import tiers as tier_service
 from .errors import UserError, bad_input, user_errors
 from .nodes import node_key, program_data_nodes, rule_from_key
@@ -114,8 +114,8 @@ def tier_progress(definition: ProgramDefinition, current_code: str, metrics: Mem
         money = METRICS[condition.metric].money
         conditions.append(ConditionProgress(
             description=progress.description,
-            current=progress.current.quantize(MONEY_PLACES) if money else progress.current.normalize(),
-            target=progress.target.quantize(MONEY_PLACES) if money else progress.target.normalize(),
+            current=progress.current.quantize(MONEY_PLACES) if money else plain_number(progress.current),
+            target=progress.target.quantize(MONEY_PLACES) if money else plain_number(progress.target),
             met=progress.met))
     return TierProgress(tier=Tier.of(definition, following), conditions=conditions)
 

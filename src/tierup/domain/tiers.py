@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Callable, Mapping
 
@@ -14,7 +15,10 @@ from .program import Condition, ProgramDefinition, TierRule
 class MemberMetrics:
     """What tier conditions are measured on, for one member at one moment.
 
-    Spend is net of refunds. Windowed figures are keyed by the window length in months.
+    Spend is net of refunds. Cumulative spend, the largest order and the order count cover the
+    member's qualification period (see `counting_since`); windowed figures are keyed by the
+    window length in months and end at the moment judged; growth value is the member's running
+    total.
     """
 
     cumulative_spend_fen: int = 0
@@ -91,7 +95,26 @@ def describe_condition(condition: Condition, currency_symbol: str = "¥") -> str
 
 
 def _plain(number: Decimal) -> str:
-    return f"{number.normalize():f}"
+    return f"{plain_number(number):f}"
+
+
+def plain_number(number: Decimal) -> Decimal:
+    """The number without trailing zeros and without an exponent: 300, not 3E+2 (what normalize() alone gives)."""
+    normal = number.normalize()
+    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal
+
+
+def counting_since(program: ProgramDefinition, period_started_at: datetime | None) -> datetime | None:
+    """Where a member's cumulative figures start: after the start of their current qualification period.
+
+    The period starts at enrolment and restarts at every tier evaluation (kept, raised or
+    lowered); an upgrade on an order does not restart it. `period_started_at` is the time of the
+    member's latest evaluation, None before the first one (then the whole history counts). A
+    permanent ladder is never evaluated and counts the whole history whatever is stored.
+    """
+    if program.tier_validity_months is None:
+        return None
+    return period_started_at
 
 
 def condition_progress(metrics: MemberMetrics, condition: Condition, currency_symbol: str = "¥") -> ConditionProgress:

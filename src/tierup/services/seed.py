@@ -120,6 +120,7 @@ async def seed(db: Database, program: ActiveProgram, plan: SeedPlan, *, now: dat
             id=m.id, program_id=program.id, external_id=m.external_id, display_name=None, birthday=None, phone=None,
             referral_code=_referral_code(m.id), referred_by_id=None, joined_at=m.joined_at,
             tier_code=states[m.id].tier, tier_since=m.joined_at, tier_valid_until=states[m.id].valid_until,
+            qualification_started_at=states[m.id].qualification_started_at,
             growth_value=states[m.id].growth) for m in members])
         await _write(session, progress("reports"), Report, [dict(
             id=r.id, program_id=program.id, program_version=program.version, kind=r.kind, external_id=r.external_id,

@@ -2,8 +2,9 @@
 
 The reports up to `to` are read once, in time order, inside one read transaction that is always
 rolled back, and applied in memory with the same domain rules the live path uses: points by the
-tier held before each order, upgrades on the qualifying order, re-evaluation when validity ends,
-proportional refunds, tasks and quests with their rewards. Nothing is written.
+tier held before each order, upgrades on the qualifying order, re-evaluation when validity ends
+(both over the member's qualification period, which each evaluation restarts), proportional
+refunds, tasks and quests with their rewards. Nothing is written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..domain.points import points_for_order, points_to_reverse
 from ..domain.program import ProgramDefinition
 from ..domain.quests import due_levels, quest_active
 from ..domain.tasks import Completion, due_tasks, reward_points
-from ..domain.tiers import MemberMetrics, metric_windows, qualifying_tier
+from ..domain.tiers import MemberMetrics, counting_since, metric_windows, qualifying_tier
 from ..store.db import Database
 from ..store.models import Member, Report
 from .programs import ActiveProgram
@@ -46,6 +47,7 @@ class _MemberState:
     external_id: str
     tier: str
     valid_until: datetime | None
+    qualification_started_at: datetime | None = None  # as Member.qualification_started_at: the latest evaluation
     balance: int = 0
     growth: int = 0
     orders: dict[int, _Order] = field(default_factory=dict)
@@ -100,10 +102,13 @@ class _Replay:
             if self.recording is not None:
                 self.recording.entries.append((member.key, "EARN", source, points, at, self._report))
 
-    def metrics(self, member: _MemberState, at: datetime, since: datetime | None = None) -> MemberMetrics:
-        """The member's tier metrics at `at`. Orders are kept in time order, so the rolling windows are
-        summed by walking back from the newest order only as far as the window reaches."""
+    def metrics(self, member: _MemberState, at: datetime) -> MemberMetrics:
+        """The member's tier metrics at `at`, as the live path's member_metrics counts them: cumulative
+        figures over the current qualification period, rolling windows ending at `at`. Orders are kept
+        in time order, so the rolling windows are summed by walking back from the newest order only as
+        far as the window reaches."""
         tz = self.d.zone
+        since = counting_since(self.d, member.qualification_started_at)
         orders = list(member.orders.values())
         lifetime = [o for o in orders if o.at <= at and (since is None or o.at > since)]
         starts = {m: months_before(at, m, tz) for m in self.spend_windows | self.order_windows}
@@ -140,11 +145,11 @@ class _Replay:
         member.valid_until = self.validity(tier_code, at)
 
     def evaluate_lapsed(self, member: _MemberState, at: datetime) -> None:
-        """The evaluation job, as if it ran whenever validity ended."""
+        """The evaluation job, as if it ran whenever validity ended; every outcome restarts the qualification period."""
         while member.valid_until is not None and member.valid_until <= at:
             ended = member.valid_until
-            since = utc(add_months(local(ended, self.d.zone), -self.d.tier_validity_months))
-            target = qualifying_tier(self.metrics(member, ended, since), self.d)
+            target = qualifying_tier(self.metrics(member, ended), self.d)
+            member.qualification_started_at = ended
             if target.rank < self.d.tier(member.tier).rank:
                 self.move(member, target.code, ended)
             else:

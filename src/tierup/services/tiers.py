@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from sqlalchemy import and_, case, func, literal, select, true
+from typing import Iterable
+
+from sqlalchemy import and_, case, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.clock import add_months, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
-from ..domain.tiers import METRICS, MemberMetrics, condition_progress, metric_windows, qualifying_tier
+from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, counting_since, metric_windows, plain_number,
+                            qualifying_tier)
 from ..events import Broker, Event
 from ..store.db import Database
 from ..store.models import Member, Notification, Report, TierChange
@@ -22,30 +25,35 @@ from .programs import ActiveProgram
 EVALUATION_BATCH = 500
 
 
-async def member_metrics(session: AsyncSession, definition: ProgramDefinition, growth: dict[int, int], *,
-                         as_of: datetime, since: dict[int, datetime] | None = None) -> dict[int, MemberMetrics]:
-    """Tier metrics for many members in one statement, counting reports up to `as_of`.
+async def member_metrics(session: AsyncSession, definition: ProgramDefinition, members: Iterable[Member], *,
+                         as_of: datetime) -> dict[int, MemberMetrics]:
+    """Tier metrics for many members in one statement, as the rules judge them at `as_of`.
 
-    `growth` maps each member id to its growth value (kept on the member row). Spend is net of refunds. `since` (per member) restricts the lifetime figures — cumulative
-    spend, largest order, order count — to a period, which is how a tier's validity period is
-    judged at re-evaluation; rolling windows always end at `as_of`.
+    The one place the live path measures members — upgrades, re-evaluation, reminders and the
+    next-tier view alike. Cumulative spend, the largest order and the order count cover each
+    member's current qualification period (`counting_since`); rolling windows end at `as_of`;
+    growth value is the member row's. Spend is net of refunds reported up to `as_of`.
     """
-    if not growth:
+    members = list(members)
+    if not members:
         return {}
+    growth = {m.id: m.growth_value for m in members}
+    starts = {m.id: start for m in members
+              if (start := counting_since(definition, m.qualification_started_at)) is not None}
     refunded = (
         select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
         .where(Report.kind == "REFUND", Report.member_id.in_(growth), Report.occurred_at <= as_of)
         .group_by(Report.order_id).subquery()
     )
     net = (Report.amount_fen - func.coalesce(refunded.c.refunded, 0))
-    lifetime = Report.occurred_at > _since_case(since) if since else true()
+    in_period = _in_period(starts, len(growth))
     spend_windows, order_windows = metric_windows(definition)
     tz = definition.zone
     columns = [
         Report.member_id,
-        func.coalesce(func.sum(case((lifetime, net), else_=0)), 0).label("cumulative"),
-        func.coalesce(func.max(case((lifetime, net), else_=0)), 0).label("largest"),
-        func.coalesce(func.sum(case((and_(lifetime, net > 0), 1), else_=0)), 0).label("orders"),
+        func.coalesce(func.sum(case((in_period, net), else_=0)), 0).label("cumulative"),
+        func.coalesce(func.max(case((in_period, net), else_=0)), 0).label("largest"),
+        func.coalesce(func.sum(case((and_(in_period, net > 0), 1), else_=0)), 0).label("orders"),
     ]
     for months in sorted(spend_windows):
         inside = Report.occurred_at > months_before(as_of, months, tz)
@@ -72,8 +80,18 @@ async def member_metrics(session: AsyncSession, definition: ProgramDefinition, g
     return {member_id: found.get(member_id, MemberMetrics(growth_value=value)) for member_id, value in growth.items()}
 
 
-def _since_case(since: dict[int, datetime]):
-    return case({member_id: literal(start, UtcDateTime) for member_id, start in since.items()}, value=Report.member_id)
+def _in_period(starts: dict[int, datetime], members: int):
+    """Reports after each member's period start (of `members` measured); those without one count them all."""
+    if not starts:
+        return true()
+    after = Report.occurred_at > case({member_id: literal(start, UtcDateTime) for member_id, start in starts.items()},
+                                      value=Report.member_id)
+    return after if len(starts) == members else or_(Report.member_id.not_in(starts), after)
+
+
+def restart_qualification(member: Member, at: datetime) -> None:
+    """Every evaluation outcome (kept, raised, lowered) opens a new qualification period at `at`."""
+    member.qualification_started_at = at
 
 
 def validity_end(definition: ProgramDefinition, tier: TierRule, start: datetime) -> datetime | None:
@@ -97,9 +115,13 @@ def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: M
 
 async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, member: Member, *, at: datetime,
                                report_id: int | None, reason: str) -> TierChange | None:
-    """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级). Never downgrades."""
+    """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级). Never downgrades.
+
+    The upgrade does not restart the qualification period: a member who reached SILVER keeps
+    counting the same period toward GOLD.
+    """
     definition = program.definition
-    metrics = (await member_metrics(session, definition, {member.id: member.growth_value}, as_of=at))[member.id]
+    metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
     target = qualifying_tier(metrics, definition)
     if target.rank <= definition.tier(member.tier_code).rank:
         return None
@@ -119,9 +141,10 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                          broker: Broker | None = None) -> Evaluation:
     """Re-evaluate every member whose tier validity ended by `as_of` (升降级).
 
-    Judged on the validity period just ended: lifetime figures count from its start, rolling
-    windows end at `as_of`. Kept or higher: validity renews by whole periods past `as_of`.
-    Lower: moved down to the highest tier still qualified for. Batches keep write transactions
+    Judged as an upgrade is, on the member's current qualification period (cumulative figures
+    since its start, rolling windows ending at `as_of`). Kept or higher: validity renews by whole
+    periods past `as_of`. Lower: moved down to the highest tier still qualified for. Whatever the
+    outcome, a new qualification period starts at `as_of`. Batches keep write transactions
     short; a member done is no longer due, so a second run for the same `as_of` changes nothing.
     """
     definition = program.definition
@@ -136,14 +159,12 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                 .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
             if not due:
                 break
-            period = definition.tier_validity_months
-            since = {m.id: utc(add_months(local(m.tier_valid_until, definition.zone), -period)) for m in due}
-            metrics = await member_metrics(session, definition, {m.id: m.growth_value for m in due}, as_of=as_of,
-                                           since=since)
+            metrics = await member_metrics(session, definition, due, as_of=as_of)
             upgraded = downgraded = kept = 0
             for member in due:
                 current = definition.tier(member.tier_code)
                 target = qualifying_tier(metrics[member.id], definition)
+                restart_qualification(member, as_of)
                 if target.rank != current.rank:
                     events.append(Event(program.id, member.id, "TIER_CHANGED", f"Tier is now {target.name}", as_of))
                 if target.rank < current.rank:
@@ -174,7 +195,8 @@ TIER_REMINDER_DAYS = 30
 
 async def remind_tier_expiring(db: Database, program: ActiveProgram, *, as_of: datetime,
                                broker: Broker | None = None) -> int:
-    """A TIER_EXPIRING event once per validity period, 30 days before it ends, saying what keeps the tier."""
+    """A TIER_EXPIRING event once per validity period, 30 days before it ends, saying what keeps the tier
+    (with the figures the evaluation will count: the current qualification period's)."""
     definition = program.definition
     if definition.tier_validity_months is None:
         return 0
@@ -184,10 +206,7 @@ async def remind_tier_expiring(db: Database, program: ActiveProgram, *, as_of: d
         members = list((await session.execute(select(Member).where(
             Member.program_id == program.id, Member.tier_valid_until > as_of,
             Member.tier_valid_until <= horizon))).scalars())
-        since = {m.id: utc(add_months(local(m.tier_valid_until, definition.zone), -definition.tier_validity_months))
-                 for m in members}
-        metrics = await member_metrics(session, definition, {m.id: m.growth_value for m in members}, as_of=as_of,
-                                       since=since)
+        metrics = await member_metrics(session, definition, members, as_of=as_of)
         for member in members:
             key = member.tier_valid_until.isoformat()[:19]
             if await insert_once(session, Notification, member_id=member.id, kind="TIER_EXPIRING", key=key,
@@ -210,7 +229,7 @@ def _keep_message(definition: ProgramDefinition, member: Member, metrics: Member
 
 
 def _figure(value, metric: str, definition: ProgramDefinition) -> str:
-    return format_yuan(value, definition.currency_symbol) if METRICS[metric].money else f"{value.normalize():f}"
+    return format_yuan(value, definition.currency_symbol) if METRICS[metric].money else f"{plain_number(value):f}"
 
 
 def _renewed_until(definition: ProgramDefinition, valid_until: datetime, as_of: datetime) -> datetime:

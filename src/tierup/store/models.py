@@ -60,6 +60,9 @@ class Member(Base):
     tier_code: Mapped[str] = mapped_column(String(40))
     tier_since: Mapped[datetime] = mapped_column(UtcDateTime)
     tier_valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The current qualification period began after this instant: the member's latest tier
+    # evaluation. None until the first one: the period then runs from enrolment.
+    qualification_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     growth_value: Mapped[int] = mapped_column(Integer, default=0)
 
 
