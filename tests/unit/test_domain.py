@@ -9,7 +9,7 @@ import pytest
 from tierup.domain.clock import add_months, months_before
 from tierup.domain.money import MoneyError, format_yuan, to_fen
 from tierup.domain.points import points_for_order, points_to_reverse, reversal_within_balance
-from tierup.domain.tiers import MemberMetrics, qualifying_tier
+from tierup.domain.tiers import MemberMetrics, counting_since, describe_condition, plain_number, qualifying_tier
 from tierup.programs import ProgramError, bundled_program_path, load_program_file, parse_program_text
 
 CLASSIC = load_program_file(bundled_program_path("classic"))
@@ -91,6 +91,27 @@ def test_classic_thresholds(figures, tier):
 ])
 def test_nine_levels_thresholds(figures, tier):
     assert qualifying_tier(figures, NINE).code == tier
+
+
+@pytest.mark.parametrize("number, plain", [
+    ("300", "300"), ("3E+2", "300"), ("300.00", "300"), ("10", "10"), ("2.50", "2.5"), ("0.00", "0"), ("1500", "1500"),
+])
+def test_counts_and_growth_values_read_without_an_exponent(number, plain):
+    assert str(plain_number(Decimal(number))) == plain
+
+
+def test_a_growth_value_condition_says_its_target_plainly():
+    v3 = NINE.tier("V3")
+    assert [describe_condition(c) for c in v3.conditions] == ["cumulative spend ≥ ¥1,000", "growth value ≥ 300"]
+
+
+def test_cumulative_figures_count_from_the_latest_evaluation_unless_tiers_are_permanent():
+    from dataclasses import replace
+
+    evaluated = datetime(2026, 1, 10, 2, 0, tzinfo=timezone.utc)
+    assert counting_since(CLASSIC, evaluated) == evaluated
+    assert counting_since(CLASSIC, None) is None  # never evaluated: the period runs from enrolment
+    assert counting_since(replace(CLASSIC, tier_validity_months=None), evaluated) is None
 
 
 def test_months_are_calendar_months_in_program_time():
@@ -191,3 +212,29 @@ def test_streaks_and_months():
     moments = [datetime(2025, 12, 31, 17, tzinfo=timezone.utc),  # 2026-01-01 01:00 in Shanghai
                datetime(2026, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)]
     assert longest_month_streak(moments, SHANGHAI) == 3
+
+
+@pytest.mark.parametrize("text", ["１２３", "١٢٣", "1_000", " 12.00 ", "12.00\n", "+5.00", "1e3", "1E3", "1e999999", "NaN",
+                                  "Infinity", "-Infinity", ".5", "5.", "", "-", "1.2.3", "12,00", "0x10"])
+def test_money_text_is_only_what_it_looks_like(text):
+    with pytest.raises(MoneyError, match="is not an amount"):
+        to_fen(text)
+
+
+@pytest.mark.parametrize("amount, message", [
+    ("10.000", "10.000 has more than two decimal places"),
+    ("9" * 31, "is too large to be an amount"),
+    ("9" * 5000, "is too large to be an amount"),  # never handed to int(): past Python's digit limit
+    (Decimal("1e999999"), "is too large to be an amount"),  # no decimal.Overflow
+    (Decimal("1e-999999"), "has more than two decimal places"),
+])
+def test_money_refuses_extremes_with_a_message(amount, message):
+    with pytest.raises(MoneyError, match=message):
+        to_fen(amount)
+
+
+@pytest.mark.parametrize("amount, fen", [("0250.50", 25050), ("-5", -500), ("0", 0), ("999999999.99", 99999999999),
+                                         (Decimal("1E+3"), 100000), (Decimal("10.000"), 1000), (7, 700)])
+def test_plain_money_text_and_program_decimals_convert_exactly(amount, fen):
+    # Text is a client's and must look like money; a Decimal from inside the program is judged by value.
+    assert to_fen(amount) == fen

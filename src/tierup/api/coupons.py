@@ -19,7 +19,7 @@ from ..domain.errors import ErrorCode, Rejected
 from ..services import coupons as coupon_service
 from .errors import UserError, user_errors
 from .money import Money
-from .nodes import node_key, program_data_nodes
+from .nodes import input_row_id, node_key, program_data_nodes, rows_by_node_ids
 from .permissions import OperatorOnly
 
 
@@ -84,7 +84,7 @@ class Coupon(relay.Node):
         context = info.context
         loaders = await context.loaders()
         definition = (await context.program()).definition
-        rows = await loaders.coupon_by_id.load_many([int(i) for i in node_ids])
+        rows = await rows_by_node_ids(loaders.coupon_by_id, node_ids, "Coupon")
         for row in rows:
             if row is not None:
                 await context.check_member_visible(await loaders.member_by_id.load(row.member_id))
@@ -128,12 +128,6 @@ class VoidCouponPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing changed, if so.")
 
 
-def _numeric_id(value: relay.GlobalID, type_name: str, field: str) -> int:
-    if value.type_name != type_name or not value.node_id.isdigit():
-        raise Rejected.one(ErrorCode.NOT_FOUND, f"{field} is not a {type_name} id", "input", field)
-    return int(value.node_id)
-
-
 @strawberry.type
 class CouponMutations:
     @strawberry.mutation(permission_classes=[OperatorOnly], description=(
@@ -142,7 +136,7 @@ class CouponMutations:
         context = info.context
         program = await context.program()
         try:
-            member_id = _numeric_id(input.member_id, "Member", "memberId")
+            member_id = input_row_id(input.member_id, "Member", "input", "memberId")
             if input.template_id.type_name != "CouponTemplate":
                 raise Rejected.one(ErrorCode.NOT_FOUND, "templateId is not a CouponTemplate id", "input", "templateId")
             program_code, _, template_code = input.template_id.node_id.partition(":")
@@ -165,7 +159,7 @@ class CouponMutations:
         program = await context.program()
         try:
             coupon_id = await coupon_service.void_coupon(context.db, program,
-                                                         _numeric_id(input.coupon_id, "Coupon", "couponId"),
+                                                         input_row_id(input.coupon_id, "Coupon", "input", "couponId"),
                                                          now=context.now)
         except Rejected as rejection:
             return VoidCouponPayload(user_errors=user_errors(rejection))

@@ -11,7 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from ..auth import Role
-from ..domain.errors import ErrorCode, Rejected
+from ..domain.errors import Rejected
 from ..services import members as member_service
 from ..store.models import Member as MemberRow
 from .connections import Connection, connection, page_args
@@ -24,6 +24,8 @@ from ..domain.quests import quest_active, quest_state
 from ..services.coupons import quote_coupons
 from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
 from .money import Money
+from .nodes import input_row_id, row_id, row_ids
+from .scalars import sent_text
 from ..domain.rfm import SEGMENTS
 from .analytics import LifecycleStage, RfmScore, ValueQuadrant
 from .benefits import MemberBenefit, member_benefits
@@ -119,7 +121,7 @@ class Member(relay.Node):
         context = info.context
         program = await context.program()
         try:
-            amount_fen = to_fen(amount)
+            amount_fen = to_fen(sent_text(amount))
         except MoneyError as exc:
             raise bad_input(f"amount: {exc}") from exc
         if amount_fen <= 0:
@@ -153,7 +155,7 @@ class Member(relay.Node):
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
-        return [await member_node(info.context, int(i)) for i in node_ids]
+        return [await member_node(info.context, i) if i is not None else None for i in row_ids(node_ids, "Member")]
 
 
 async def member_node(context, member_id: int) -> Member | None:
@@ -165,9 +167,8 @@ async def member_node(context, member_id: int) -> Member | None:
 
 
 def member_id_from_global_id(value: relay.GlobalID) -> int:
-    if value.type_name != "Member" or not value.node_id.isdigit():
-        raise Rejected.one(ErrorCode.NOT_FOUND, "memberId is not a Member id", "input", "memberId")
-    return int(value.node_id)
+    """input.memberId of a mutation: malformed → BAD_USER_INPUT; another type's or an impossible id → NOT_FOUND."""
+    return input_row_id(value, "Member", "input", "memberId")
 
 
 @strawberry.type(description="A page of members.")
@@ -195,9 +196,10 @@ class MemberQueries:
         if (id is None) == (external_id is None):
             raise bad_input("give exactly one of id and externalId")
         if id is not None:
-            if id.type_name != "Member" or not id.node_id.isdigit():
+            if id.type_name != "Member":
                 raise bad_input("id is not a Member id")
-            return await member_node(context, int(id.node_id))
+            member_id = row_id(id.node_id, "Member")
+            return await member_node(context, member_id) if member_id is not None else None
         program = await context.program()
         row = await (await context.loaders()).member_by_external_id.load((program.id, external_id))
         return Member.of(context, row) if row is not None else None

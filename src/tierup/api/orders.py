@@ -16,7 +16,9 @@ from ..store.models import Report
 from .connections import Connection
 from .errors import UserError, user_errors
 from .money import Money
+from .nodes import row_ids
 from .permissions import ServiceOnly
+from .scalars import sent_text
 
 if TYPE_CHECKING:
     from .members import Member
@@ -49,7 +51,7 @@ class Order(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         context = info.context
-        return [await order_node(context, int(i)) for i in node_ids]
+        return [await order_node(context, i) if i is not None else None for i in row_ids(node_ids, "Order")]
 
 
 async def order_node(context, order_id: int) -> Order | None:
@@ -110,7 +112,7 @@ class OrderMutations:
         context = info.context
         program = await context.program()
         request = order_service.OrderInput(
-            external_id=input.external_id, member_external_id=input.member_external_id, amount=input.amount,
+            external_id=input.external_id, member_external_id=input.member_external_id, amount=sent_text(input.amount),
             paid_at=input.paid_at, coupon_codes=tuple(input.coupon_codes or ()))
         try:
             result = await order_service.record_order(context.db, program, request, now=context.now,
@@ -130,7 +132,7 @@ class OrderMutations:
         context = info.context
         program = await context.program()
         request = order_service.RefundInput(external_id=input.external_id, order_external_id=input.order_external_id,
-                                            amount=input.amount, refunded_at=input.refunded_at)
+                                            amount=sent_text(input.amount), refunded_at=input.refunded_at)
         try:
             result = await order_service.refund_order(context.db, program, request, now=context.now,
                                                       broker=context.broker)

@@ -17,6 +17,7 @@ from ..services import points as points_service
 from ..store.models import PointsEntry as PointsEntryRow
 from .connections import Connection, connection, page_args
 from .errors import UserError, user_errors
+from .nodes import rows_by_node_ids
 from .permissions import OperatorOnly
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class PointsEntry(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         context = info.context
         loaders = await context.loaders()
-        rows = await loaders.points_entry_by_id.load_many([int(i) for i in node_ids])
+        rows = await rows_by_node_ids(loaders.points_entry_by_id, node_ids, "PointsEntry")
         members = await loaders.member_by_id.load_many([r.member_id for r in rows if r is not None])
         for member in members:
             await context.check_member_visible(member)

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from ..domain.errors import ErrorCode, Problem, Rejected
 from ..programs import ProgramError, parse_program, parse_program_text
+from ..programs.loader import TOO_DEEP
 from ..services import programs as program_service
 from .errors import UserError, user_errors
 from .permissions import OperatorOnly
@@ -55,7 +56,9 @@ def parse_definition(text: str, form: DefinitionFormat):
         if form is DefinitionFormat.JSON:
             try:
                 document = json.loads(text)
-            except json.JSONDecodeError as exc:
+            except RecursionError:
+                raise Rejected.one(ErrorCode.INVALID, TOO_DEEP, "input", "definition") from None
+            except ValueError as exc:  # JSONDecodeError, or a number too long to convert
                 raise Rejected.one(ErrorCode.INVALID, f"not valid JSON: {exc}", "input", "definition") from exc
             return parse_program(document, "definition")
         return parse_program_text(text, "definition")

@@ -28,6 +28,15 @@ from ..domain.tiers import METRICS
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 RULE_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
 MAX_TIERS = 50
+# The deepest a real definition nests is about six levels (tasks → task → goal → window); far deeper is an
+# attack or an accident, and deep enough exhausts the parser's recursion (a RecursionError, not a message).
+MAX_NESTING = 32
+# Lists of rules (tasks, benefits, coupons…) hold at most this many; problems listed at most this many.
+MAX_ENTRIES = 1000
+MAX_PROBLEMS = 100
+# Points columns are 32-bit INTEGER (int4 on PostgreSQL): one order may not earn more.
+MAX_POINTS_PER_ORDER = 2_147_483_647
+TOO_DEEP = f"nested too deeply: arrays and tables may nest at most {MAX_NESTING} levels"
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,9 @@ class _Reader:
         if not isinstance(value, list):
             self.fail(_join(path, key), "must be an array")
             return []
+        if len(value) > MAX_ENTRIES:  # read no further: checks across entries would take quadratic time
+            self.fail(_join(path, key), f"at most {MAX_ENTRIES} entries, got {len(value)}")
+            return value[:MAX_ENTRIES]
         return value
 
 
@@ -144,8 +156,28 @@ WINDOWS = ("lifetime", "day", "week", "month", "campaign")
 REPEATS = ("day", "week", "month")
 
 
+def nesting_problem(doc: Any) -> Problem | None:
+    """A Problem at the first array or table nested deeper than MAX_NESTING, walked without recursion."""
+    pending: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if isinstance(value, dict):
+            children = [(v, _join(path, str(k)), depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            children = [(v, _join(path, i), depth + 1) for i, v in enumerate(value)]
+        else:
+            continue
+        if depth >= MAX_NESTING:
+            return Problem(path, TOO_DEEP)
+        pending.extend(children)
+    return None
+
+
 def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     """Validate a program document and build its definition, or raise ProgramError with every problem."""
+    too_deep = nesting_problem(doc)
+    if too_deep is not None:
+        raise ProgramError([too_deep], source)
     r = _Reader()
     doc = r.table(doc, "")
     r.known_keys(doc, "", TOP_KEYS)
@@ -181,6 +213,9 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         validity_months = r.integer(ladder, "ladder", "validity_months", default=12, low=1, high=120)
     stages = _stages(r, ladder)
     tiers = _tiers(r, ladder, {s.code for s in stages}, symbol or "¥")
+    if tiers and max_order_fen * max(t.points_multiplier for t in tiers) / 100 > MAX_POINTS_PER_ORDER:
+        r.fail("orders.max_amount", f"an order of this amount at the highest multiplier would earn more than "
+                                    f"{MAX_POINTS_PER_ORDER:,} points; lower the ceiling or the multiplier")
 
     points = r.table(doc.get("points", {}), "points")
     r.known_keys(points, "points", {"expiry_months"})
@@ -207,6 +242,9 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         if coupon not in known:
             r.fail(where, f"unknown coupon template {coupon!r}")
 
+    if len(r.problems) > MAX_PROBLEMS:
+        more = len(r.problems) - MAX_PROBLEMS
+        raise ProgramError(r.problems[:MAX_PROBLEMS] + [Problem("", f"and {more} more problems not listed")], source)
     if r.problems:
         raise ProgramError(r.problems, source)
     return ProgramDefinition(
@@ -249,6 +287,7 @@ def _tiers(r: _Reader, ladder: dict, stage_codes: set[str], symbol: str) -> list
         r.fail("ladder.tiers", "at least one tier is required")
     if len(raw_tiers) > MAX_TIERS:
         r.fail("ladder.tiers", f"at most {MAX_TIERS} tiers")
+        raw_tiers = raw_tiers[:MAX_TIERS]
     tiers: list[TierRule] = []
     for rank, raw in enumerate(raw_tiers):
         path = _join("ladder.tiers", rank)
@@ -363,7 +402,10 @@ def _benefits(r: _Reader, doc: dict, ladder: list[str]) -> list[BenefitRule]:
         if not listed or unknown:
             r.fail(_join(path, "tiers"), f"unknown tiers {unknown}" if unknown else "name at least one tier")
             listed = [t for t in listed if t in ladder] or ladder[:1]
-        tiers = listed if raw.get("only_listed") else ladder[min(ladder.index(t) for t in listed):]
+        if not listed:  # the ladder itself is broken (and reported): nothing to hold the benefit
+            tiers = []
+        else:
+            tiers = listed if raw.get("only_listed") else ladder[min(ladder.index(t) for t in listed):]
         quota_doc = r.table(raw.get("quota", {}), _join(path, "quota"))
         r.known_keys(quota_doc, _join(path, "quota"), {"count", "per"})
         period = quota_doc.get("per", "lifetime")
@@ -571,7 +613,9 @@ def _quests(r: _Reader, doc: dict) -> list[QuestRule]:
 def parse_program_text(text: str, source: str = "program") -> ProgramDefinition:
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise ProgramError([Problem("", TOO_DEEP)], source) from None
+    except ValueError as exc:  # TOMLDecodeError, or a number too long to convert
         raise ProgramError([Problem("", f"not valid TOML: {exc}")], source) from exc
     return parse_program(doc, source)
 

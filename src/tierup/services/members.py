@@ -19,7 +19,7 @@ from .growth import GrowthTracker, publish
 from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report
-from .validation import check_id, check_text, check_time
+from .validation import check_birthday, check_id, check_text, check_time
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 REFERRAL_CODE_LENGTH = 8
@@ -51,10 +51,9 @@ def _check(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> No
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
     check_text(checks, request.display_name, 200, "input", "displayName")
-    if request.phone is not None and not PHONE.match(request.phone):
+    if request.phone is not None and not PHONE.fullmatch(request.phone):
         checks.fail(ErrorCode.INVALID, "phone must be digits, optionally with + and separators", "input", "phone")
-    if request.birthday is not None and request.birthday > local_date(now, program.definition.zone):
-        checks.fail(ErrorCode.INVALID, "birthday lies in the future", "input", "birthday")
+    check_birthday(checks, request.birthday, local_date(now, program.definition.zone), "input", "birthday")
     check_time(checks, request.joined_at, now, "input", "joinedAt")
     if request.referral_code is not None and len(request.referral_code) > 40:
         checks.fail(ErrorCode.INVALID, "referralCode is longer than 40 characters", "input", "referralCode")

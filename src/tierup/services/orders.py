@@ -30,7 +30,7 @@ MAX_COUPONS_PER_ORDER = 20
 class OrderInput:
     external_id: str
     member_external_id: str
-    amount: Decimal
+    amount: Decimal | str  # text: as the client sent it, judged by its form too (validation.check_amount)
     paid_at: datetime
     coupon_codes: tuple[str, ...] = ()
 
@@ -93,7 +93,7 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
 class RefundInput:
     external_id: str
     order_external_id: str
-    amount: Decimal
+    amount: Decimal | str  # as OrderInput.amount
     refunded_at: datetime
 
 

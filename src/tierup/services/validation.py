@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from ..domain.errors import Checks, ErrorCode
@@ -12,6 +12,12 @@ from ..store.models import ID_LENGTH
 
 # Reports may come from shop clocks a little ahead of ours.
 CLOCK_SKEW = timedelta(minutes=5)
+# Nothing the shop reports happened before this; earlier times are typos (or year 1, which no zone can convert).
+EARLIEST_REPORT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# Jobs may run as of a simulated future, but not as of a time no calendar arithmetic can reach.
+EARLIEST_AS_OF = EARLIEST_REPORT
+LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
 
 def check_id(checks: Checks, value: str | None, *field: str, required: bool = True) -> None:
@@ -34,8 +40,10 @@ def check_text(checks: Checks, value: str | None, max_length: int, *field: str, 
         checks.fail(ErrorCode.INVALID, f"{field[-1]} is longer than {max_length} characters", *field)
 
 
-def check_amount(checks: Checks, amount: Decimal, program: ProgramDefinition, *field: str) -> int | None:
-    """A positive amount in whole fen no larger than the program's per-order ceiling."""
+def check_amount(checks: Checks, amount: Decimal | str, program: ProgramDefinition, *field: str) -> int | None:
+    """A positive amount in whole fen no larger than the program's per-order ceiling.
+
+    Text is what the client sent and must look like money ("250.00"; see to_fen)."""
     try:
         fen = to_fen(amount)
     except MoneyError as exc:
@@ -52,10 +60,40 @@ def check_amount(checks: Checks, amount: Decimal, program: ProgramDefinition, *f
 
 
 def check_time(checks: Checks, when: datetime | None, now: datetime, *field: str) -> None:
-    """A report's time must carry an offset and may not lie in the future."""
+    """A report's time must carry an offset, lie on or after 2000-01-01 and not in the future (beyond the
+    clock skew allowed). Comparing aware datetimes never converts them, so year 1 and year 9999 are safe here."""
     if when is None:
         return
-    if when.tzinfo is None:
+    if when.tzinfo is None or when.utcoffset() is None:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} needs a UTC offset, e.g. 2026-03-01T10:00:00+08:00", *field)
+    elif when < EARLIEST_REPORT:
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} lies before 2000-01-01", *field)
     elif when > now + CLOCK_SKEW:
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} lies in the future", *field)
+
+
+def as_of_problem(when: datetime) -> str | None:
+    """Why a job cannot run as of this time, or None: it needs an offset and must lie in 2000-01-01..9000-01-01
+    (the future is fine: operators simulate)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        return "needs a UTC offset, e.g. 2027-03-01T00:00:00+08:00"
+    if not EARLIEST_AS_OF <= when < LATEST_AS_OF:
+        return "must lie between 2000-01-01 and 9000-01-01"
+    return None
+
+
+def day_problem(day: date) -> str | None:
+    """Why a day cannot bound a report range (KPIs, simulations), or None: the same years as asOf."""
+    if not EARLIEST_AS_OF.date() <= day < LATEST_AS_OF.date():
+        return "must lie between 2000-01-01 and 9000-01-01"
+    return None
+
+
+def check_birthday(checks: Checks, birthday: date | None, today: date, *field: str) -> None:
+    """A birthday lies between 1900-01-01 and today (program time)."""
+    if birthday is None:
+        return
+    if birthday < EARLIEST_BIRTHDAY:
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} lies before 1900-01-01", *field)
+    elif birthday > today:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} lies in the future", *field)
