@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -13,9 +14,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from cross_web import HTTPException
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.unset import UNSET
 
 from .api.context import NOW_HEADER, Context, utcnow
@@ -43,10 +46,76 @@ class Services:
     started_at: datetime = field(default_factory=utcnow)
 
 
+class TokenBoundTransportWSHandler(BaseGraphQLTransportWSHandler):
+    """A socket lives no longer than the token it was opened with: at the token's exp the server
+    closes it with 4403, which ends its subscriptions; the client reconnects with a fresh token."""
+
+    expiry: asyncio.TimerHandle | None = None
+
+    async def handle_connection_init(self, message) -> None:
+        await super().handle_connection_init(message)
+        principal = getattr(self.context, "principal", None)
+        if self.connection_acknowledged and principal is not None and principal.expires_at != float("inf"):
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, principal.expires_at - time.time())
+            self.expiry = loop.call_later(delay, lambda: loop.create_task(self._close_expired()))
+
+    async def _close_expired(self) -> None:
+        with contextlib.suppress(Exception):  # the socket may be closing already
+            await self.websocket.close(code=4403, reason="Token expired; reconnect with a fresh token")
+
+    async def shutdown(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        await super().shutdown()
+
+
+HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
 class TierupGraphQL(GraphQL):
+    graphql_transport_ws_handler_class = TokenBoundTransportWSHandler
+
     def __init__(self, services: Services, **options):
         self.services = services
         super().__init__(build_schema(services.settings), **options)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope, receive=self._bounded(scope, receive)))
+        except HTTPException as exc:
+            # The same shape as any GraphQL error, so clients read one format.
+            code = HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = JSONResponse({"errors": [{"message": exc.reason, "extensions": {"code": code}}]},
+                                    status_code=exc.status_code)
+        await response(scope, receive, send)
+
+    def _bounded(self, scope, receive):
+        """Refuse a body above the limit (413) as its length is announced, or as it arrives."""
+        limit = self.services.settings.max_body_bytes
+        too_large = HTTPException(413, f"The request body is larger than {limit:,} bytes.")
+        announced = dict(scope["headers"]).get(b"content-length", b"")
+        if announced.isdigit() and int(announced) > limit:
+            raise too_large
+        received = 0
+
+        async def bounded_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+            return message
+
+        return bounded_receive
+
+    def decode_json(self, data: str | bytes) -> object:
+        value = super().decode_json(data)
+        if not isinstance(value, dict):
+            raise HTTPException(400, "The request body must be a JSON object: {\"query\": …, \"variables\": {…}}.")
+        return value
 
     async def get_context(self, request, response) -> Context:
         self.services.requests_total += 1

@@ -164,6 +164,12 @@ async def _publish(settings: Settings, definition, published_by: str = "cli"):
 
 
 def _token(args, settings: Settings) -> int:
+    longest = settings.token_lifetimes[args.role]
+    if args.ttl > longest:
+        print(f"error: --ttl {args.ttl} is longer than the server accepts for {args.role} tokens "
+              f"({longest:.0f} seconds; see TIERUP_MAX_MEMBER_TOKEN_DAYS and TIERUP_MAX_STAFF_TOKEN_DAYS)",
+              file=sys.stderr)
+        return 2
     print(mint_token(settings.jwt_secret, sub=args.sub, program=args.program, role=Role(args.role),
                      ttl_seconds=args.ttl))
     return 0
@@ -385,7 +391,9 @@ def _serve(args, settings: Settings) -> int:
     if not settings.production:
         _print_headers(settings, args.host, args.port)
     uvicorn.run("tierup.app:create_app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=os.environ.get("TIERUP_LOG_LEVEL", "info"))
+                workers=args.workers, log_level=os.environ.get("TIERUP_LOG_LEVEL", "info"),
+                ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like a request body
+                ws_per_message_deflate=settings.ws_deflate)  # off by default: zlib state costs ~40 KiB a socket
     return 0
 
 

@@ -23,6 +23,19 @@ def _int(env: dict[str, str], name: str, default: int | None) -> int | None:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not 0 < value < 3600:
+        raise ConfigError(f"{name} must lie between 0 and 3600 seconds, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server and the CLI can be told. See the README for each variable."""
@@ -40,10 +53,22 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 2000
+    max_query_cost: int = 5000
+    execution_deadline: float = 10.0  # seconds
+    max_body_bytes: int = 1024 * 1024
+    max_member_token_days: int = 30
+    max_staff_token_days: int = 365  # OPERATOR and SERVICE tokens
+    ws_deflate: bool = False  # permessage-deflate on WebSockets: zlib state per socket, ~40 KiB each
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def token_lifetimes(self) -> dict[str, float]:
+        """The longest a token may be minted to live, in seconds, by role."""
+        staff = self.max_staff_token_days * 86400.0
+        return {"MEMBER": self.max_member_token_days * 86400.0, "OPERATOR": staff, "SERVICE": staff}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -68,4 +93,10 @@ class Settings:
             max_query_depth=_int(env, "TIERUP_MAX_QUERY_DEPTH", defaults.max_query_depth),
             max_aliases=_int(env, "TIERUP_MAX_ALIASES", defaults.max_aliases),
             max_tokens=_int(env, "TIERUP_MAX_TOKENS", defaults.max_tokens),
+            max_query_cost=_int(env, "TIERUP_MAX_QUERY_COST", defaults.max_query_cost),
+            execution_deadline=_seconds(env, "TIERUP_EXECUTION_DEADLINE", defaults.execution_deadline),
+            max_body_bytes=_int(env, "TIERUP_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_member_token_days=_int(env, "TIERUP_MAX_MEMBER_TOKEN_DAYS", defaults.max_member_token_days),
+            max_staff_token_days=_int(env, "TIERUP_MAX_STAFF_TOKEN_DAYS", defaults.max_staff_token_days),
+            ws_deflate=env.get("TIERUP_WS_DEFLATE", "") in ("1", "true", "yes"),
         )

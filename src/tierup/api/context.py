@@ -9,6 +9,7 @@ from ..auth import Principal, Role, TokenError, principal_from_header
 from ..domain.clock import local
 from ..domain.errors import ErrorCode, Rejected
 from ..services.programs import ActiveProgram, active_program
+from ..services.validation import as_of_problem
 from .errors import bad_input, forbidden, unauthenticated
 from .loaders import Loaders
 
@@ -19,15 +20,20 @@ NOW_HEADER = "x-tierup-now"
 
 
 def parse_now(raw: str | None) -> datetime | None:
-    """The tester's clock (X-Tierup-Now): an ISO time with an offset."""
+    """The tester's clock (X-Tierup-Now): an ISO time with an offset, within the years jobs may run as of."""
     if raw is None:
         return None
+    if not isinstance(raw, str) or len(raw) > 64:
+        raise bad_input("X-Tierup-Now must be an ISO 8601 time with an offset, e.g. 2026-03-01T10:00:00+08:00")
     try:
         value = datetime.fromisoformat(raw.strip())
     except ValueError as exc:
         raise bad_input(f"X-Tierup-Now must be an ISO 8601 time with an offset, got {raw!r}") from exc
     if value.tzinfo is None:
         raise bad_input("X-Tierup-Now needs a UTC offset, e.g. 2026-03-01T10:00:00+08:00")
+    problem = as_of_problem(value)
+    if problem is not None:
+        raise bad_input(f"X-Tierup-Now {problem}")
     return value
 
 
@@ -40,7 +46,8 @@ class Context:
         self.principal: Principal | None = None
         self.token_error: str | None = None
         try:
-            self.principal = principal_from_header(services.settings.jwt_secret, authorization)
+            self.principal = principal_from_header(services.settings.jwt_secret, authorization,
+                                                  services.settings.token_lifetimes)
         except TokenError as exc:
             self.token_error = str(exc)
         self._now_header = None if services.settings.production else now_header
@@ -57,7 +64,8 @@ class Context:
         authorization = params.get("Authorization") or params.get("authorization")
         if not authorization:
             raise TokenError("connection_init carries no Authorization")
-        self.principal = principal_from_header(self.services.settings.jwt_secret, authorization)
+        self.principal = principal_from_header(self.services.settings.jwt_secret, authorization,
+                                               self.services.settings.token_lifetimes)
         self.token_error = None
         if not self.services.settings.production:
             self._now_header = params.get("X-Tierup-Now") or params.get("x-tierup-now") or self._now_header
@@ -72,10 +80,16 @@ class Context:
         return parse_now(self._now_header) or self.services.clock()
 
     def as_of(self, requested: datetime | None) -> datetime:
-        """The time a job runs as of: what the operator asked for, or now."""
-        if requested is not None and requested.tzinfo is None:
-            raise Rejected.one(ErrorCode.INVALID, "asOf needs a UTC offset", "input", "asOf")
-        return requested or self.now
+        """The time a job runs as of: what the operator asked for, or now.
+
+        The future is allowed (operators simulate), but only within 2000-01-01..9000-01-01: year 1 or year
+        9999 overflow as soon as a rule converts them to another zone or adds a month."""
+        if requested is None:
+            return self.now
+        problem = as_of_problem(requested)
+        if problem is not None:
+            raise Rejected.one(ErrorCode.INVALID, f"asOf {problem}", "input", "asOf")
+        return requested
 
     def require(self, *roles: Role) -> Principal:
         if self.principal is None:

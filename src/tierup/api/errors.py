@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import Enum
 from typing import Optional
 
@@ -9,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 
 from ..domain.errors import Rejected
+from ..services.validation import day_problem
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
@@ -25,6 +27,20 @@ def forbidden(message: str) -> GraphQLError:
 
 def bad_input(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": BAD_USER_INPUT})
+
+
+MAX_RANGE_DAYS = 3660
+
+
+def check_day_range(start: date, end: date) -> None:
+    """A range of program days (KPIs, simulations): forward, at most ten years, in years a report may have."""
+    for name, day in (("from", start), ("to", end)):
+        if (problem := day_problem(day)) is not None:
+            raise bad_input(f"`{name}` {problem}")
+    if end < start:
+        raise bad_input("`to` is before `from`")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise bad_input("the range is longer than ten years")
 
 
 @strawberry.enum(description="Why a request was rejected; stable for clients to branch on.")

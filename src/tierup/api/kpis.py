@@ -11,11 +11,10 @@ from strawberry.types import Info
 from ..domain.activity import midnight
 from ..domain.errors import Rejected
 from ..services import kpis as kpi_service
-from .errors import UserError, bad_input, user_errors
+from .errors import UserError, check_day_range, user_errors
 from .money import Money
 from .permissions import ServiceOnly
 
-MAX_RANGE_DAYS = 3660
 
 
 @strawberry.type(description="A program figure against its playbook target.")
@@ -59,10 +58,7 @@ class ProgramKpis:
 
 
 async def program_kpis(context, start: date, end: date) -> ProgramKpis:
-    if end < start:
-        raise bad_input("`to` is before `from`")
-    if (end - start).days > MAX_RANGE_DAYS:
-        raise bad_input("the range is longer than ten years")
+    check_day_range(start, end)
     program = await context.program()
     tz = program.definition.zone
     figures = await kpi_service.program_kpis(context.db, program, midnight(start, tz),

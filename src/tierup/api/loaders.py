@@ -27,6 +27,7 @@ from ..services.activity import load_activity, load_badges, load_completions, lo
 from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
+from .nodes import MAX_ROW_ID
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock, RfmScore
 
 
@@ -244,7 +245,9 @@ def encode_cursor(row_id: int) -> str:
 def decode_cursor(cursor: str) -> int | None:
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "cursor" and value.isdigit():
+        # ASCII digits of a row id (isdigit() alone takes "１" and "²"); beyond the id column nothing is.
+        if kind == "cursor" and value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ROW_ID)) \
+                and int(value) <= MAX_ROW_ID:
             return int(value)
     except (ValueError, UnicodeError):
         pass

@@ -13,12 +13,10 @@ from ..domain.errors import Rejected
 from ..services import kpis as kpi_service
 from ..services import simulation as simulation_service
 from .connections import Connection, list_connection
-from .errors import UserError, bad_input, user_errors
+from .errors import UserError, check_day_range, user_errors
 from .money import Money
 from .permissions import OperatorOnly
 from .publishing import DefinitionFormat, parse_definition
-
-MAX_RANGE_DAYS = 3660
 
 
 @strawberry.type(description="How many members a tier holds at the end.")
@@ -104,8 +102,7 @@ class SimulationMutations:
     async def simulate_program(self, info: Info, input: SimulateProgramInput) -> SimulateProgramPayload:
         context = info.context
         program = await context.program()
-        if input.to < input.from_ or (input.to - input.from_).days > MAX_RANGE_DAYS:
-            raise bad_input("the range must run forward and span at most ten years")
+        check_day_range(input.from_, input.to)
         try:
             draft = parse_definition(input.definition, input.format)
         except Rejected as rejection:

@@ -14,7 +14,7 @@ from ..store.models import BenefitClaim, Member, PointsEntry, Report
 from ..store.types import UtcDateTime
 from .programs import ActiveProgram
 from .reports import store_report
-from .validation import check_id
+from .validation import check_id, check_time
 
 PENETRATION_TARGET = 0.5
 WAKE_UP_TARGET = 0.2
@@ -154,8 +154,7 @@ async def report_customer_count(db: Database, program: ActiveProgram, *, externa
     check_id(checks, external_id, "input", "externalId")
     if not 0 < customers <= 10_000_000_000:
         checks.fail(ErrorCode.INVALID, "customers must be a positive count", "input", "customers")
-    if as_of.tzinfo is None or as_of > now + timedelta(minutes=5):
-        checks.fail(ErrorCode.INVALID, "asOf needs a UTC offset and may not lie in the future", "input", "asOf")
+    check_time(checks, as_of, now, "input", "asOf")
     checks.raise_any()
     async with db.write() as session:
         stored = await store_report(session, program, "CUSTOMER_COUNT", external_id,
