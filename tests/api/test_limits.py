@@ -286,3 +286,18 @@ async def test_a_phone_number_with_a_trailing_newline_is_invalid(api, db):
     result = await api.as_service(ENROLL, {"input": {"externalId": "alice", "phone": "13800138000\n"}})
     assert result["data"]["enrollMember"]["userErrors"][0]["field"] == ["input", "phone"]
     assert await row_counts(db) == before
+
+
+@pytest.mark.parametrize("amount", ["999999999999999999999999999999", "1000000.01"])
+async def test_a_quote_above_the_order_ceiling_is_refused(api, amount):
+    await enroll(api, "alice")
+    result = await api.as_member("alice", "query($a: Decimal!) { viewer { couponQuotes(amount: $a) { "
+                                          "payable { amount } } } }", {"a": amount})
+    assert codes(result) == ["BAD_USER_INPUT"]
+
+
+async def test_several_operations_need_an_operation_name(api):
+    document = "query A { __typename } query B { program { code } }"
+    assert codes(await api.as_operator(document)) == ["BAD_USER_INPUT"]
+    named = (await api.client.post("/graphql", json={"query": document, "operationName": "A"})).json()
+    assert named == {"data": {"__typename": "Query"}}

@@ -137,13 +137,18 @@ class RequestLimits(SchemaExtension):
         errors = _validate(context.schema._schema, context.graphql_document, self.limits.rules,
                            self.limits.production)
         if not errors:
-            errors = self._check_request(context.schema._schema, context.graphql_document, context.operation_name,
-                                         context.variables or {})
+            # The name the client sent: Strawberry's operation_name falls back to the first operation's.
+            errors = self._check_request(context.schema._schema, context.graphql_document,
+                                         context._provided_operation_name, context.variables or {})
         context.pre_execution_errors = errors  # a list, even empty, tells Strawberry validation is done
         yield
 
     def _check_request(self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
                        variables: Mapping[str, Any]) -> list[GraphQLError]:
+        operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+        if operation_name is None and operations > 1:
+            return [_code(GraphQLError("The document holds several operations: name the one to run "
+                                       "in operationName."), BAD_USER_INPUT)]
         if _has_unstorable(variables) or _literals_unstorable(document):
             return [_code(GraphQLError(
                 "Strings must not contain NUL characters (\\u0000) or unpaired surrogates."), BAD_USER_INPUT)]

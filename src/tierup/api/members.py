@@ -19,7 +19,7 @@ from .errors import UserError, bad_input, user_errors
 from .orders import Order, OrderConnection
 from .permissions import OperatorOrService, ServiceOnly, SignedIn
 from .points import PointsAccount
-from ..domain.money import MoneyError, to_fen
+from ..domain.money import MoneyError, format_yuan, to_fen, to_yuan
 from ..domain.quests import quest_active, quest_state
 from ..services.coupons import quote_coupons
 from .coupons import Coupon, CouponConnection, CouponQuote, CouponStatus
@@ -124,8 +124,9 @@ class Member(relay.Node):
             amount_fen = to_fen(sent_text(amount))
         except MoneyError as exc:
             raise bad_input(f"amount: {exc}") from exc
-        if amount_fen <= 0:
-            raise bad_input("amount must be greater than zero")
+        if not 0 < amount_fen <= program.definition.max_order_fen:
+            ceiling = format_yuan(to_yuan(program.definition.max_order_fen), program.definition.currency_symbol)
+            raise bad_input(f"amount must be greater than zero and at most the program's ceiling of {ceiling}")
         coupons = await (await context.loaders()).coupons_by_member_id.load(self.member_id)
         currency = program.definition.currency
         return [CouponQuote(coupon=Coupon.of(context, program.definition, q.coupon),

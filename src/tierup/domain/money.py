@@ -6,8 +6,9 @@ import re
 from decimal import Decimal, InvalidOperation, localcontext
 
 FEN_PER_YUAN = 100
-# More digits than any per-order ceiling could allow; beyond this an amount is not worth reading.
-MAX_DIGITS = 30
+# More digits than any per-order ceiling could allow, and few enough that yuan with two decimals stay
+# exact in Decimal's default 28-digit context; beyond this an amount is not worth reading.
+MAX_DIGITS = 15
 # What a client may send: ASCII digits, at most one point with digits on both sides. A sign is read only so
 # that "-5" can be told it must be above zero; the decimals are counted after the match.
 MONEY_TEXT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
