@@ -9,7 +9,7 @@ refunds, tasks and quests with their rewards. Nothing is written.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +23,7 @@ from ..domain.quests import due_levels, quest_active
 from ..domain.tasks import Completion, due_tasks, reward_points
 from ..domain.tiers import MemberMetrics, counting_since, metric_windows, qualifying_tier
 from ..store.db import Database
-from ..store.models import Member, Report
+from ..store.models import Member, Redemption, Report
 from .programs import ActiveProgram
 
 BATCH = 5000
@@ -61,6 +61,7 @@ class Outcome:
     """What one definition did to the history, with figures counted for events in [from, to]."""
 
     tiers: dict[str, str] = field(default_factory=dict)  # member external id → tier at the end
+    balances: dict[str, int] = field(default_factory=dict)  # member external id → points at the end
     members_per_tier: Counter = field(default_factory=Counter)
     upgrades: int = 0
     downgrades: int = 0
@@ -239,10 +240,18 @@ class _Replay:
                 member.activity.photo_reviews.append(at)
             self.grow(member, at)
 
+    def redeem(self, redemption: Redemption) -> None:
+        """A mall redemption is no report, but it spent points: the replay spends them too (never below zero,
+        for a draft whose members earned less)."""
+        member = self.members.get(redemption.member_id)
+        if member is not None:
+            member.balance -= min(redemption.points, max(member.balance, 0))
+
     def finish(self, end: datetime) -> Outcome:
         for member in self.members.values():
             self.evaluate_lapsed(member, end)
             self.outcome.tiers[member.external_id] = member.tier
+            self.outcome.balances[member.external_id] = member.balance
             self.outcome.members_per_tier[member.tier] += 1
             self.outcome.outstanding_points += member.balance
         return self.outcome
@@ -263,6 +272,10 @@ async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinitio
     async with db.read() as session:  # one transaction, rolled back when the session closes
         members = {m.id: m for m in (await session.execute(select(Member).where(
             Member.program_id == program.id))).scalars()}
+        # Few beside the reports: held in time order and spent as the reports pass them.
+        redemptions = deque((await session.execute(
+            select(Redemption).where(Redemption.program_id == program.id, Redemption.redeemed_at < end)
+            .order_by(Redemption.redeemed_at, Redemption.id))).scalars())
         after = true()  # keyset pagination on (occurred_at, id): the reports in the order they happened
         while True:
             batch = list((await session.execute(
@@ -271,14 +284,23 @@ async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinitio
             if not batch:
                 break
             for report in batch:
+                while redemptions and redemptions[0].redeemed_at < report.occurred_at:
+                    _redeem(replays, redemptions.popleft())
                 for replay in replays:
                     replay.apply(report, members.get(report.member_id))
             reports += len(batch)
             last = batch[-1]
             after = (Report.occurred_at > last.occurred_at) | (
                 (Report.occurred_at == last.occurred_at) & (Report.id > last.id))
+        while redemptions:
+            _redeem(replays, redemptions.popleft())
         await session.rollback()
     live, drafted = (replay.finish(end) for replay in replays)
     changed = sorted((member, tier, drafted.tiers.get(member, tier)) for member, tier in live.tiers.items()
                      if drafted.tiers.get(member) != tier)
     return Simulation(live, drafted, changed, reports)
+
+
+def _redeem(replays: list[_Replay], redemption: Redemption) -> None:
+    for replay in replays:
+        replay.redeem(redemption)
