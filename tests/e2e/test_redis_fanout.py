@@ -55,7 +55,8 @@ async def test_an_order_on_one_process_reaches_a_subscriber_on_the_other(two_ser
 
 
 async def test_subscribe_cycles_leave_no_state_behind():
-    """Hundreds of subscribe/unsubscribe cycles: local maps empty again, one Redis subscription per process."""
+    """Hundreds of subscribe/unsubscribe cycles: local maps empty again, one Redis subscription per process,
+    no task left behind."""
     import redis.asyncio as redis
 
     from tierup.events import RedisBroker
@@ -66,11 +67,13 @@ async def test_subscribe_cycles_leave_no_state_behind():
     await broker.start()
     try:
         assert (await probe.pubsub_numsub(channel))[0][1] == 1
+        tasks = asyncio.all_tasks()  # the broker's one reader among them
         for member in range(300):
             async with broker.subscribe(1, member % 7):
                 pass
         assert broker.subscriber_count == 0 and broker.subscribed_members == 0
         assert (await probe.pubsub_numsub(channel))[0][1] == 1
+        assert asyncio.all_tasks() == tasks  # no task per subscription, none left behind
     finally:
         await broker.close()
         await probe.aclose()

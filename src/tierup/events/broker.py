@@ -9,6 +9,8 @@ Design, after what other GraphQL servers learned the hard way:
 - Each subscriber has a bounded queue. Publishing never waits: when a subscriber's queue is full,
   that subscriber is dropped — its stream ends with an Overflow error telling the client to
   resubscribe and refetch — and every other subscriber is unaffected.
+- An idle subscriber costs next to nothing (tens of thousands sit on one process): its queue is
+  a deque created when an event arrives and released when it is read empty.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import AsyncIterator
 
 log = logging.getLogger("tierup.events")
 
@@ -56,19 +58,83 @@ class Overflow(Exception):
     """The subscriber fell QUEUE_SIZE events behind and was dropped; resubscribe and refetch."""
 
 
-@dataclass(eq=False)
 class Subscriber:
-    key: tuple[int, int]
-    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
-    overflowed: bool = False
+    """One subscription's mailbox: at most QUEUE_SIZE events waiting, read by one consumer.
 
-    async def events(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self.queue.get()
-            if event is None:
-                raise Overflow(f"more than {QUEUE_SIZE} events were waiting for this subscription; "
-                               "resubscribe and refetch the member")
-            yield event
+    Tens of thousands of these sit idle at once, so an idle one holds nothing but its key: the
+    deque exists only while events wait, and the future only while its reader waits. Use it as
+    `async with broker.subscribe(program_id, member_id) as subscriber: async for event in subscriber`.
+    """
+
+    __slots__ = ("key", "overflowed", "_broker", "_waiting", "_waiter")
+
+    def __init__(self, broker: "Broker", key: tuple[int, int]):
+        self.key = key
+        self.overflowed = False
+        self._broker = broker
+        self._waiting: deque[Event] | None = None
+        self._waiter: asyncio.Future | None = None
+
+    async def __aenter__(self) -> "Subscriber":
+        self._broker._add(self)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._broker._forget(self)
+
+    def offer(self, event: Event) -> bool:
+        """Take an event without waiting; False when QUEUE_SIZE events are already waiting."""
+        if self._waiting is None:
+            self._waiting = deque()
+        elif len(self._waiting) >= QUEUE_SIZE:
+            return False
+        self._waiting.append(event)
+        self._wake()
+        return True
+
+    def overflow(self) -> None:
+        """End the stream: the events still waiting are not delivered, the reader gets Overflow."""
+        self.overflowed = True
+        self._waiting = None
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> "Subscriber":
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self._waiting and not self.overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.get_nowait()
+
+    # Reading without waiting, as on an asyncio.Queue (`subscriber.queue.get_nowait()` in tests and tools).
+    @property
+    def queue(self) -> "Subscriber":
+        return self
+
+    def get_nowait(self) -> Event:
+        if self.overflowed:
+            raise Overflow(f"more than {QUEUE_SIZE} events were waiting for this subscription; "
+                           "resubscribe and refetch the member")
+        if not self._waiting:
+            raise asyncio.QueueEmpty
+        event = self._waiting.popleft()
+        if not self._waiting:
+            self._waiting = None  # an idle subscriber keeps no buffer
+        return event
+
+    def qsize(self) -> int:
+        return len(self._waiting) if self._waiting else 0
+
+    def empty(self) -> bool:
+        return not self._waiting
 
 
 class Broker:
@@ -86,14 +152,12 @@ class Broker:
     async def publish(self, events: list[Event]) -> None:
         raise NotImplementedError
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, program_id: int, member_id: int) -> AsyncIterator[Subscriber]:
-        subscriber = Subscriber((program_id, member_id))
+    def subscribe(self, program_id: int, member_id: int) -> Subscriber:
+        """A subscriber of one member's events, registered from `async with` until its end."""
+        return Subscriber(self, (program_id, member_id))
+
+    def _add(self, subscriber: Subscriber) -> None:
         self._subscribers.setdefault(subscriber.key, set()).add(subscriber)
-        try:
-            yield subscriber
-        finally:
-            self._forget(subscriber)
 
     def _forget(self, subscriber: Subscriber) -> None:
         group = self._subscribers.get(subscriber.key)
@@ -105,18 +169,12 @@ class Broker:
     def deliver(self, event: Event) -> None:
         """Hand an event to this process's subscribers of its member, never waiting."""
         for subscriber in list(self._subscribers.get((event.program_id, event.member_id), ())):
-            try:
-                subscriber.queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if not subscriber.offer(event):
                 self._drop(subscriber)
 
     def _drop(self, subscriber: Subscriber) -> None:
-        subscriber.overflowed = True
         self._forget(subscriber)
-        # Make room for the end-of-stream marker: the events behind it are not delivered anyway.
-        while not subscriber.queue.empty():
-            subscriber.queue.get_nowait()
-        subscriber.queue.put_nowait(None)
+        subscriber.overflow()
         log.warning("dropped a slow subscriber of member %s", subscriber.key[1])
 
     @property
