@@ -48,10 +48,14 @@ def start_server(database_url: str, port: int, workdir: str) -> subprocess.Popen
     env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
            "TIERUP_LOG_LEVEL": "warning"}
     tierup = str(Path(sys.executable).parent / "tierup")
+    return launch([tierup, "serve", "--port", str(port)], env, port, workdir)
+
+
+def launch(command: list[str], env: dict[str, str], port: int, workdir: str) -> subprocess.Popen:
+    """Start a server process and wait until it answers /readyz."""
     # The server's output goes to a file: a pipe nobody drains would block it once full.
     log = open(Path(workdir) / "server.log", "wb")
-    server = subprocess.Popen([tierup, "serve", "--port", str(port)], env=env, cwd=workdir,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -49,7 +49,7 @@ import websockets
 from tierup.auth import Role, mint_token
 
 sys.path.insert(0, str(Path(__file__).parent))
-from api_bench import SECRET, free_port  # noqa: E402
+from api_bench import SECRET, free_port, launch  # noqa: E402
 
 SUBSCRIBE = "subscription { memberEvents { kind } }"
 WARM_UP_SOCKETS = 20
@@ -106,18 +106,7 @@ def start_server(database_url: str, port: int, workdir: str, ws: str | None, def
                    "--port", str(port), "--log-level", "warning", "--ws", ws,
                    "--ws-per-message-deflate", "true" if deflate == "on" else "false",
                    "--ws-max-size", str(1024 * 1024)]
-    # The server's output goes to a file: a pipe nobody drains would block it once full.
-    log = open(Path(workdir) / "server.log", "wb")
-    server = subprocess.Popen(command, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit(f"server did not start: {(Path(workdir) / 'server.log').read_text()[-2000:]}")
+    return launch(command, env, port, workdir)
 
 
 class Client:
