@@ -27,12 +27,19 @@ import httpx
 from tierup.auth import Role, mint_token
 
 SECRET = "bench-secret-long-enough-for-hs256-signing"
+# The member home screen an app opens first (README "Dashboard"): every figure a member sees at a glance.
 DASHBOARD = """
-{ viewer {
+query Dashboard { viewer {
     displayName tier { code name } tierValidUntil growthValue
     nextTier { tier { name } conditions { description current target met } }
-    points { balance ledger(first: 5) { edges { node { kind amount reason occurredAt } } } }
-    orders(first: 5) { totalCount edges { node { externalId amount { amount } pointsEarned } } }
+    points { balance expiringSoon nextExpiryAt
+             ledger(first: 10) { edges { node { kind amount reason occurredAt } } } }
+    orders(first: 5) { totalCount edges { node { externalId amount { amount } pointsEarned paidAt } } }
+    tasks { task { code title kind } status current target }
+    quests { quest { code title endsAt } currentLevel progress target }
+    benefits { benefit { code name } remaining canClaim reason }
+    checkIn { checkedInToday streak nextReward }
+    lifecycleStage rfm { segment }
 } }"""
 ENROLL = "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { userErrors { code } } }"
 ORDER = "mutation($i: RecordOrderInput!) { recordOrder(input: $i) { order { pointsEarned } userErrors { code message } } }"

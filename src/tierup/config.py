@@ -59,6 +59,7 @@ class Settings:
     max_member_token_days: int = 30
     max_staff_token_days: int = 365  # OPERATOR and SERVICE tokens
     ws_deflate: bool = False  # permessage-deflate on WebSockets: zlib state per socket, ~40 KiB each
+    response_cache_members: int = 10_000  # members whose own reads are kept answered; 0 turns it off
 
     @property
     def production(self) -> bool:
@@ -99,4 +100,5 @@ class Settings:
             max_member_token_days=_int(env, "TIERUP_MAX_MEMBER_TOKEN_DAYS", defaults.max_member_token_days),
             max_staff_token_days=_int(env, "TIERUP_MAX_STAFF_TOKEN_DAYS", defaults.max_staff_token_days),
             ws_deflate=env.get("TIERUP_WS_DEFLATE", "") in ("1", "true", "yes"),
+            response_cache_members=_int(env, "TIERUP_RESPONSE_CACHE_MEMBERS", defaults.response_cache_members),
         )

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..auth import Principal, Role, TokenError, principal_from_header
-from ..domain.clock import local
+from ..domain.clock import Horizon, local
 from ..domain.errors import ErrorCode, Rejected
 from ..services.programs import ActiveProgram, active_program
 from ..services.validation import as_of_problem
@@ -53,6 +53,8 @@ class Context:
         self._now_header = None if services.settings.production else now_header
         self._program: ActiveProgram | None = None
         self._loaders: Loaders | None = None
+        self._horizon: Horizon | None = None
+        self._known_members: list = []
         self.connection_params: dict | None = None  # set by Strawberry from the WebSocket connection_init
 
     def sign_in_from_connection_params(self) -> None:
@@ -78,6 +80,34 @@ class Context:
     def now(self) -> datetime:
         """The server's clock decides; outside production a tester may set it per request."""
         return parse_now(self._now_header) or self.services.clock()
+
+    @property
+    def clock_overridden(self) -> bool:
+        return self._now_header is not None
+
+    @property
+    def horizon(self) -> Horizon:
+        """When time alone will change what this request answers (see api.cache)."""
+        if self._horizon is None:
+            self._horizon = Horizon(self.now)
+        return self._horizon
+
+    def changes_at(self, moment: datetime | None) -> None:
+        """What a resolver just answered changes by itself at `moment` (a lot expires, a window opens)."""
+        self.horizon.changes_at(moment)
+
+    @property
+    def program_if_read(self) -> ActiveProgram | None:
+        return self._program
+
+    def use_program(self, program: ActiveProgram | None) -> None:
+        """The program in force, when the caller has just read which version that is."""
+        if program is not None and self._program is None:
+            self._program = program
+
+    def use_member(self, row) -> None:
+        """A member's row the caller has just read: the loaders start with it."""
+        self._known_members.append(row)
 
     def as_of(self, requested: datetime | None) -> datetime:
         """The time a job runs as of: what the operator asked for, or now.
@@ -110,18 +140,24 @@ class Context:
 
     async def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.db, await self.program(), self.now)
+            self._loaders = Loaders(self.db, await self.program(), self.now, self.horizon)
+            for row in self._known_members:
+                self._loaders.member_by_id.prime(row.id, row)
+                self._loaders.member_by_external_id.prime((row.program_id, row.external_id), row)
         return self._loaders
 
     def reset_loaders(self) -> None:
         """After a write: what the payload reads must be what was just committed."""
         self._loaders = None
+        self._known_members = []
 
     def refresh(self) -> None:
         """Before resolving a subscription event: the socket's context outlives any one event, so
         the program and every loader are read afresh."""
         self._program = None
         self._loaders = None
+        self._horizon = None
+        self._known_members = []
 
     @property
     def broker(self):

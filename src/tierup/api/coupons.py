@@ -73,6 +73,7 @@ class Coupon(relay.Node):
 
     @classmethod
     def of(cls, context, definition: ProgramDefinition, row: CouponRow) -> "Coupon":
+        context.changes_at(row.valid_until)  # its status turns EXPIRED then
         return cls(coupon_id=row.id, code=row.code,
                    template=CouponTemplate.of(definition, definition.coupon_template(row.template_code)),
                    status=CouponStatus(coupon_status(row.status, row.valid_until, context.now)),

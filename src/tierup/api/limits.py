@@ -96,6 +96,11 @@ def _rules(max_depth: int, max_aliases: int, production: bool) -> tuple:
 _parse = lru_cache(maxsize=1000)(parse)
 
 
+def parsed(query: str, max_tokens: int) -> DocumentNode:
+    """The document, parsed once per text (the same cache the request limits use); raises GraphQLError."""
+    return _parse(query, max_tokens=max_tokens)
+
+
 @lru_cache(maxsize=1000)
 def _validate(schema: GraphQLSchema, document: DocumentNode, rules: tuple, hide_suggestions: bool
               ) -> list[GraphQLError]:
@@ -125,7 +130,7 @@ class RequestLimits(SchemaExtension):
         context = self.execution_context
         if context.query is not None:
             try:
-                context.graphql_document = _parse(context.query, max_tokens=self.limits.max_tokens)
+                context.graphql_document = parsed(context.query, self.limits.max_tokens)
             except GraphQLError:
                 pass  # Strawberry parses it again and reports the error, coded below
         yield

@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from aiodataloader import DataLoader
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from ..domain.activity import Activity
+from ..domain.clock import Horizon
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
 from ..services.analytics import lifecycle_stages, member_selection
+from ..services.expiry import REMINDER_DAYS
 from ..services.ledger import lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
@@ -45,10 +48,11 @@ class Page:
 
 
 class Loaders:
-    def __init__(self, db: Database, program: ActiveProgram, now: datetime):
+    def __init__(self, db: Database, program: ActiveProgram, now: datetime, horizon: Horizon | None = None):
         self.db = db
         self.program = program
         self.now = now
+        self.horizon = horizon or Horizon(now)  # loaders that filter by time say when their answer changes
         self.member_by_id = DataLoader(self._members_by_id)
         self.member_by_external_id = DataLoader(self._members_by_external_id)
         self.points_balance_by_member_id = DataLoader(self._balances)
@@ -101,6 +105,8 @@ class Loaders:
         async with self.db.read() as session:
             found = await member_metrics(session, self.program.definition, [m for m in members if m is not None],
                                          as_of=self.now)
+        for metrics in found.values():
+            self.horizon.changes_at(metrics.changes_at)
         return [found.get(i, MemberMetrics()) for i in member_ids]
 
     async def _orders_by_id(self, ids: Sequence[int]) -> list[Report | None]:
@@ -142,7 +148,9 @@ class Loaders:
 
     async def _lifecycle(self, member_ids: Sequence[int]) -> list[str]:
         found = await lifecycle_stages(self.db, self.program, list(member_ids), self.now)
-        return [found[i] for i in member_ids]
+        for _, changes_at in found.values():
+            self.horizon.changes_at(changes_at)
+        return [found[i][0] for i in member_ids]
 
     async def _reward_stock(self, codes: Sequence[str]) -> list[int | None]:
         """Stock left per item: the stored count once redemptions began, else the catalogue's; None = unlimited."""
@@ -155,6 +163,11 @@ class Loaders:
     async def _lots(self, member_ids: Sequence[int]) -> list[list[Lot]]:
         async with self.db.read() as session:
             found = await lots_of(session, list(member_ids))
+        for lots in found.values():  # what expires, and what comes within the reminder's horizon, changes answers
+            for lot in lots:
+                if lot.expires_at is not None:
+                    self.horizon.changes_at(lot.expires_at)
+                    self.horizon.changes_at(lot.expires_at - timedelta(days=REMINDER_DAYS))
         return [found[i] for i in member_ids]
 
     async def _benefit_claims(self, member_ids: Sequence[int]) -> list[Counter]:
@@ -182,6 +195,9 @@ class Loaders:
 
     async def coupons_page(self, member_id: int, *, first: int, after: int | None, status: str | None) -> Page:
         filters = [Coupon.member_id == member_id]
+        if status in ("EXPIRED", "ISSUED"):  # the page changes as any issued coupon runs out
+            for coupon in await self.coupons_by_member_id.load(member_id):
+                self.horizon.changes_at(coupon.valid_until)
         if status == "EXPIRED":
             filters += [Coupon.status == "ISSUED", Coupon.valid_until < self.now]
         elif status == "ISSUED":
@@ -191,16 +207,15 @@ class Loaders:
         return await self._page(Coupon, filters, first=first, after=after, newest_first=True)
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
+        refunds = aliased(Report)
+        earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
+                  .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
+        refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
+                    .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
         async with self.db.read() as session:
-            earned = dict((await session.execute(
-                select(PointsEntry.report_id, func.sum(PointsEntry.amount))
-                .where(PointsEntry.report_id.in_(order_ids), PointsEntry.kind == "EARN")
-                .group_by(PointsEntry.report_id))).all())
-            refunded = dict((await session.execute(
-                select(Report.order_id, func.sum(Report.amount_fen))
-                .where(Report.order_id.in_(order_ids), Report.kind == "REFUND")
-                .group_by(Report.order_id))).all())
-        return [OrderFigures(int(earned.get(i, 0)), int(refunded.get(i, 0))) for i in order_ids]
+            found = {order_id: OrderFigures(int(points), int(fen)) for order_id, points, fen in await session.execute(
+                select(Report.id, earned, refunded).where(Report.id.in_(order_ids)))}
+        return [found.get(i, OrderFigures(0, 0)) for i in order_ids]
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
 
@@ -224,17 +239,27 @@ class Loaders:
 
     async def _page(self, model, filters: list, *, first: int, after: int | None, newest_first: bool,
                     joins: list = ()) -> Page:
-        query = select(model)
+        """One statement: the page's rows, each carrying the count of all rows the filters select."""
         counted = select(func.count()).select_from(model)
         for target, on in joins:  # outer joins: a member without orders or scores is still a member
-            query, counted = query.outerjoin(target, on), counted.outerjoin(target, on)
+            counted = counted.outerjoin(target, on)
+        counted = counted.where(*filters)
+        query = select(model, counted.scalar_subquery().correlate(None))
+        for target, on in joins:
+            query = query.outerjoin(target, on)
         query = query.where(*filters)
         if after is not None:
             query = query.where(model.id < after if newest_first else model.id > after)
         query = query.order_by(model.id.desc() if newest_first else model.id).limit(first + 1)
         async with self.db.read() as session:
-            rows = list((await session.execute(query)).scalars())
-            total = (await session.execute(counted.where(*filters))).scalar_one()
+            found = (await session.execute(query)).all()
+            if found:
+                total = found[0][1]
+            elif after is None:
+                total = 0  # nothing on the first page: nothing at all
+            else:  # past the last page: the count alone
+                total = (await session.execute(counted)).scalar_one()
+        rows = [row for row, _ in found]
         return Page(rows[:first], len(rows) > first, total)
 
 

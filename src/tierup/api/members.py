@@ -128,6 +128,9 @@ class Member(relay.Node):
             ceiling = format_yuan(to_yuan(program.definition.max_order_fen), program.definition.currency_symbol)
             raise bad_input(f"amount must be greater than zero and at most the program's ceiling of {ceiling}")
         coupons = await (await context.loaders()).coupons_by_member_id.load(self.member_id)
+        for coupon in coupons:  # a coupon enters and leaves the quotes at these moments
+            context.changes_at(coupon.valid_from)
+            context.changes_at(coupon.valid_until)
         currency = program.definition.currency
         return [CouponQuote(coupon=Coupon.of(context, program.definition, q.coupon),
                             discount=Money.of_fen(q.discount_fen, currency), payable=Money.of_fen(q.payable_fen, currency))
@@ -187,7 +190,10 @@ class MemberQueries:
             return None
         program = await context.program()
         row = await (await context.loaders()).member_by_external_id.load((program.id, context.principal.sub))
-        return Member.of(context, row) if row is not None else None
+        if row is None:
+            return None
+        context.changes_at(row.tier_valid_until)
+        return Member.of(context, row)
 
     @strawberry.field(permission_classes=[OperatorOrService],
                       description="A member of the caller's program, by id or by externalId (exactly one). OPERATOR or SERVICE.")

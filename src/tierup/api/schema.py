@@ -18,6 +18,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 
 from ..config import Settings
+from . import cache
 from .errors import BAD_USER_INPUT, bad_input
 from .limits import DEADLINE_EXCEEDED, INTERNAL_SERVER_ERROR, DeadlineExecutionContext, Limits, RequestLimits, deadline
 from .members import MemberMutations, MemberQueries
@@ -119,8 +120,9 @@ class TierupSchema(strawberry.Schema):
         with deadline(self.limits.deadline_seconds) as current:
             try:
                 async with asyncio.timeout(current.seconds):
-                    result = await super().execute(query, variable_values, context_value, root_value, operation_name,
-                                                   allowed, operation_extensions)
+                    result = await cache.answer(context_value, query, variable_values, operation_name, lambda: super(
+                        TierupSchema, self).execute(query, variable_values, context_value, root_value, operation_name,
+                                                    allowed, operation_extensions))
             except TimeoutError:
                 return ExecutionResult(data=None, errors=[current.error()])
         if result.errors and any(error_code(e) == DEADLINE_EXCEEDED for e in result.errors):

@@ -35,5 +35,27 @@ def months_before(as_of: datetime, months: int, tz: ZoneInfo) -> datetime:
     return utc(add_months(local(as_of, tz), -months))
 
 
+def leaves_window(moment: datetime, months: int, tz: ZoneInfo) -> datetime:
+    """When `moment` stops being inside 'the past N months' (see months_before). Where the month is
+    shorter the day is clipped, which can only make this earlier than the exact instant, never later."""
+    return utc(add_months(local(moment, tz), months))
+
+
 def local_date(dt: datetime, tz: ZoneInfo) -> date:
     return local(dt, tz).date()
+
+
+class Horizon:
+    """The earliest moment after `now` at which time alone changes the answer being built."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+        self.until: datetime | None = None
+
+    def changes_at(self, moment: datetime | None) -> None:
+        if moment is not None and moment > self.now and (self.until is None or moment < self.until):
+            self.until = moment
+
+    def changes_now(self) -> None:
+        """The answer depends on time in a way not worth predicting: keep it for no time at all."""
+        self.until = self.now

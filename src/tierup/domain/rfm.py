@@ -13,6 +13,10 @@ segment comes from R and FM = round((F + M) / 2) on this grid (rows FM 5→1, co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .clock import leaves_window
 
 SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
     5: ("Can't lose them", "At risk", "Loyal", "Loyal", "Champions"),
@@ -51,6 +55,17 @@ class LifecycleRules:
     declining_days: int = 90  # no order for this long: DECLINING
     churned_days: int = 180  # no order for this long: CHURNED
     mature_orders: int = 5  # orders in the past 12 months: MATURE
+
+    def changes_at(self, joined_at: datetime, last_order_at: datetime | None, oldest_recent_order_at: datetime | None,
+                   at: datetime, tz: ZoneInfo) -> datetime | None:
+        """The next moment after `at` at which time alone may move the stage: a silence threshold
+        passes, NEW ends, or the oldest order of the past 12 months leaves them."""
+        silent_since = last_order_at or joined_at
+        moments = [silent_since + timedelta(days=self.churned_days), joined_at + timedelta(days=self.new_days),
+                   silent_since + timedelta(days=self.declining_days)]
+        if oldest_recent_order_at is not None:
+            moments.append(leaves_window(oldest_recent_order_at, RFM_MONTHS, tz))
+        return min((m for m in moments if m > at), default=None)
 
 
 # The four-quadrant value map (价值四象限), on the latest RFM scores: value is the monetary score,

@@ -27,6 +27,7 @@ class MemberMetrics:
     spend_fen_in_months: Mapping[int, int] = field(default_factory=dict)
     orders_in_months: Mapping[int, int] = field(default_factory=dict)
     growth_value: int = 0
+    changes_at: datetime | None = None  # when a windowed figure next changes by time alone
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from sqlalchemy import func, select, true
+from sqlalchemy import Integer, cast, func, literal, null, select, true, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from ..domain.activity import Activity
 from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
 from ..domain.tasks import Completion, Completions
+from ..store.db import member_changed
 from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
 
 
@@ -28,28 +29,33 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
     refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
                 .where(Report.kind == "REFUND", Report.member_id.in_(ids), other).group_by(Report.order_id).subquery())
     net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
-    for member_id, at, amount in await session.execute(
-            select(Report.member_id, Report.occurred_at, net).outerjoin(refunded, refunded.c.order_id == Report.id)
-            .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other).order_by(Report.occurred_at)):
-        found[member_id].orders.append((at, int(amount)))
+    # One statement, one row per thing done: (what, member, when, a number: net fen, photos 0/1 or points).
+    orders = (select(literal("ORDER"), Report.member_id, Report.occurred_at, net)
+              .outerjoin(refunded, refunded.c.order_id == Report.id)
+              .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other))
+    check_ins_and_reviews = (select(Report.kind, Report.member_id, Report.occurred_at, cast(Report.with_photos, Integer))
+                             .where(Report.kind.in_(("CHECK_IN", "REVIEW")), Report.member_id.in_(ids), other))
+    referred_first_orders = (select(literal("REFERRAL"), Member.referred_by_id, func.min(Report.occurred_at),
+                                    cast(null(), Integer))
+                             .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
+                             .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
+    points = (select(literal("EARN"), PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
+              .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST"))
+    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points).subquery()
     tz = definition.zone
-    for member_id, at, photos in await session.execute(
-            select(Report.member_id, Report.occurred_at, Report.with_photos)
-            .where(Report.kind.in_(("CHECK_IN", "REVIEW")), Report.member_id.in_(ids), other)
-            .order_by(Report.occurred_at)):
-        if photos is None:
-            found[member_id].check_ins.append(local_date(at, tz))
-        elif photos:
-            found[member_id].photo_reviews.append(at)
-    first_orders = (select(Member.referred_by_id, func.min(Report.occurred_at))
-                    .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
-                    .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
-    for referrer_id, at in await session.execute(first_orders):
-        found[referrer_id].referral_first_orders.append(at)
-    for member_id, at, amount in await session.execute(
-            select(PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
-            .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST")):
-        found[member_id].points_earned.append((at, amount))
+    for what, member_id, at, number in await session.execute(select(done).order_by(done.c[2])):
+        activity = found[member_id]
+        if what == "ORDER":
+            activity.orders.append((at, int(number)))
+        elif what == "CHECK_IN":
+            activity.check_ins.append(local_date(at, tz))
+        elif what == "REVIEW":
+            if number:
+                activity.photo_reviews.append(at)
+        elif what == "REFERRAL":
+            activity.referral_first_orders.append(at)
+        else:
+            activity.points_earned.append((at, number))
     return found
 
 
@@ -81,5 +87,7 @@ async def load_badges(session: AsyncSession, member_ids: Iterable[int]) -> dict[
 async def insert_once(session: AsyncSession, model, **values) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the id, or None when the row already existed."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    if "member_id" in values:
+        member_changed(session, values["member_id"])
     return (await session.execute(insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
             ).scalar_one_or_none()

@@ -31,6 +31,7 @@ def order_figures(program: ActiveProgram, as_of: datetime, member_ids: list[int]
     return (select(Report.member_id.label("member_id"),
                    func.max(Report.occurred_at).label("last_order_at"),
                    func.sum(case((recent, 1), else_=0)).label("orders_12m"),
+                   func.min(case((recent, Report.occurred_at))).label("oldest_recent_at"),
                    func.sum(case((recent, net), else_=0)).label("spend_12m"))
             .outerjoin(refunded, refunded.c.order_id == Report.id)
             .where(Report.program_id == program.id, Report.kind == "ORDER", Report.occurred_at <= as_of,
@@ -103,13 +104,19 @@ async def refresh_rfm(db: Database, program: ActiveProgram, *, as_of: datetime) 
             RfmScore.program_id == program.id))).scalar_one()
 
 
-async def lifecycle_stages(db: Database, program: ActiveProgram, member_ids: list[int], at: datetime) -> dict[int, str]:
+async def lifecycle_stages(db: Database, program: ActiveProgram, member_ids: list[int], at: datetime
+                           ) -> dict[int, tuple[str, datetime | None]]:
+    """Each member's stage at `at`, and when time alone would next move it."""
+    rules = program.definition.lifecycle
     figures = order_figures(program, at, member_ids)
     async with db.read() as session:
         rows = await session.execute(
-            select(Member.id, lifecycle_stage_sql(program.definition.lifecycle, figures, at))
+            select(Member.id, lifecycle_stage_sql(rules, figures, at), Member.joined_at, figures.c.last_order_at,
+                   figures.c.oldest_recent_at)
             .outerjoin(figures, figures.c.member_id == Member.id).where(Member.id.in_(member_ids)))
-        return dict(rows.all())
+        return {member_id: (stage, rules.changes_at(joined_at, last_order_at, oldest_recent_at, at,
+                                                     program.definition.zone))
+                for member_id, stage, joined_at, last_order_at, oldest_recent_at in rows}
 
 
 def quadrant_sql(scores=RfmScore):

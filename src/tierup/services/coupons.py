@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discount_fen, validity
 from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
-from ..store.db import Database
+from ..store.db import Database, member_changed
 from ..store.models import Coupon, Member
 from ..store.queries import lock_member
 from .programs import ActiveProgram
@@ -139,6 +139,7 @@ async def void_coupon(db: Database, program: ActiveProgram, coupon_id: int, *, n
                                                              Coupon.program_id == program.id))).scalar_one_or_none()
         if coupon is None:
             raise Rejected.one(ErrorCode.NOT_FOUND, "no such coupon in this program", "input", "couponId")
+        member_changed(session, coupon.member_id)
         voided = (await session.execute(update(Coupon).where(Coupon.id == coupon_id, Coupon.status == "ISSUED")
                                         .values(status="VOID").returning(Coupon.id))).scalar_one_or_none()
         if voided is None:

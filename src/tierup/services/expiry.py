@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..domain.clock import local
 from ..domain.points import Lot
 from ..events import Broker, Event
-from ..store.db import Database
+from ..store.db import Database, member_changed
 from ..store.models import Member, Notification, PointsEntry
 from .activity import insert_once
 from .growth import publish
@@ -40,6 +40,7 @@ async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime
         async with db.write() as session:
             for member_id in due_members[start:start + BATCH]:
                 await session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
+                member_changed(session, member_id)
                 due = [lot for lot in (await lots_of(session, [member_id]))[member_id]
                        if lot.expires_at is not None and lot.expires_at <= as_of]
                 total = sum(lot.remaining for lot in due)

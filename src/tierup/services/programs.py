@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,16 +72,33 @@ async def publish_program(db: Database, definition: ProgramDefinition, *, publis
                        created=created, changed=True)
 
 
+# Definitions by (program id, version), per database: a published version never changes, so a
+# request reads the version number only, not the definition again.
+_versions: "weakref.WeakKeyDictionary[Database, dict[tuple[int, int], ProgramDefinition]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def known_program(db: Database, program_id: int, code: str, version: int) -> ActiveProgram | None:
+    """The program at this version, when this process has read that version before."""
+    definition = _versions.get(db, {}).get((program_id, version))
+    return ActiveProgram(program_id, code, version, definition) if definition is not None else None
+
+
 async def active_program(db: Database, code: str) -> ActiveProgram | None:
     async with db.read() as session:
-        row = (await session.execute(
-            select(Program.id, Program.code, ProgramVersion.version, ProgramVersion.definition)
-            .join(ProgramVersion, (ProgramVersion.program_id == Program.id)
-                  & (ProgramVersion.version == Program.current_version))
-            .where(Program.code == code))).one_or_none()
-    if row is None:
-        return None
-    return ActiveProgram(row.id, row.code, row.version, _definition(row.definition, f"program {row.code} v{row.version}"))
+        row = (await session.execute(select(Program.id, Program.current_version).where(Program.code == code))
+               ).one_or_none()
+        if row is None:
+            return None
+        program_id, version = row
+        known = known_program(db, program_id, code, version)
+        if known is not None:
+            return known
+        document = (await session.execute(select(ProgramVersion.definition).where(
+            ProgramVersion.program_id == program_id, ProgramVersion.version == version))).scalar_one()
+    definition = _definition(document, f"program {code} v{version}")
+    _versions.setdefault(db, {})[(program_id, version)] = definition
+    return ActiveProgram(program_id, code, version, definition)
 
 
 async def program_count(db: Database) -> int:

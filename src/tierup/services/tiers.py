@@ -10,7 +10,7 @@ from typing import Iterable
 from sqlalchemy import and_, case, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..domain.clock import add_months, local, months_before, utc
+from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
 from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, counting_since, metric_windows, plain_number,
@@ -55,12 +55,12 @@ async def member_metrics(session: AsyncSession, definition: ProgramDefinition, m
         func.coalesce(func.max(case((in_period, net), else_=0)), 0).label("largest"),
         func.coalesce(func.sum(case((and_(in_period, net > 0), 1), else_=0)), 0).label("orders"),
     ]
-    for months in sorted(spend_windows):
+    for months in sorted(spend_windows | order_windows):
         inside = Report.occurred_at > months_before(as_of, months, tz)
         columns.append(func.coalesce(func.sum(case((inside, net), else_=0)), 0).label(f"spend_{months}"))
-    for months in sorted(order_windows):
-        inside = and_(Report.occurred_at > months_before(as_of, months, tz), net > 0)
-        columns.append(func.coalesce(func.sum(case((inside, 1), else_=0)), 0).label(f"orders_{months}"))
+        columns.append(func.coalesce(func.sum(case((and_(inside, net > 0), 1), else_=0)), 0).label(f"orders_{months}"))
+        # The oldest order in the window: the figures change by themselves when it leaves.
+        columns.append(func.min(case((inside, Report.occurred_at))).label(f"oldest_{months}"))
     rows = (await session.execute(
         select(*columns)
         .select_from(Report)
@@ -74,6 +74,8 @@ async def member_metrics(session: AsyncSession, definition: ProgramDefinition, m
             spend_fen_in_months={m: int(row[f"spend_{m}"]) for m in spend_windows},
             orders_in_months={m: int(row[f"orders_{m}"]) for m in order_windows},
             growth_value=growth[row["member_id"]],
+            changes_at=min((leaves_window(row[f"oldest_{m}"], m, tz) for m in spend_windows | order_windows
+                            if row[f"oldest_{m}"] is not None), default=None),
         )
         for row in rows
     }

@@ -12,13 +12,38 @@ import contextvars
 from contextlib import asynccontextmanager, contextmanager
 from typing import AsyncIterator, Iterator
 
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+
+from .models import Member
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The members a write transaction changes. Their `version` goes up by one in the same transaction,
+# so an answer derived from a member (the response cache's) knows it is outdated, in every process.
+_CHANGED_MEMBERS = "tierup_changed_members"
+
+
+def member_changed(session: AsyncSession | Session, member_id: int) -> None:
+    """Record that this transaction changes the member (its version goes up at commit)."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info.setdefault(_CHANGED_MEMBERS, set()).add(member_id)
+
+
+@event.listens_for(Session, "after_flush")
+def _rows_changed(session: Session, flush_context) -> None:
+    """Every ORM row written that belongs to a member marks that member changed, so a use case
+    cannot forget to; statements outside the ORM mark theirs with `member_changed`."""
+    for row in (*session.new, *session.dirty, *session.deleted):
+        member_id = getattr(row, "member_id", None)
+        if member_id is None and isinstance(row, Member):
+            member_id = row.id
+        if member_id is not None:
+            member_changed(session, member_id)
 
 
 class Database:
@@ -50,12 +75,19 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction: commits on success, rolls back on any exception."""
+        """One write transaction: commits on success, rolls back on any exception; the members it
+        changed get a new version in it."""
         async with self.engine.connect() as conn:
             await conn.execution_options(tierup_write=True)
             async with AsyncSession(bind=conn, expire_on_commit=False, autoflush=False) as session:
                 async with session.begin():
                     yield session
+                    await session.flush()  # rows still pending mark their members too
+                    changed = session.sync_session.info.pop(_CHANGED_MEMBERS, None)
+                    if changed:
+                        await session.execute(update(Member).where(Member.id.in_(sorted(changed)))
+                                              .values(version=Member.version + 1)
+                                              .execution_options(synchronize_session=False))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

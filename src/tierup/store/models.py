@@ -64,6 +64,9 @@ class Member(Base):
     # evaluation. None until the first one: the period then runs from enrolment.
     qualification_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     growth_value: Mapped[int] = mapped_column(Integer, default=0)
+    # Goes up by one in every write transaction that changes anything of the member's (see
+    # store.db.member_changed): answers kept about the member carry the version they were read at.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Report(Base):

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
+from .db import member_changed
 from .models import Member
 
 
@@ -19,4 +20,5 @@ async def lock_member(session: AsyncSession, program_id: int, *, member_id: int 
     if member is None:
         shown = external_id if external_id is not None else member_id
         raise Rejected.one(ErrorCode.NOT_FOUND, f"no member {shown!r} in this program", *field)
+    member_changed(session, member.id)  # whoever locks a member is about to change it
     return member
