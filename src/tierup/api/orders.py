@@ -85,6 +85,35 @@ class RecordOrderPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was recorded, if so.")
 
 
+@strawberry.input(description="Orders reported together (an import, or a shop's batch): up to 500.")
+class RecordOrdersInput:
+    orders: list[RecordOrderInput] = strawberry.field(description="Recorded in this order, each by the rules of recordOrder.")
+
+
+@strawberry.type(description="What became of one order of a recordOrders batch.")
+class RecordOrderResult:
+    external_id: str = strawberry.field(description="The order's externalId, as sent.")
+    duplicate: bool = strawberry.field(description="True when this externalId had been recorded before; nothing changed.")
+    points_earned: int = strawberry.field(description="Points this report earned (0 for a duplicate or a rejected order).")
+    # At most one problem per input field: the cost of a 500-order batch stays within the query budget.
+    user_errors: list[UserError] = strawberry.field(description="Why this order was not recorded; the others are unaffected.",
+                                                    metadata={"list_estimate": 5})
+    order_id: strawberry.Private[Optional[int]]
+
+    @strawberry.field(description="The order as recorded; null when rejected.")
+    async def order(self, info: Info) -> Optional[Order]:
+        return await order_node(info.context, self.order_id) if self.order_id is not None else None
+
+
+@strawberry.type(description="Result of recordOrders: one result per order, in input order.")
+class RecordOrdersPayload:
+    results: list[RecordOrderResult] = strawberry.field(description="One per order sent, in the same order.",
+                                                         metadata={"list_estimate": 500})
+    recorded: int = strawberry.field(description="Orders recorded now.")
+    duplicates: int = strawberry.field(description="Orders recorded before (same externalId and content).")
+    rejected: int = strawberry.field(description="Orders refused (each with its userErrors).")
+
+
 @strawberry.input(description="A refund of (part of) an order. Idempotent on externalId.")
 class RefundOrderInput:
     external_id: str = strawberry.field(description="The shop's refund id; the idempotency key.")
@@ -101,6 +130,12 @@ class RefundOrderPayload:
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was recorded, if so.")
 
 
+def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
+    return order_service.OrderInput(
+        external_id=sent.external_id, member_external_id=sent.member_external_id, amount=sent_text(sent.amount),
+        paid_at=sent.paid_at, coupon_codes=tuple(sent.coupon_codes or ()))
+
+
 @strawberry.type
 class OrderMutations:
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
@@ -111,17 +146,39 @@ class OrderMutations:
 
         context = info.context
         program = await context.program()
-        request = order_service.OrderInput(
-            external_id=input.external_id, member_external_id=input.member_external_id, amount=sent_text(input.amount),
-            paid_at=input.paid_at, coupon_codes=tuple(input.coupon_codes or ()))
         try:
-            result = await order_service.record_order(context.db, program, request, now=context.now,
+            result = await order_service.record_order(context.db, program, _order_input(input), now=context.now,
                                                       broker=context.broker)
         except Rejected as rejection:
             return RecordOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
         return RecordOrderPayload(order=await order_node(context, result.order_id),
                                   member=await member_node(context, result.member_id), duplicate=result.duplicate)
+
+    @strawberry.mutation(permission_classes=[ServiceOnly], description=(
+        "Report up to 500 paid orders at once, each by the rules of recordOrder and idempotent on its own "
+        "externalId. One transaction with a savepoint per order: a rejected order rejects only itself. SERVICE only."))
+    async def record_orders(self, info: Info, input: RecordOrdersInput) -> RecordOrdersPayload:
+        context = info.context
+        program = await context.program()
+        try:
+            results = await order_service.record_orders(context.db, program, [_order_input(o) for o in input.orders],
+                                                        now=context.now, broker=context.broker)
+        except Rejected as rejection:  # the batch itself is refused (too many orders)
+            return RecordOrdersPayload(results=[RecordOrderResult(
+                external_id=o.external_id, duplicate=False, points_earned=0, user_errors=user_errors(rejection),
+                order_id=None) for o in input.orders], recorded=0, duplicates=0, rejected=len(input.orders))
+        context.reset_loaders()
+        answers = [RecordOrderResult(external_id=sent.external_id, duplicate=False, points_earned=0,
+                                     user_errors=user_errors(result), order_id=None)
+                   if isinstance(result, Rejected) else
+                   RecordOrderResult(external_id=sent.external_id, duplicate=result.duplicate,
+                                     points_earned=result.points, user_errors=[], order_id=result.order_id)
+                   for sent, result in zip(input.orders, results)]
+        rejected = sum(1 for a in answers if a.user_errors)
+        duplicates = sum(1 for a in answers if a.duplicate)
+        return RecordOrdersPayload(results=answers, recorded=len(answers) - rejected - duplicates,
+                                   duplicates=duplicates, rejected=rejected)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
         "Report a refund: takes back spend and, in proportion, the points the order earned (floored). The tier "

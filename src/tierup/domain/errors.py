@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 
@@ -35,6 +35,13 @@ class Rejected(Exception):
     @classmethod
     def one(cls, code: ErrorCode, message: str, *field: str) -> "Rejected":
         return cls(Problem(code, message, tuple(field) or None))
+
+    def within(self, *prefix: str | int) -> "Rejected":
+        """The same problems about one item of a list input: ("input", "amount") becomes
+        prefix + ("amount",), e.g. ("input", "orders", "3", "amount")."""
+        at = tuple(str(p) for p in prefix)
+        return Rejected(*(replace(p, field=at + p.field[1:] if p.field and p.field[0] == "input" else p.field)
+                          for p in self.problems))
 
 
 class Checks:

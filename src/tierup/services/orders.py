@@ -48,6 +48,37 @@ class OrderResult:
 async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime,
                        broker: Broker | None = None) -> OrderResult:
     """Store the order, earn floor(yuan × multiplier of the tier held before it), upgrade at once if it qualifies."""
+    amount_fen = check_order(program, request, now)
+    async with db.write() as session:
+        result = await _record(session, program, request, amount_fen, now)
+    await publish(broker, list(result.events))
+    return result
+
+
+MAX_ORDERS_PER_BATCH = 500
+
+
+async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
+                        broker: Broker | None = None) -> list[OrderResult | Rejected]:
+    """Many orders in one transaction, each in a savepoint of its own and by the same rules as one:
+    a rejected order rolls back only itself; results come in input order; events go out after the commit."""
+    if len(requests) > MAX_ORDERS_PER_BATCH:
+        raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
+    results: list[OrderResult | Rejected] = []
+    async with db.write() as session:
+        for index, request in enumerate(requests):
+            try:
+                amount_fen = check_order(program, request, now)
+                async with session.begin_nested():
+                    results.append(await _record(session, program, request, amount_fen, now))
+            except Rejected as rejection:
+                results.append(rejection.within("input", "orders", index))
+    await publish(broker, [event for result in results if isinstance(result, OrderResult) for event in result.events])
+    return results
+
+
+def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> int:
+    """The order's amount in fen, once its fields hold; Rejected naming every field that does not."""
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
     check_id(checks, request.member_external_id, "input", "memberExternalId")
@@ -56,35 +87,36 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
     if len(request.coupon_codes) > MAX_COUPONS_PER_ORDER:
         checks.fail(ErrorCode.INVALID, f"at most {MAX_COUPONS_PER_ORDER} coupons per order", "input", "couponCodes")
     checks.raise_any()
+    return amount_fen
+
+
+async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime) -> OrderResult:
     payload = {"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                "coupons": sorted(request.coupon_codes)}
-    async with db.write() as session:
-        member = await lock_member(session, program.id, external_id=request.member_external_id,
-                                   field=("input", "memberExternalId"))
-        stored = await store_report(session, program, "ORDER", request.external_id, payload,
-                                    occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
-        if stored.duplicate:
-            return OrderResult(stored.report_id, member.id, duplicate=True)
-        growth = GrowthTracker(session, program)
-        await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
-        if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
-            # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
-            referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
-            await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
-        if request.coupon_codes:
-            await use_coupons_on_order(session, program, member, request.coupon_codes, paid_fen=amount_fen,
-                                       paid_at=request.paid_at, order_id=stored.report_id)
-        tier = program.definition.tier(member.tier_code)
-        points = points_for_order(amount_fen, tier.points_multiplier)
-        if points:
-            await append_entry(session, program, member.id, "EARN", points,
-                               f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
-                               occurred_at=request.paid_at,
-                               report_id=stored.report_id)
-        change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
-                                            report_id=stored.report_id, reason="ORDER")
-        await growth.settle(request.paid_at)
-    await publish(broker, growth.events)
+    member = await lock_member(session, program.id, external_id=request.member_external_id,
+                               field=("input", "memberExternalId"))
+    stored = await store_report(session, program, "ORDER", request.external_id, payload,
+                                occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
+    if stored.duplicate:
+        return OrderResult(stored.report_id, member.id, duplicate=True)
+    growth = GrowthTracker(session, program)
+    await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
+    if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
+        # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
+        referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
+        await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
+    if request.coupon_codes:
+        await use_coupons_on_order(session, program, member, request.coupon_codes, paid_fen=amount_fen,
+                                   paid_at=request.paid_at, order_id=stored.report_id)
+    tier = program.definition.tier(member.tier_code)
+    points = points_for_order(amount_fen, tier.points_multiplier)
+    if points:
+        await append_entry(session, program, member.id, "EARN", points,
+                           f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
+                           occurred_at=request.paid_at, report_id=stored.report_id)
+    change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
+                                        report_id=stored.report_id, reason="ORDER")
+    await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
                        events=tuple(growth.events))
 

@@ -1,0 +1,94 @@
+"""recordOrders: many orders in one transaction, each by the rules of one and idempotent on its own key;
+a rejected order rejects only itself."""
+
+from documents import MEMBER_BY_EXTERNAL_ID
+from helpers import enroll, member_view, order
+
+RECORD_ORDERS = """
+mutation($orders: [RecordOrderInput!]!) {
+  recordOrders(input: {orders: $orders}) {
+    recorded duplicates rejected
+    results { externalId duplicate pointsEarned order { externalId amount { amount } } userErrors { field code } }
+  }
+}"""
+
+PAID = "2026-01-04T10:00:00+08:00"
+
+
+def sent(external_id: str, member: str, amount: str, paid_at: str = PAID) -> dict:
+    return {"externalId": external_id, "memberExternalId": member, "amount": amount, "paidAt": paid_at}
+
+
+async def record_orders(api, orders: list[dict]) -> dict:
+    result = await api.as_service(RECORD_ORDERS, {"orders": orders})
+    assert "errors" not in result, result
+    return result["data"]["recordOrders"]
+
+
+async def ledger(api, member: str) -> list[tuple[str, int]]:
+    view = await member_view(api, member)
+    return [(e["node"]["kind"], e["node"]["amount"]) for e in view["points"]["ledger"]["edges"]]
+
+
+async def test_a_batch_records_each_order_by_the_rules_of_one(api):
+    await enroll(api, "ann")
+    batch = [sent("B-1", "ann", "150"), sent("B-2", "ann", "150"), sent("B-3", "ann", "250"), sent("B-4", "ann", "100")]
+    answer = await record_orders(api, batch)
+    assert (answer["recorded"], answer["duplicates"], answer["rejected"]) == (4, 0, 0)
+    # B-3 (¥250, a single order of at least ¥200) upgrades her to SILVER after earning at 1×; B-4 earns at 2×.
+    assert [r["pointsEarned"] for r in answer["results"]] == [150, 150, 250, 200]
+    assert [r["order"]["externalId"] for r in answer["results"]] == ["B-1", "B-2", "B-3", "B-4"]
+    # The same orders reported one by one give another member exactly the same state.
+    await enroll(api, "bob")
+    for sent_order in batch:
+        await order(api, "bob-" + sent_order["externalId"], "bob", sent_order["amount"], sent_order["paidAt"])
+    ann, bob = await member_view(api, "ann"), await member_view(api, "bob")
+    assert ann["tier"]["code"] == bob["tier"]["code"] == "SILVER"
+    assert ann["points"]["balance"] == bob["points"]["balance"] == 750 + 100 + 50  # and the welcome points, and the first-order task
+    assert await ledger(api, "ann") == await ledger(api, "bob")
+
+
+async def test_the_same_batch_again_answers_all_duplicates_and_changes_nothing(api):
+    await enroll(api, "ann")
+    batch = [sent("B-1", "ann", "120"), sent("B-2", "ann", "80")]
+    await record_orders(api, batch)
+    before = await ledger(api, "ann")
+    again = await record_orders(api, batch)
+    assert (again["recorded"], again["duplicates"], again["rejected"]) == (0, 2, 0)
+    assert [(r["duplicate"], r["pointsEarned"], r["order"]["externalId"]) for r in again["results"]] == [
+        (True, 0, "B-1"), (True, 0, "B-2")]
+    assert await ledger(api, "ann") == before
+    assert {("EARN", 80), ("EARN", 120)} <= set(before)
+
+
+async def test_a_rejected_order_rejects_only_itself(api):
+    await enroll(api, "ann")
+    await order(api, "OLD-1", "ann", "50", PAID)
+    batch = [
+        sent("B-1", "ann", "100"),
+        sent("B-2", "nobody", "100"),  # unknown member
+        sent("B-3", "ann", "12.345"),  # three decimals
+        sent("OLD-1", "ann", "999"),  # the key again with other content
+        sent("B-5", "ann", "40"),
+    ]
+    answer = await record_orders(api, batch)
+    assert (answer["recorded"], answer["duplicates"], answer["rejected"]) == (2, 0, 3)
+    results = answer["results"]
+    assert [r["externalId"] for r in results] == ["B-1", "B-2", "B-3", "OLD-1", "B-5"]
+    assert [r["pointsEarned"] for r in results] == [100, 0, 0, 0, 40]
+    assert results[1]["userErrors"] == [{"field": ["input", "orders", "1", "memberExternalId"], "code": "NOT_FOUND"}]
+    assert results[2]["userErrors"] == [{"field": ["input", "orders", "2", "amount"], "code": "INVALID"}]
+    assert [e["code"] for e in results[3]["userErrors"]] == ["DUPLICATE"]
+    assert all(r["order"] is None for r in results[1:4])
+    view = await member_view(api, "ann")
+    assert [o["node"]["externalId"] for o in view["orders"]["edges"]] == ["B-5", "B-1", "OLD-1"]
+    assert [o["node"]["pointsEarned"] for o in view["orders"]["edges"]] == [40, 100, 50]
+
+
+async def test_more_than_500_orders_are_refused_whole(api):
+    await enroll(api, "ann")
+    answer = await record_orders(api, [sent(f"B-{i}", "ann", "1") for i in range(501)])
+    assert (answer["recorded"], answer["rejected"]) == (0, 501)
+    assert answer["results"][0]["userErrors"] == [{"field": ["input", "orders"], "code": "INVALID"}]
+    view = await api.as_operator(MEMBER_BY_EXTERNAL_ID, {"externalId": "ann"})
+    assert view["data"]["member"]["orders"]["totalCount"] == 0
