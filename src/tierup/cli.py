@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     export_members.add_argument("--program", default=DEFAULT_PROGRAM)
     export_members.set_defaults(run=_export_members)
 
+    imports = commands.add_parser("import", help="import history: members, orders or refunds (CSV or JSON lines)")
+    imports.add_argument("kind", choices=["members", "orders", "refunds"])
+    imports.add_argument("file", help="CSV with a header, or JSON lines; columns as the API's inputs, e.g. "
+                                      "externalId,memberExternalId,amount,paidAt for orders")
+    imports.add_argument("--program", default=DEFAULT_PROGRAM)
+    imports.set_defaults(run=_import)
+
     simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
     simulate.add_argument("draft", help="the draft program file (TOML)")
     simulate.add_argument("--program", default=None, help="the live program whose history to replay (default: "
@@ -312,6 +319,53 @@ def _export_members(args, settings: Settings) -> int:
         with open(args.output, "w", encoding="utf-8", newline="") as out:
             return asyncio.run(run(out))
     return asyncio.run(run(sys.stdout))
+
+
+def _import(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from .api.context import utcnow
+    from .services.importing import ImportRefused, import_file
+    from .services.programs import active_program
+    from .services.seed import progress_bar
+    from .store.db import Database
+    from .store.migrate import upgrade
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"tierup: no file {args.file!r}", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    asyncio.run(_prepare(settings, demo_member=False))
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            program = await active_program(db, args.program)
+            if program is None:
+                print(f"tierup: no program {args.program!r}", file=sys.stderr)
+                return 1
+            show = progress_bar(f"importing {args.kind}") if sys.stderr.isatty() else None
+            done = await import_file(db, program, args.kind, path, now=utcnow(), progress=show)
+        except ImportRefused as refused:
+            for problem in refused.problems:
+                print(problem, file=sys.stderr)
+            more = refused.total - len(refused.problems)
+            print(f"tierup: {path.name}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
+                  "nothing was imported", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+        if done.new == 0 and not done.refused:
+            print(f"nothing new: all {done.rows:,} {args.kind} of {path.name} were imported before")
+        else:
+            print(f"{done.new:,} {args.kind} imported, {done.duplicates:,} imported before"
+                  + (f", {len(done.refused):,} refused" if done.refused else ""))
+        for refusal in done.refused:
+            print(f"refused: {refusal}", file=sys.stderr)
+        return 1 if done.refused else 0
+
+    return asyncio.run(run())
 
 
 def _simulate(args, settings: Settings) -> int:

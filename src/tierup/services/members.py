@@ -47,7 +47,7 @@ class EnrolmentResult:
     referred_by_id: int | None = None
 
 
-def _check(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> None:
+def check_enrolment(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> None:
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
     check_text(checks, request.display_name, 200, "input", "displayName")
@@ -62,7 +62,7 @@ def _check(request: EnrolmentInput, program: ActiveProgram, now: datetime) -> No
 
 async def enroll_member(db: Database, program: ActiveProgram, request: EnrolmentInput, *, now: datetime,
                         broker: Broker | None = None) -> EnrolmentResult:
-    _check(request, program, now)
+    check_enrolment(request, program, now)
     joined_at = request.joined_at or now
     definition = program.definition
     payload = {"displayName": request.display_name, "birthday": request.birthday, "phone": request.phone,

@@ -90,6 +90,17 @@ def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> i
     return amount_fen
 
 
+def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) -> int:
+    """The refund's amount in fen, once its fields hold; Rejected naming every field that does not."""
+    checks = Checks()
+    check_id(checks, request.external_id, "input", "externalId")
+    check_id(checks, request.order_external_id, "input", "orderExternalId")
+    refund_fen = check_amount(checks, request.amount, program.definition, "input", "amount")
+    check_time(checks, request.refunded_at, now, "input", "refundedAt")
+    checks.raise_any()
+    return refund_fen
+
+
 async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime) -> OrderResult:
     payload = {"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                "coupons": sorted(request.coupon_codes)}
@@ -141,12 +152,7 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    checks = Checks()
-    check_id(checks, request.external_id, "input", "externalId")
-    check_id(checks, request.order_external_id, "input", "orderExternalId")
-    refund_fen = check_amount(checks, request.amount, program.definition, "input", "amount")
-    check_time(checks, request.refunded_at, now, "input", "refundedAt")
-    checks.raise_any()
+    refund_fen = check_refund(program, request, now)
     async with db.write() as session:
         order = (await session.execute(select(Report).where(
             Report.program_id == program.id, Report.kind == "ORDER",

@@ -1,0 +1,253 @@
+"""Importing history: members, orders and refunds from a CSV file (with a header) or JSON lines.
+
+The whole file is checked before anything is written: a file with a bad row imports nothing, and
+every bad row is named with its line number. Rows are then applied in time order through the
+same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
+leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
+quests, badges — is what reporting the same history live would have left. Every row is
+idempotent on its externalId: importing a file again adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import select
+
+from ..domain.errors import Rejected
+from ..store.db import Database
+from ..store.models import Member, Report
+from .members import EnrolmentInput, check_enrolment, enroll_member
+from .orders import MAX_ORDERS_PER_BATCH, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
+from .programs import ActiveProgram
+
+KINDS = ("members", "orders", "refunds")
+# Columns named as the contract's inputs; the first ones of each kind are required.
+COLUMNS = {
+    "members": (("externalId",), ("displayName", "birthday", "joinedAt", "phone")),
+    "orders": (("externalId", "memberExternalId", "amount", "paidAt"), ()),
+    "refunds": (("externalId", "orderExternalId", "amount", "refundedAt"), ()),
+}
+MAX_PROBLEMS_SHOWN = 1000
+
+
+class ImportRefused(Exception):
+    """The file has bad rows; nothing was imported. `problems` are 'line N: …' sentences."""
+
+    def __init__(self, problems: list[str], total: int):
+        self.problems = problems
+        self.total = total
+        super().__init__(f"{total} problem(s); nothing was imported")
+
+
+@dataclass
+class Imported:
+    rows: int = 0
+    new: int = 0
+    duplicates: int = 0
+    refused: list[str] = field(default_factory=list)  # rows a use case refused while applying (none after checks)
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    values: dict[str, str]
+    unreadable: str | None = None  # why the line is not a row at all
+
+
+def read_rows(path: Path) -> Iterator[Row]:
+    """CSV with a header, or JSON lines (one object per line; by the file's extension or first character)."""
+    text = path.read_text(encoding="utf-8-sig")  # spreadsheets write a BOM
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    yield Row(number, _json_row(line))
+                except _Unreadable as exc:
+                    yield Row(number, {}, str(exc))
+        return
+    reader = csv.DictReader(io.StringIO(text))
+    for values in reader:
+        if None in values:  # more cells than the header names
+            values = {k: v for k, v in values.items() if k is not None} | {"": "…"}
+        yield Row(reader.line_num, {k: (v or "").strip() for k, v in values.items()})
+
+
+def _json_row(line: str) -> dict[str, str]:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise _Unreadable(f"not JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise _Unreadable("each line must be a JSON object")
+    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+
+
+async def import_file(db: Database, program: ActiveProgram, kind: str, path: Path, *, now: datetime,
+                      progress: Callable[[int, int], None] | None = None) -> Imported:
+    """Check every row of the file, then apply them all in time order. Raises ImportRefused (nothing written)."""
+    rows = list(read_rows(path))
+    problems: list[str] = []
+    requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
+    problems += _repeated_keys(rows)
+    problems += await _unknown_references(db, program, kind, [r for _, r in requests if r is not None], rows)
+    if problems:
+        problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
+        raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
+    ordered = sorted((request for _, request in requests), key=_when)
+    return await _apply(db, program, kind, ordered, now=now, progress=progress or (lambda done, total: None))
+
+
+def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problems: list[str]):
+    """The row as the use case's input, checked by the use case's own checks; None when it is bad."""
+    if row.unreadable:
+        problems.append(f"line {row.line}: {row.unreadable}")
+        return None
+    required, optional = COLUMNS[kind]
+    values = row.values
+    unknown = sorted(set(values) - set(required) - set(optional))
+    missing = [name for name in required if not values.get(name)]
+    if unknown or missing:
+        if unknown:
+            problems.append(f"line {row.line}: unknown column(s) {', '.join(unknown)}; expected "
+                            f"{', '.join(required + optional)}")
+        for name in missing:
+            problems.append(f"line {row.line}: {name} is required")
+        return None
+    try:
+        request = _parse(kind, values)
+        if kind == "members":
+            check_enrolment(request, program, now)
+        elif kind == "orders":
+            check_order(program, request, now)
+        else:
+            check_refund(program, request, now)
+    except _Unreadable as exc:
+        problems.append(f"line {row.line}: {exc}")
+        return None
+    except Rejected as rejection:
+        problems += [f"line {row.line}: {_named(p)}" for p in rejection.problems]
+        return None
+    return request
+
+
+def _named(problem) -> str:
+    """The problem with the column it is about, unless its message names it already."""
+    column = ".".join((problem.field or ())[1:])
+    return problem.message if not column or problem.message.startswith(column) else f"{column}: {problem.message}"
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _parse(kind: str, values: dict[str, str]):
+    if kind == "members":
+        return EnrolmentInput(external_id=values["externalId"], display_name=values.get("displayName") or None,
+                              birthday=_date(values, "birthday"), phone=values.get("phone") or None,
+                              joined_at=_time(values, "joinedAt"))
+    if kind == "orders":
+        return OrderInput(external_id=values["externalId"], member_external_id=values["memberExternalId"],
+                          amount=values["amount"], paid_at=_time(values, "paidAt"))
+    return RefundInput(external_id=values["externalId"], order_external_id=values["orderExternalId"],
+                       amount=values["amount"], refunded_at=_time(values, "refundedAt"))
+
+
+def _time(values: dict[str, str], name: str) -> datetime | None:
+    if not values.get(name):
+        return None
+    try:
+        moment = datetime.fromisoformat(values[name])
+    except ValueError:
+        raise _Unreadable(f"{name}: {values[name]!r} is not an ISO 8601 time, e.g. 2026-03-01T10:00:00+08:00") from None
+    if moment.tzinfo is None:
+        raise _Unreadable(f"{name}: {values[name]!r} needs a UTC offset, e.g. 2026-03-01T10:00:00+08:00")
+    return moment
+
+
+def _date(values: dict[str, str], name: str) -> date | None:
+    if not values.get(name):
+        return None
+    try:
+        return date.fromisoformat(values[name])
+    except ValueError:
+        raise _Unreadable(f"{name}: {values[name]!r} is not a date, e.g. 1990-05-17") from None
+
+
+def _repeated_keys(rows: list[Row]) -> list[str]:
+    first_seen: dict[str, int] = {}
+    problems = []
+    for row in rows:
+        key = row.values.get("externalId")
+        if not key:
+            continue
+        if key in first_seen:
+            problems.append(f"line {row.line}: externalId {key!r} is already on line {first_seen[key]}")
+        else:
+            first_seen[key] = row.line
+    return problems
+
+
+async def _unknown_references(db: Database, program: ActiveProgram, kind: str, requests: list, rows: list[Row]
+                              ) -> list[str]:
+    """Orders must name enrolled members, refunds stored orders (or orders of the same run's file)."""
+    if kind == "members" or not requests:
+        return []
+    column, model, names = ((Member.external_id, Member, {r.member_external_id for r in requests})
+                            if kind == "orders" else (Report.external_id, Report, {r.order_external_id for r in requests}))
+    known: set[str] = set()
+    listed = sorted(names)
+    async with db.read() as session:
+        for start in range(0, len(listed), 5000):
+            query = select(column).where(model.program_id == program.id, column.in_(listed[start:start + 5000]))
+            if kind == "refunds":
+                query = query.where(Report.kind == "ORDER")
+            known.update((await session.execute(query)).scalars())
+    reference = "memberExternalId" if kind == "orders" else "orderExternalId"
+    what = "member" if kind == "orders" else "order"
+    return [f"line {row.line}: {reference}: no {what} {row.values[reference]!r} in program {program.code}"
+            for row in rows if row.values.get(reference) and row.values[reference] not in known
+            and row.values.get(reference) in names]
+
+
+def _when(request) -> datetime:
+    """Rows apply in the order they happened; members without a joining time join as they are read."""
+    moment = getattr(request, "paid_at", None) or getattr(request, "refunded_at", None) or request.joined_at
+    return moment or datetime.min.replace(tzinfo=timezone.utc)
+
+
+async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list, *, now: datetime,
+                 progress: Callable[[int, int], None]) -> Imported:
+    done = Imported(rows=len(requests))
+    progress(0, len(requests))
+    if kind == "orders":
+        for start in range(0, len(requests), MAX_ORDERS_PER_BATCH):
+            batch = requests[start:start + MAX_ORDERS_PER_BATCH]
+            for request, result in zip(batch, await record_orders(db, program, batch, now=now)):
+                _count(done, request.external_id, result)
+            progress(start + len(batch), len(requests))
+        return done
+    use_case = enroll_member if kind == "members" else refund_order
+    for number, request in enumerate(requests, start=1):
+        try:
+            _count(done, request.external_id, await use_case(db, program, request, now=now))
+        except Rejected as rejection:
+            _count(done, request.external_id, rejection)
+        if number % 100 == 0 or number == len(requests):
+            progress(number, len(requests))
+    return done
+
+
+def _count(done: Imported, external_id: str, result: Any) -> None:
+    if isinstance(result, Rejected):
+        done.refused.append(f"{external_id}: {result}")
+    elif result.duplicate:
+        done.duplicates += 1
+    else:
+        done.new += 1

@@ -1,0 +1,111 @@
+"""`tierup import`: a bad file imports nothing and names every bad row; a good one applies its rows in
+time order through the live rules, so it leaves what reporting the same history live leaves; a
+second run adds nothing."""
+
+import asyncio
+from datetime import datetime, timezone
+
+from documents import MEMBER_BY_EXTERNAL_ID
+from helpers import enroll, order, refund, row_counts
+from tierup.cli import main
+
+MEMBERS_CSV = """externalId,displayName,birthday,joinedAt
+{p}ann,Ann,1990-05-17,2026-02-01T09:00:00+08:00
+{p}bob,,,2026-02-03T09:00:00+08:00
+"""
+# Out of time order on purpose: rows apply in the order they happened.
+ORDERS_CSV = """externalId,memberExternalId,amount,paidAt
+{p}O-3,{p}ann,2600.00,2026-05-20T12:00:00+08:00
+{p}O-1,{p}ann,150,2026-02-10T12:00:00+08:00
+{p}O-2,{p}ann,250.50,2026-03-11T12:00:00+08:00
+{p}O-4,{p}bob,99.90,2026-04-02T12:00:00+08:00
+{p}O-5,{p}ann,80,2026-06-01T12:00:00+08:00
+"""
+REFUNDS_JSONL = """{{"externalId": "{p}R-1", "orderExternalId": "{p}O-2", "amount": "100", "refundedAt": "2026-03-20T12:00:00+08:00"}}
+"""
+
+
+async def cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+def write(tmp_path, name: str, text: str, prefix: str = "") -> str:
+    path = tmp_path / name
+    path.write_text(text.format(p=prefix), encoding="utf-8")
+    return str(path)
+
+
+async def state(api, external_id: str) -> dict:
+    member = (await api.as_operator(MEMBER_BY_EXTERNAL_ID, {"externalId": external_id}))["data"]["member"]
+    return {"tier": member["tier"]["code"], "balance": member["points"]["balance"], "growth": member["growthValue"],
+            "ledger": [(e["node"]["kind"], e["node"]["amount"], e["node"]["balanceAfter"])
+                       for e in member["points"]["ledger"]["edges"]],
+            "orders": [(o["node"]["pointsEarned"], o["node"]["refundedAmount"]["amount"])
+                       for o in member["orders"]["edges"]]}
+
+
+async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, tmp_path, capsys, monkeypatch,
+                                                                          database_url, clock):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", ORDERS_CSV, "imp-")) == 0
+    assert await cli("import", "refunds", write(tmp_path, "refunds.jsonl", REFUNDS_JSONL, "imp-")) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "2 members imported, 0 imported before", "5 orders imported, 0 imported before",
+        "1 refunds imported, 0 imported before"]
+
+    # The same history reported live in the order the imports applied it: each file in time order,
+    # the refunds after the orders (a refund reported late does not re-judge what came before it).
+    clock.now = datetime.now(timezone.utc)
+    await enroll(api, "live-ann", displayName="Ann", birthday="1990-05-17", joinedAt="2026-02-01T09:00:00+08:00")
+    await enroll(api, "live-bob", joinedAt="2026-02-03T09:00:00+08:00")
+    await order(api, "live-O-1", "live-ann", "150", "2026-02-10T12:00:00+08:00")
+    await order(api, "live-O-2", "live-ann", "250.50", "2026-03-11T12:00:00+08:00")
+    await order(api, "live-O-4", "live-bob", "99.90", "2026-04-02T12:00:00+08:00")
+    await order(api, "live-O-3", "live-ann", "2600.00", "2026-05-20T12:00:00+08:00")
+    await order(api, "live-O-5", "live-ann", "80", "2026-06-01T12:00:00+08:00")
+    await refund(api, "live-R-1", "live-O-2", "100", "2026-03-20T12:00:00+08:00")
+
+    for name in ("ann", "bob"):
+        imported, live = await state(api, f"imp-{name}"), await state(api, f"live-{name}")
+        assert imported == live
+    assert (await state(api, "imp-ann"))["tier"] == "DIAMOND"
+
+
+async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, monkeypatch, database_url):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    members, orders = write(tmp_path, "members.csv", MEMBERS_CSV), write(tmp_path, "orders.csv", ORDERS_CSV)
+    assert await cli("import", "members", members) == 0
+    assert await cli("import", "orders", orders) == 0
+    counts = await row_counts(db)
+    assert await cli("import", "members", members) == 0
+    assert await cli("import", "orders", orders) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "nothing new: all 2 members of members.csv were imported before",
+        "nothing new: all 5 orders of orders.csv were imported before"]
+    assert await row_counts(db) == counts
+
+
+async def test_a_file_with_bad_rows_imports_nothing_and_names_every_one(api, db, tmp_path, capsys, monkeypatch,
+                                                                         database_url):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV)) == 0
+    counts = await row_counts(db)
+    bad = write(tmp_path, "orders.csv", """externalId,memberExternalId,amount,paidAt
+O-1,ann,150,2026-02-10T12:00:00+08:00
+O-2,ann,12.345,2026-02-11T12:00:00+08:00
+O-3,nobody,10,2026-02-12T12:00:00+08:00
+O-4,ann,10,2026-02-12 12:00
+O-1,bob,20,2026-02-13T12:00:00+08:00
+O-6,ann,,1999-12-31T12:00:00+08:00
+""")
+    assert await cli("import", "orders", bad) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "line 3: amount: 12.345 has more than two decimal places",
+        "line 4: memberExternalId: no member 'nobody' in program classic",
+        "line 5: paidAt: '2026-02-12 12:00' needs a UTC offset, e.g. 2026-03-01T10:00:00+08:00",
+        "line 6: externalId 'O-1' is already on line 2",
+        "line 7: amount is required",
+        "tierup: orders.csv: 5 problem(s); nothing was imported",
+    ]
+    assert await row_counts(db) == counts
