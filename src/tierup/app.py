@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -18,11 +17,12 @@ from cross_web import HTTPException
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.types.unset import UNSET
 
+from .api.cache import ResponseCache
 from .api.context import NOW_HEADER, Context, utcnow
 from .api.schema import build_schema
+from .api.websocket import picks_graphql_transport_ws, serve_graphql_transport_ws
 from .auth import TokenError
 from .config import Settings
 from .events import Broker, MemoryBroker, create_broker
@@ -42,45 +42,23 @@ class Services:
     clock: Callable[[], datetime] = utcnow
     assets: GraphiQLAssets | None = None
     broker: Broker = field(default_factory=MemoryBroker)
+    response_cache: ResponseCache | None = None
     requests_total: int = 0
     started_at: datetime = field(default_factory=utcnow)
-
-
-class TokenBoundTransportWSHandler(BaseGraphQLTransportWSHandler):
-    """A socket lives no longer than the token it was opened with: at the token's exp the server
-    closes it with 4403, which ends its subscriptions; the client reconnects with a fresh token."""
-
-    expiry: asyncio.TimerHandle | None = None
-
-    async def handle_connection_init(self, message) -> None:
-        await super().handle_connection_init(message)
-        principal = getattr(self.context, "principal", None)
-        if self.connection_acknowledged and principal is not None and principal.expires_at != float("inf"):
-            loop = asyncio.get_running_loop()
-            delay = max(0.0, principal.expires_at - time.time())
-            self.expiry = loop.call_later(delay, lambda: loop.create_task(self._close_expired()))
-
-    async def _close_expired(self) -> None:
-        with contextlib.suppress(Exception):  # the socket may be closing already
-            await self.websocket.close(code=4403, reason="Token expired; reconnect with a fresh token")
-
-    async def shutdown(self) -> None:
-        if self.expiry is not None:
-            self.expiry.cancel()
-        await super().shutdown()
 
 
 HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
 class TierupGraphQL(GraphQL):
-    graphql_transport_ws_handler_class = TokenBoundTransportWSHandler
-
     def __init__(self, services: Services, **options):
         self.services = services
         super().__init__(build_schema(services.settings), **options)
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket" and picks_graphql_transport_ws(scope, self.protocols):
+            # Our own handler keeps far less per socket than Strawberry's; legacy graphql-ws stays with Strawberry.
+            return await serve_graphql_transport_ws(self, scope, receive, send)
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         try:
@@ -144,7 +122,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     settings = settings or Settings.from_env()
     services = Services(settings=settings, db=db or Database(settings.database_url), clock=clock or utcnow,
                         assets=GraphiQLAssets(settings.asset_cache_dir, settings.npm_registry, settings.graphiql_cdn),
-                        broker=broker or create_broker(settings.broker_url))
+                        broker=broker or create_broker(settings.broker_url),
+                        response_cache=ResponseCache(settings.response_cache_members)
+                        if settings.response_cache_members > 0 else None)
     protocols = (GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL) if settings.legacy_graphql_ws else (
         GRAPHQL_TRANSPORT_WS_PROTOCOL,)
     graphql = TierupGraphQL(services, graphql_ide=None if settings.production else "graphiql",

@@ -22,11 +22,12 @@ async def _until(condition, what: str, timeout: float = 10) -> None:
         await asyncio.sleep(0.02)
 
 
-def _socket_contexts(sub: str) -> list[Context]:
+def _socket_contexts(services, sub: str) -> list[Context]:
+    """The live socket contexts of this app (an earlier test's may linger in a recorded warning)."""
     gc.collect()
     return [o for o in gc.get_objects()
-            if isinstance(o, Context) and o.connection_params is not None and o.principal is not None
-            and o.principal.sub == sub]
+            if isinstance(o, Context) and o.services is services and o.connection_params is not None
+            and o.principal is not None and o.principal.sub == sub]
 
 
 async def test_closed_sockets_leave_no_task_and_no_subscriber(server, app):
@@ -74,7 +75,7 @@ async def test_a_waiting_subscription_keeps_no_loaders_and_no_buffer(server, app
     await _until(lambda: broker.subscriber_count == 1, "the subscription registered")
 
     def waiting_light() -> bool:
-        [context] = _socket_contexts("alice")
+        [context] = _socket_contexts(app.state.services, "alice")
         [subscriber] = [s for group in broker._subscribers.values() for s in group]
         # Its one future is how the waiting reader is woken; no event buffer while nothing waits.
         return context._loaders is None and not any(isinstance(o, deque) for o in gc.get_referents(subscriber))
