@@ -1,11 +1,14 @@
 """API bench: one real server, one run, figures as ratios.
 
-    python bench/api_bench.py [--members 200] [--seconds 10] [--concurrency 32] [--postgres SERVER_URL]
+    python bench/api_bench.py [--members 200] [--seconds 10] [--concurrency 32] [--no-cache] [--postgres SERVER_URL]
 
 Starts `tierup serve` on a free port over a fresh database (SQLite in a temp dir, or with
 --postgres postgresql+asyncpg://postgres@127.0.0.1:5432 a new database there, dropped after), enrols members and records orders through the API, then reports:
-  - requests/s of `{ __typename }` and of the member dashboard query, and their ratio;
-  - recordOrder mutations per second;
+  - requests/s of `{ __typename }` and of the member home screen (DASHBOARD), and their ratio: each
+    member opens it once first, then the members keep re-opening it (answers kept by the response
+    cache; --no-cache runs every one);
+  - recordOrder mutations per second (16 clients), their ratio to `{ __typename }` and SQL statements
+    per order; orders per second sent in recordOrders batches of 100 by 4 clients;
   - SQL statements per dashboard query (from /metrics).
 """
 
@@ -43,6 +46,9 @@ query Dashboard { viewer {
 } }"""
 ENROLL = "mutation($i: EnrollMemberInput!) { enrollMember(input: $i) { userErrors { code } } }"
 ORDER = "mutation($i: RecordOrderInput!) { recordOrder(input: $i) { order { pointsEarned } userErrors { code message } } }"
+ORDERS = """mutation($orders: [RecordOrderInput!]!) { recordOrders(input: {orders: $orders}) {
+  recorded rejected results { pointsEarned userErrors { code message } } } }"""
+BATCH = 100
 
 
 def free_port() -> int:
@@ -51,9 +57,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(database_url: str, port: int, workdir: str) -> subprocess.Popen:
+def start_server(database_url: str, port: int, workdir: str, *, cache: bool = True) -> subprocess.Popen:
     env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
-           "TIERUP_LOG_LEVEL": "warning"}
+           "TIERUP_LOG_LEVEL": "warning", **({} if cache else {"TIERUP_RESPONSE_CACHE_MEMBERS": "0"}),
+           # Batches queue on SQLite's one writer: a client may wait for the others' batches first.
+           "TIERUP_EXECUTION_DEADLINE": "120"}
     tierup = str(Path(sys.executable).parent / "tierup")
     return launch([tierup, "serve", "--port", str(port)], env, port, workdir)
 
@@ -86,6 +94,7 @@ async def load(client: httpx.AsyncClient, payloads, seconds: float, concurrency:
             body, who = payloads(i)
             response = await client.post("/graphql", json=body, headers=headers(who))
             assert response.status_code == 200 and "errors" not in response.json(), response.text[:300]
+            assert '"userErrors":[{' not in response.text, response.text[:300]  # a refused report is no figure
             done += 1
             i += concurrency
 
@@ -128,7 +137,7 @@ async def run(args) -> None:
 
 
 async def measure(args, database_url: str, port: int, workdir: str) -> None:
-    server = start_server(database_url, port, workdir)
+    server = start_server(database_url, port, workdir, cache=not args.no_cache)
     service = {"Authorization": f"Bearer {mint_token(SECRET, sub='bench', program='classic', role=Role.SERVICE)}"}
     tokens = {}
 
@@ -145,16 +154,23 @@ async def measure(args, database_url: str, port: int, workdir: str) -> None:
             for external_id in members:
                 await client.post("/graphql", headers=service, json={"query": ENROLL, "variables": {"i": {"externalId": external_id}}})
 
-            def order_payload(i: int):
-                member = members[i % len(members)]
-                return {"query": ORDER, "variables": {"i": {
-                    "externalId": f"bench-order-{i}", "memberExternalId": member, "amount": str(50 + (i * 37) % 400),
-                    "paidAt": "2026-01-15T12:00:00+08:00"}}}, None
+            def order_input(i: int) -> dict:
+                return {"externalId": f"bench-order-{i}", "memberExternalId": members[i % len(members)],
+                        "amount": str(50 + (i * 37) % 400), "paidAt": "2026-01-15T12:00:00+08:00"}
 
-            orders, order_time = await load(client, order_payload, args.seconds, min(args.concurrency, 8),
-                                            lambda _: service)
+            before = await statements(client)
+            orders, order_time = await load(client, lambda i: ({"query": ORDER, "variables": {"i": order_input(i)}},
+                                                               None), args.seconds, 16, lambda _: service)
+            per_order = (await statements(client) - before) / orders
+            first_batched = 10_000_000  # keys apart from the single orders'
+            batches, batch_time = await load(client, lambda i: ({"query": ORDERS, "variables": {"orders": [
+                order_input(first_batched + i * BATCH + k) for k in range(BATCH)]}}, None), args.seconds, 4,
+                lambda _: service)
             typename, typename_time = await load(client, lambda i: ({"query": "{ __typename }"}, None), args.seconds,
                                                  args.concurrency, lambda _: {})
+            # Every member opens the app once (the answer is then kept), then keeps coming back.
+            for external_id in members:
+                await client.post("/graphql", json={"query": DASHBOARD}, headers=member_headers(external_id))
             before = await statements(client)
             dashboards, dashboard_time = await load(
                 client, lambda i: ({"query": DASHBOARD}, members[i % len(members)]), args.seconds,
@@ -168,12 +184,15 @@ async def measure(args, database_url: str, port: int, workdir: str) -> None:
     dashboard_rps = dashboards / dashboard_time
     backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
     print(f"tierup API bench — {backend}, {args.members} members, {args.concurrency} connections, "
-          f"{args.seconds:.0f} s per figure, one server process")
+          f"{args.seconds:.0f} s per figure, one server process, response cache {'off' if args.no_cache else 'on'}")
     print("| figure | value |\n|---|---|")
     print(f"| `{{ __typename }}` requests/s | {typename_rps:,.0f} |")
     print(f"| member dashboard requests/s | {dashboard_rps:,.0f} |")
     print(f"| dashboard ÷ `__typename` | {dashboard_rps / typename_rps:.2f} |")
-    print(f"| recordOrder mutations/s | {orders / order_time:,.0f} |")
+    print(f"| recordOrder mutations/s (16 clients) | {orders / order_time:,.0f} |")
+    print(f"| recordOrder ÷ `__typename` | {orders / order_time / typename_rps:.2f} |")
+    print(f"| SQL statements per recordOrder | {per_order:.1f} |")
+    print(f"| orders/s in recordOrders batches of {BATCH} (4 clients) | {batches * BATCH / batch_time:,.0f} |")
     print(f"| SQL statements per dashboard query | {per_dashboard:.1f} |")
 
 
@@ -182,6 +201,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--no-cache", action="store_true",
+                        help="turn the response cache off: every dashboard runs (TIERUP_RESPONSE_CACHE_MEMBERS=0)")
     parser.add_argument("--postgres", metavar="SERVER_URL",
                         help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432 (a fresh database is made there)")
     asyncio.run(run(parser.parse_args()))

@@ -33,6 +33,7 @@ async def test_member_page_statements_do_not_grow_with_the_page(api, db, program
         if i % 3 == 0:
             await record_order(db, program, OrderInput(f"O-{i}", f"m{i:03}", Decimal(50 + i * 7), when), now=when)
 
+    await api.as_operator(DASHBOARD, {"first": 1})  # the program's definition is read once per process
     counts = {}
     for first in (1, 100):
         with count_statements() as statements:
@@ -41,4 +42,4 @@ async def test_member_page_statements_do_not_grow_with_the_page(api, db, program
         assert len(result["data"]["members"]["edges"]) == first
         counts[first] = statements[0]
     assert counts[1] == counts[100]
-    assert counts[100] <= 5  # program, page, count, balances, metrics
+    assert counts[100] <= 4  # program version, page with its count, balances, metrics

@@ -27,14 +27,14 @@ from functools import lru_cache
 from typing import Any, Awaitable, Callable
 
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from strawberry.types import ExecutionResult
 
 from ..auth import Role
 from ..domain.activity import midnight
 from ..domain.clock import local_date
 from ..services.programs import known_program
-from ..store.models import Member, Program
+from ..store.models import Member, Program, Report
 from .limits import parsed
 
 CACHEABLE_ROOT_FIELDS = frozenset({"viewer", "__typename"})
@@ -103,12 +103,13 @@ async def answer(context, query: str | None, variables: dict | None, operation_n
         return await run()
     request = (query, operation_name, json.dumps(variables or {}, sort_keys=True, default=str))
     viewer = (principal.program, principal.sub)
-    found = await read_stamp(context.db, *viewer)
+    context.refresh()  # one clock reading and fresh loaders for this operation (a socket's context outlives it)
+    horizon = context.horizon
+    found = await read_stamp(context.db, *viewer, horizon.now)
     if found is None:  # no such program or member: the operation says so
         return await run()
-    stamp, member = found
-    now = context.now
-    data = cache.get(viewer, request, stamp, now)
+    stamp, member, next_report_at = found
+    data = cache.get(viewer, request, stamp, horizon.now)
     if data is not None:
         return ExecutionResult(data=data, errors=None)
     context.use_program(known_program(context.db, stamp.program_id, viewer[0], stamp.program_version))
@@ -117,24 +118,29 @@ async def answer(context, query: str | None, variables: dict | None, operation_n
     program = context.program_if_read
     if result.errors or result.data is None or program is None or program.version != stamp.program_version:
         return result
-    valid_until = midnight(local_date(now, program.definition.zone) + timedelta(days=1), program.definition.zone)
-    context.horizon.changes_at(valid_until)
-    if context.horizon.until > now:
-        cache.put(viewer, request, Kept(stamp, result.data, context.horizon.until))
+    zone = program.definition.zone
+    horizon.changes_at(midnight(local_date(horizon.now, zone) + timedelta(days=1), zone))
+    horizon.changes_at(next_report_at)  # reported ahead of the clock (within the allowed skew): it counts then
+    if horizon.until > horizon.now:
+        cache.put(viewer, request, Kept(stamp, result.data, horizon.until))
     return result
 
 
-async def read_stamp(db, program_code: str, external_id: str) -> tuple[Stamp, Member] | None:
-    """The stamp, and the member's row: a query that runs after all reads it anyway."""
+async def read_stamp(db, program_code: str, external_id: str, now: datetime
+                     ) -> tuple[Stamp, Member, datetime | None] | None:
+    """The stamp, the member's row (a query that runs reads it anyway), and the earliest of the
+    member's reports dated after `now` (shops may report up to a few minutes ahead of our clock)."""
+    ahead = (select(func.min(Report.occurred_at)).where(Report.member_id == Member.id, Report.occurred_at > now)
+             .scalar_subquery())
     async with db.read() as session:
         row = (await session.execute(
-            select(Program.id, Program.current_version, Member)
+            select(Program.id, Program.current_version, Member, ahead)
             .join(Member, and_(Member.program_id == Program.id, Member.external_id == external_id))
             .where(Program.code == program_code))).one_or_none()
     if row is None:
         return None
-    program_id, program_version, member = row
-    return Stamp(program_id, program_version, member.id, member.version), member
+    program_id, program_version, member, next_report_at = row
+    return Stamp(program_id, program_version, member.id, member.version), member, next_report_at
 
 
 def _viewer_only(query: str | None, operation_name: str | None, max_tokens: int) -> bool:

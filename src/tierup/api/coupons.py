@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from ..domain.coupons import coupon_status
+from ..domain.coupons import EXPIRED_AFTER, coupon_status
 from ..domain.program import CouponTemplateRule, ProgramDefinition
 from ..store.models import Coupon as CouponRow
 from .connections import Connection
@@ -73,7 +73,7 @@ class Coupon(relay.Node):
 
     @classmethod
     def of(cls, context, definition: ProgramDefinition, row: CouponRow) -> "Coupon":
-        context.changes_at(row.valid_until)  # its status turns EXPIRED then
+        context.changes_at(row.valid_until + EXPIRED_AFTER)  # its status turns EXPIRED then
         return cls(coupon_id=row.id, code=row.code,
                    template=CouponTemplate.of(definition, definition.coupon_template(row.template_code)),
                    status=CouponStatus(coupon_status(row.status, row.valid_until, context.now)),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from ..domain.activity import Activity
 from ..domain.clock import Horizon
+from ..domain.coupons import EXPIRED_AFTER
 from ..domain.tasks import Completions
 from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
@@ -197,7 +198,7 @@ class Loaders:
         filters = [Coupon.member_id == member_id]
         if status in ("EXPIRED", "ISSUED"):  # the page changes as any issued coupon runs out
             for coupon in await self.coupons_by_member_id.load(member_id):
-                self.horizon.changes_at(coupon.valid_until)
+                self.horizon.changes_at(coupon.valid_until + EXPIRED_AFTER)
         if status == "EXPIRED":
             filters += [Coupon.status == "ISSUED", Coupon.valid_until < self.now]
         elif status == "ISSUED":

@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from ..auth import Role
+from ..domain.coupons import EXPIRED_AFTER
 from ..domain.errors import Rejected
 from ..services import members as member_service
 from ..store.models import Member as MemberRow
@@ -130,7 +131,7 @@ class Member(relay.Node):
         coupons = await (await context.loaders()).coupons_by_member_id.load(self.member_id)
         for coupon in coupons:  # a coupon enters and leaves the quotes at these moments
             context.changes_at(coupon.valid_from)
-            context.changes_at(coupon.valid_until)
+            context.changes_at(coupon.valid_until + EXPIRED_AFTER)
         currency = program.definition.currency
         return [CouponQuote(coupon=Coupon.of(context, program.definition, q.coupon),
                             discount=Money.of_fen(q.discount_fen, currency), payable=Money.of_fen(q.payable_fen, currency))

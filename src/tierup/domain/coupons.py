@@ -46,6 +46,10 @@ def amount_before(template: CouponTemplateRule, paid_fen: int) -> int:
     return paid_fen
 
 
+# A coupon is still usable at its valid_until instant and expired from the next one.
+EXPIRED_AFTER = timedelta(microseconds=1)
+
+
 def coupon_status(stored: str, valid_until: datetime, at: datetime) -> str:
     """ISSUED coupons past their last day read as EXPIRED."""
     return "EXPIRED" if stored == "ISSUED" and at > valid_until else stored

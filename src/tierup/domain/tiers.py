@@ -27,7 +27,8 @@ class MemberMetrics:
     spend_fen_in_months: Mapping[int, int] = field(default_factory=dict)
     orders_in_months: Mapping[int, int] = field(default_factory=dict)
     growth_value: int = 0
-    changes_at: datetime | None = None  # when a windowed figure next changes by time alone
+    # When a windowed figure next changes by time alone (for kept answers; not a figure itself).
+    changes_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
