@@ -10,7 +10,7 @@ things only: the member's data, the program version in force, and the time.
 - Time: resolvers name the moments at which time alone changes what they answered
   (`Context.changes_at`: a lot's expiry, a quest window, a tier's validity end, …), and an answer
   is kept until the earliest of them, never past the program's next local midnight, when
-  check-ins and daily tasks roll over.
+  check-ins and daily tasks roll over, nor past the time of a report dated ahead of the clock.
 
 Only a member's queries of `viewer` are kept (other members' writes never change them); a tester's
 clock (X-Tierup-Now) bypasses the cache. The stamp is read before the query runs, so a write that
