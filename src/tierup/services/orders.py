@@ -111,7 +111,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amount_f
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
     growth = GrowthTracker(session, program)
-    await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
+    before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
     if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
         referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
@@ -124,7 +124,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amount_f
     if points:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
-                           occurred_at=request.paid_at, report_id=stored.report_id)
+                           occurred_at=request.paid_at, report_id=stored.report_id,
+                           balance=before.balance)  # coupons moved no points since the picture
     change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
                                         report_id=stored.report_id, reason="ORDER")
     await growth.settle(request.paid_at)
