@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any, Awaitable, Callable
 
 from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 from strawberry.types import ExecutionResult
 
 from ..auth import Role
@@ -35,6 +35,7 @@ from ..domain.activity import midnight
 from ..domain.clock import local_date
 from ..services.programs import known_program
 from ..store.models import Member, Program, Report
+from ..store.types import UtcDateTime
 from .limits import parsed
 
 CACHEABLE_ROOT_FIELDS = frozenset({"viewer", "__typename"})
@@ -108,12 +109,12 @@ async def answer(context, query: str | None, variables: dict | None, operation_n
     found = await read_stamp(context.db, *viewer, horizon.now)
     if found is None:  # no such program or member: the operation says so
         return await run()
-    stamp, member, next_report_at = found
+    stamp, member_row, next_report_at = found
     data = cache.get(viewer, request, stamp, horizon.now)
     if data is not None:
         return ExecutionResult(data=data, errors=None)
     context.use_program(known_program(context.db, stamp.program_id, viewer[0], stamp.program_version))
-    context.use_member(member)
+    context.use_member(member_row())
     result = await run()
     program = context.program_if_read
     if result.errors or result.data is None or program is None or program.version != stamp.program_version:
@@ -126,21 +127,31 @@ async def answer(context, query: str | None, variables: dict | None, operation_n
     return result
 
 
+# Built once: on a kept answer this read is most of the request's work. Core rows, no ORM session.
+_MEMBER_COLUMNS = [column.label(f"member_{column.key}") for column in Member.__table__.columns]
+_STAMP = (
+    select(Program.id, Program.current_version, *_MEMBER_COLUMNS,
+           select(func.min(Report.occurred_at))
+           .where(Report.member_id == Member.id, Report.occurred_at > bindparam("now", type_=UtcDateTime))
+           .scalar_subquery())
+    .join(Member, and_(Member.program_id == Program.id, Member.external_id == bindparam("member")))
+    .where(Program.code == bindparam("program"))
+)
+
+
 async def read_stamp(db, program_code: str, external_id: str, now: datetime
-                     ) -> tuple[Stamp, Member, datetime | None] | None:
-    """The stamp, the member's row (a query that runs reads it anyway), and the earliest of the
-    member's reports dated after `now` (shops may report up to a few minutes ahead of our clock)."""
-    ahead = (select(func.min(Report.occurred_at)).where(Report.member_id == Member.id, Report.occurred_at > now)
-             .scalar_subquery())
-    async with db.read() as session:
-        row = (await session.execute(
-            select(Program.id, Program.current_version, Member, ahead)
-            .join(Member, and_(Member.program_id == Program.id, Member.external_id == external_id))
-            .where(Program.code == program_code))).one_or_none()
+                     ) -> tuple[Stamp, Callable[[], Member], datetime | None] | None:
+    """The stamp; the member's row, built only when asked for (a query that runs reads it anyway); and
+    the earliest of the member's reports dated after `now` (shops may report a few minutes ahead)."""
+    async with db.engine.connect() as connection:
+        row = (await connection.execute(_STAMP, {"program": program_code, "member": external_id, "now": now})
+               ).one_or_none()
     if row is None:
         return None
-    program_id, program_version, member, next_report_at = row
-    return Stamp(program_id, program_version, member.id, member.version), member, next_report_at
+    program_id, program_version, *member_values, next_report_at = row
+    values = dict(zip((column.key for column in Member.__table__.columns), member_values))
+    stamp = Stamp(program_id, program_version, values["id"], values["version"])
+    return stamp, lambda: Member(**values), next_report_at
 
 
 def _viewer_only(query: str | None, operation_name: str | None, max_tokens: int) -> bool:

@@ -47,14 +47,16 @@ def _rows_changed(session: Session, flush_context) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 5):
+    def __init__(self, url: str, *, pool_size: int = 10):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict = {}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+            # Overflow connections close when returned: a pool as large as the usual concurrency avoids
+            # reconnecting on every burst; 20 a process leaves room for several workers under max_connections.
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **options)
         self.statements_total = 0
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
