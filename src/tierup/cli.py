@@ -255,11 +255,25 @@ def _jobs(args, settings: Settings) -> int:
     return _each_program(settings, args, _jobs_line)
 
 
+async def _on_program(settings: Settings, code: str, work) -> int:
+    """`await work(db, program)` on the named program; 1 when there is no such program."""
+    from .services.programs import active_program
+    from .store.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        program = await active_program(db, code)
+        if program is None:
+            print(f"tierup: no program {code!r}", file=sys.stderr)
+            return 1
+        return await work(db, program)
+    finally:
+        await db.dispose()
+
+
 def _seed(args, settings: Settings) -> int:
     from .api.context import utcnow
-    from .services.programs import active_program
     from .services.seed import AlreadySeeded, SeedPlan, seed
-    from .store.db import Database
     from .store.migrate import upgrade
 
     if not (1 <= args.members <= 10_000_000 and 0 <= args.orders <= 100_000_000):
@@ -268,57 +282,42 @@ def _seed(args, settings: Settings) -> int:
     upgrade(settings.database_url)
     asyncio.run(_prepare(settings, demo_member=False))
 
-    async def run() -> int:
-        db = Database(settings.database_url)
+    async def run(db, program) -> int:
         try:
-            program = await active_program(db, args.program)
-            if program is None:
-                print(f"tierup: no program {args.program!r}", file=sys.stderr)
-                return 1
             summary = await seed(db, program, SeedPlan(args.members, args.orders, args.seed), now=utcnow())
         except AlreadySeeded as exc:
             print(f"tierup: {exc}", file=sys.stderr)
             return 1
-        finally:
-            await db.dispose()
         print(", ".join(f"{value:,} {name}" for name, value in summary.items()))
         return 0
 
-    return asyncio.run(run())
+    return asyncio.run(_on_program(settings, args.program, run))
 
 
 def _export_members(args, settings: Settings) -> int:
     from .api.context import utcnow
     from .domain.rfm import SEGMENTS
     from .services.export import export_members
-    from .services.programs import active_program
     from .services.seed import progress_bar
-    from .store.db import Database
 
     if args.segment is not None and args.segment not in SEGMENTS:
         print(f"tierup: --segment must be one of: {', '.join(SEGMENTS)}", file=sys.stderr)
         return 2
 
-    async def run(out) -> int:
-        db = Database(settings.database_url)
-        try:
-            program = await active_program(db, args.program)
-            if program is None:
-                print(f"tierup: no program {args.program!r}", file=sys.stderr)
-                return 1
+    def to(out):
+        async def run(db, program) -> int:
             written = await export_members(
                 db, program, out, at=utcnow(), progress=progress_bar("exporting members"), segment=args.segment,
                 lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
                 tier_code=args.tier)
-        finally:
-            await db.dispose()
-        print(f"{written:,} members exported", file=sys.stderr)
-        return 0
+            print(f"{written:,} members exported", file=sys.stderr)
+            return 0
+        return asyncio.run(_on_program(settings, args.program, run))
 
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="") as out:
-            return asyncio.run(run(out))
-    return asyncio.run(run(sys.stdout))
+            return to(out)
+    return to(sys.stdout)
 
 
 def _import(args, settings: Settings) -> int:
@@ -326,9 +325,7 @@ def _import(args, settings: Settings) -> int:
 
     from .api.context import utcnow
     from .services.importing import ImportRefused, import_file
-    from .services.programs import active_program
     from .services.seed import progress_bar
-    from .store.db import Database
     from .store.migrate import upgrade
 
     path = Path(args.file)
@@ -338,13 +335,8 @@ def _import(args, settings: Settings) -> int:
     upgrade(settings.database_url)
     asyncio.run(_prepare(settings, demo_member=False))
 
-    async def run() -> int:
-        db = Database(settings.database_url)
+    async def run(db, program) -> int:
         try:
-            program = await active_program(db, args.program)
-            if program is None:
-                print(f"tierup: no program {args.program!r}", file=sys.stderr)
-                return 1
             show = progress_bar(f"importing {args.kind}") if sys.stderr.isatty() else None
             done = await import_file(db, program, args.kind, path, now=utcnow(), progress=show)
         except ImportRefused as refused:
@@ -354,8 +346,6 @@ def _import(args, settings: Settings) -> int:
             print(f"tierup: {path.name}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
                   "nothing was imported", file=sys.stderr)
             return 1
-        finally:
-            await db.dispose()
         if done.new == 0 and not done.refused:
             print(f"nothing new: all {done.rows:,} {args.kind} of {path.name} were imported before")
         else:
@@ -365,7 +355,7 @@ def _import(args, settings: Settings) -> int:
             print(f"refused: {refusal}", file=sys.stderr)
         return 1 if done.refused else 0
 
-    return asyncio.run(run())
+    return asyncio.run(_on_program(settings, args.program, run))
 
 
 def _simulate(args, settings: Settings) -> int:
