@@ -54,7 +54,7 @@ class Context:
         self._program: ActiveProgram | None = None
         self._loaders: Loaders | None = None
         self._horizon: Horizon | None = None
-        self._known_members: list = []
+        self._viewer_row = None  # the signed-in member's row, when the response cache has just read it
         self.connection_params: dict | None = None  # set by Strawberry from the WebSocket connection_init
 
     def sign_in_from_connection_params(self) -> None:
@@ -106,8 +106,8 @@ class Context:
             self._program = program
 
     def use_member(self, row) -> None:
-        """A member's row the caller has just read: the loaders start with it."""
-        self._known_members.append(row)
+        """The member's row the caller has just read: the loaders start with it."""
+        self._viewer_row = row
 
     def as_of(self, requested: datetime | None) -> datetime:
         """The time a job runs as of: what the operator asked for, or now.
@@ -141,7 +141,8 @@ class Context:
     async def loaders(self) -> Loaders:
         if self._loaders is None:
             self._loaders = Loaders(self.db, await self.program(), self.now, self.horizon)
-            for row in self._known_members:
+            row = self._viewer_row
+            if row is not None:
                 self._loaders.member_by_id.prime(row.id, row)
                 self._loaders.member_by_external_id.prime((row.program_id, row.external_id), row)
         return self._loaders
@@ -149,7 +150,7 @@ class Context:
     def reset_loaders(self) -> None:
         """After a write: what the payload reads must be what was just committed."""
         self._loaders = None
-        self._known_members = []
+        self._viewer_row = None
 
     def refresh(self) -> None:
         """Before resolving a subscription event: the socket's context outlives any one event, so
@@ -157,7 +158,7 @@ class Context:
         self._program = None
         self._loaders = None
         self._horizon = None
-        self._known_members = []
+        self._viewer_row = None
 
     @property
     def broker(self):

@@ -49,11 +49,11 @@ class Page:
 
 
 class Loaders:
-    def __init__(self, db: Database, program: ActiveProgram, now: datetime, horizon: Horizon | None = None):
+    def __init__(self, db: Database, program: ActiveProgram, now: datetime, horizon: Horizon):
         self.db = db
         self.program = program
         self.now = now
-        self.horizon = horizon or Horizon(now)  # loaders that filter by time say when their answer changes
+        self.horizon = horizon  # loaders that filter by time say when their answer changes
         self.member_by_id = DataLoader(self._members_by_id)
         self.member_by_external_id = DataLoader(self._members_by_external_id)
         self.points_balance_by_member_id = DataLoader(self._balances)

@@ -55,7 +55,3 @@ class Horizon:
     def changes_at(self, moment: datetime | None) -> None:
         if moment is not None and moment > self.now and (self.until is None or moment < self.until):
             self.until = moment
-
-    def changes_now(self) -> None:
-        """The answer depends on time in a way not worth predicting: keep it for no time at all."""
-        self.until = self.now

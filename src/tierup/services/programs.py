@@ -32,16 +32,6 @@ class Publication:
     changed: bool  # a new version was written
 
 
-# Parsed definitions by their stored document: parsing is pure, so this never goes stale.
-_definitions: dict[str, ProgramDefinition] = {}
-
-
-def _definition(document: str, source: str) -> ProgramDefinition:
-    if document not in _definitions:
-        _definitions[document] = parse_program(json.loads(document), source)
-    return _definitions[document]
-
-
 def _document(definition: ProgramDefinition) -> str:
     return json.dumps(definition.source, ensure_ascii=False, sort_keys=True, default=str)
 
@@ -96,7 +86,7 @@ async def active_program(db: Database, code: str) -> ActiveProgram | None:
             return known
         document = (await session.execute(select(ProgramVersion.definition).where(
             ProgramVersion.program_id == program_id, ProgramVersion.version == version))).scalar_one()
-    definition = _definition(document, f"program {code} v{version}")
+    definition = parse_program(json.loads(document), f"program {code} v{version}")
     _versions.setdefault(db, {})[(program_id, version)] = definition
     return ActiveProgram(program_id, code, version, definition)
 
