@@ -1,6 +1,7 @@
 """API bench: one real server, one run, figures as ratios.
 
     python bench/api_bench.py [--members 200] [--seconds 10] [--concurrency 32] [--no-cache] [--postgres SERVER_URL]
+                              [--workers 1 2]
 
 Starts `tierup serve` on a free port over a fresh database (SQLite in a temp dir, or with
 --postgres postgresql+asyncpg://postgres@127.0.0.1:5432 a new database there, dropped after), enrols members and records orders through the API, then reports:
@@ -10,6 +11,9 @@ Starts `tierup serve` on a free port over a fresh database (SQLite in a temp dir
   - recordOrder mutations per second (16 clients), their ratio to `{ __typename }` and SQL statements
     per order; orders per second sent in recordOrders batches of 100 by 4 clients;
   - SQL statements per dashboard query (from /metrics).
+With --workers 1 2 the whole bench runs once per worker count (`tierup serve --workers N`, each over a
+fresh database) and the table has a column for each; statement counts come from one worker's /metrics,
+so they are shown for one worker only.
 """
 
 from __future__ import annotations
@@ -57,13 +61,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(database_url: str, port: int, workdir: str, *, cache: bool = True) -> subprocess.Popen:
+def start_server(database_url: str, port: int, workdir: str, *, cache: bool = True, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
            "TIERUP_LOG_LEVEL": "warning", **({} if cache else {"TIERUP_RESPONSE_CACHE_MEMBERS": "0"}),
            # Batches queue on SQLite's one writer: a client may wait for the others' batches first.
            "TIERUP_EXECUTION_DEADLINE": "120"}
     tierup = str(Path(sys.executable).parent / "tierup")
-    return launch([tierup, "serve", "--port", str(port)], env, port, workdir)
+    return launch([tierup, "serve", "--port", str(port), "--workers", str(workers)], env, port, workdir)
 
 
 def launch(command: list[str], env: dict[str, str], port: int, workdir: str) -> subprocess.Popen:
@@ -122,22 +126,31 @@ async def postgres_database(server_url: str, name: str, *, drop: bool = False) -
 
 
 async def run(args) -> None:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="tierup-bench-")
-    pg_name = f"tierup_bench_{os.getpid()}"
-    if args.postgres:
-        database_url = await postgres_database(args.postgres, pg_name)
-    else:
-        database_url = f"sqlite+aiosqlite:///{workdir}/bench.db"
-    try:
-        await measure(args, database_url, port, workdir)
-    finally:
+    figures = {}
+    for workers in args.workers:
+        port = free_port()
+        workdir = tempfile.mkdtemp(prefix="tierup-bench-")
+        pg_name = f"tierup_bench_{os.getpid()}_{workers}"
         if args.postgres:
-            await postgres_database(args.postgres, pg_name, drop=True)
+            database_url = await postgres_database(args.postgres, pg_name)
+        else:
+            database_url = f"sqlite+aiosqlite:///{workdir}/bench.db"
+        try:
+            figures[workers] = await measure(args, database_url, port, workdir, workers)
+        finally:
+            if args.postgres:
+                await postgres_database(args.postgres, pg_name, drop=True)
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"tierup API bench — {backend}, {args.members} members, {args.concurrency} connections, "
+          f"{args.seconds:.0f} s per figure, response cache {'off' if args.no_cache else 'on'}")
+    print("| figure | " + " | ".join(f"{n} worker{'s' if n > 1 else ''}" for n in figures) + " |")
+    print("|---|" + "---|" * len(figures))
+    for name in next(iter(figures.values())):
+        print(f"| {name} | " + " | ".join(row[name] for row in figures.values()) + " |")
 
 
-async def measure(args, database_url: str, port: int, workdir: str) -> None:
-    server = start_server(database_url, port, workdir, cache=not args.no_cache)
+async def measure(args, database_url: str, port: int, workdir: str, workers: int) -> dict[str, str]:
+    server = start_server(database_url, port, workdir, cache=not args.no_cache, workers=workers)
     service = {"Authorization": f"Bearer {mint_token(SECRET, sub='bench', program='classic', role=Role.SERVICE)}"}
     tokens = {}
 
@@ -182,18 +195,17 @@ async def measure(args, database_url: str, port: int, workdir: str) -> None:
 
     typename_rps = typename / typename_time
     dashboard_rps = dashboards / dashboard_time
-    backend = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
-    print(f"tierup API bench — {backend}, {args.members} members, {args.concurrency} connections, "
-          f"{args.seconds:.0f} s per figure, one server process, response cache {'off' if args.no_cache else 'on'}")
-    print("| figure | value |\n|---|---|")
-    print(f"| `{{ __typename }}` requests/s | {typename_rps:,.0f} |")
-    print(f"| member dashboard requests/s | {dashboard_rps:,.0f} |")
-    print(f"| dashboard ÷ `__typename` | {dashboard_rps / typename_rps:.2f} |")
-    print(f"| recordOrder mutations/s (16 clients) | {orders / order_time:,.0f} |")
-    print(f"| recordOrder ÷ `__typename` | {orders / order_time / typename_rps:.2f} |")
-    print(f"| SQL statements per recordOrder | {per_order:.1f} |")
-    print(f"| orders/s in recordOrders batches of {BATCH} (4 clients) | {batches * BATCH / batch_time:,.0f} |")
-    print(f"| SQL statements per dashboard query | {per_dashboard:.1f} |")
+    counted = (lambda figure: f"{figure:.1f}") if workers == 1 else (lambda figure: "(one worker only)")
+    return {
+        "`{ __typename }` requests/s": f"{typename_rps:,.0f}",
+        "member dashboard requests/s": f"{dashboard_rps:,.0f}",
+        "dashboard ÷ `__typename`": f"{dashboard_rps / typename_rps:.2f}",
+        "recordOrder mutations/s (16 clients)": f"{orders / order_time:,.0f}",
+        "recordOrder ÷ `__typename`": f"{orders / order_time / typename_rps:.2f}",
+        "SQL statements per recordOrder": counted(per_order),
+        f"orders/s in recordOrders batches of {BATCH} (4 clients)": f"{batches * BATCH / batch_time:,.0f}",
+        "SQL statements per dashboard query": counted(per_dashboard),
+    }
 
 
 def main() -> None:
@@ -203,6 +215,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-cache", action="store_true",
                         help="turn the response cache off: every dashboard runs (TIERUP_RESPONSE_CACHE_MEMBERS=0)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="worker processes of the server; several values run the bench once for each")
     parser.add_argument("--postgres", metavar="SERVER_URL",
                         help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432 (a fresh database is made there)")
     asyncio.run(run(parser.parse_args()))

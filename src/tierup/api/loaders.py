@@ -111,9 +111,15 @@ class Loaders:
         return [found.get(i, MemberMetrics()) for i in member_ids]
 
     async def _orders_by_id(self, ids: Sequence[int]) -> list[Report | None]:
+        """Orders with their figures in the same statement: a client asking for an order mostly asks
+        for the points it earned too."""
+        earned, refunded = _order_figure_columns()
         async with self.db.read() as session:
-            rows = (await session.execute(select(Report).where(Report.id.in_(ids), Report.kind == "ORDER"))).scalars()
-            found = {r.id: r for r in rows}
+            rows = await session.execute(select(Report, earned, refunded).where(Report.id.in_(ids), Report.kind == "ORDER"))
+            found = {}
+            for order, points, fen in rows:
+                found[order.id] = order
+                self.order_figures_by_order_id.prime(order.id, OrderFigures(int(points), int(fen)))
         return [found.get(i) for i in ids]
 
     async def _points_entries(self, ids: Sequence[int]) -> list[PointsEntry | None]:
@@ -208,11 +214,7 @@ class Loaders:
         return await self._page(Coupon, filters, first=first, after=after, newest_first=True)
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
-        refunds = aliased(Report)
-        earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
-                  .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
-        refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
-                    .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
+        earned, refunded = _order_figure_columns()
         async with self.db.read() as session:
             found = {order_id: OrderFigures(int(points), int(fen)) for order_id, points, fen in await session.execute(
                 select(Report.id, earned, refunded).where(Report.id.in_(order_ids)))}
@@ -278,3 +280,13 @@ def decode_cursor(cursor: str) -> int | None:
     except (ValueError, UnicodeError):
         pass
     return None
+
+
+def _order_figure_columns():
+    """Points an order earned and fen refunded on it, as columns of a statement over Report."""
+    refunds = aliased(Report)
+    earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
+              .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
+    refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
+                .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
+    return earned, refunded

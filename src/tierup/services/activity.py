@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from sqlalchemy import Integer, cast, func, literal, null, select, true, union_all
+from sqlalchemy import Integer, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +13,7 @@ from ..domain.activity import Activity
 from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
 from ..domain.tasks import Completion, Completions
-from ..store.db import member_changed
+from ..store.db import execute_core, member_changed
 from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
 
 
@@ -25,25 +25,9 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
     found = {i: Activity() for i in ids}
     if not ids:
         return found
-    other = Report.id != exclude_report if exclude_report is not None else true()
-    refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
-                .where(Report.kind == "REFUND", Report.member_id.in_(ids), other).group_by(Report.order_id).subquery())
-    net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
-    # One statement, one row per thing done: (what, member, when, a number: net fen, photos 0/1 or points).
-    orders = (select(literal("ORDER"), Report.member_id, Report.occurred_at, net)
-              .outerjoin(refunded, refunded.c.order_id == Report.id)
-              .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other))
-    check_ins_and_reviews = (select(Report.kind, Report.member_id, Report.occurred_at, cast(Report.with_photos, Integer))
-                             .where(Report.kind.in_(("CHECK_IN", "REVIEW")), Report.member_id.in_(ids), other))
-    referred_first_orders = (select(literal("REFERRAL"), Member.referred_by_id, func.min(Report.occurred_at),
-                                    cast(null(), Integer))
-                             .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
-                             .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
-    points = (select(literal("EARN"), PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
-              .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST"))
-    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points).subquery()
     tz = definition.zone
-    for what, member_id, at, number in await session.execute(select(done).order_by(done.c[2])):
+    rows = await execute_core(session, _ACTIVITY, {"ids": ids, "exclude": -1 if exclude_report is None else exclude_report})
+    for what, member_id, at, number in rows:
         activity = found[member_id]
         if what == "ORDER":
             activity.orders.append((at, int(number)))
@@ -59,19 +43,49 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
     return found
 
 
+def _activity_statement():
+    """Everything load_activity reads, as one statement built once (parameters: ids, exclude); one row
+    per thing done: (what, member, when, a number: net fen, photos 0/1 or points)."""
+    ids = bindparam("ids", expanding=True)
+    other = Report.id != bindparam("exclude")
+    refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
+                .where(Report.kind == "REFUND", Report.member_id.in_(ids), other).group_by(Report.order_id).subquery())
+    net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
+    orders = (select(literal("ORDER"), Report.member_id, Report.occurred_at, net)
+              .outerjoin(refunded, refunded.c.order_id == Report.id)
+              .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other))
+    check_ins_and_reviews = (select(Report.kind, Report.member_id, Report.occurred_at, cast(Report.with_photos, Integer))
+                             .where(Report.kind.in_(("CHECK_IN", "REVIEW")), Report.member_id.in_(ids), other))
+    referred_first_orders = (select(literal("REFERRAL"), Member.referred_by_id, func.min(Report.occurred_at),
+                                    cast(null(), Integer))
+                             .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
+                             .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
+    points = (select(literal("EARN"), PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
+              .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST"))
+    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points).subquery()
+    return select(done).order_by(done.c[2])
+
+
+# Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
+_ACTIVITY = _activity_statement()
+_COMPLETIONS = (select(TaskCompletion.member_id, TaskCompletion.task_code, TaskCompletion.period_key,
+                       TaskCompletion.completed_at, TaskCompletion.claimed_at)
+                .where(TaskCompletion.member_id.in_(bindparam("ids", expanding=True))))
+_QUEST_PASSES = (select(QuestPass.member_id, QuestPass.quest_code, QuestPass.level)
+                 .where(QuestPass.member_id.in_(bindparam("ids", expanding=True))))
+
+
 async def load_completions(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, Completions]:
     found: dict[int, Completions] = defaultdict(dict)
-    for row in (await session.execute(select(TaskCompletion).where(TaskCompletion.member_id.in_(list(member_ids))))).scalars():
-        found[row.member_id][(row.task_code, row.period_key)] = Completion(
-            row.task_code, row.period_key, row.completed_at, row.claimed_at)
+    for member_id, task, period, completed_at, claimed_at in await execute_core(
+            session, _COMPLETIONS, {"ids": list(member_ids)}):
+        found[member_id][(task, period)] = Completion(task, period, completed_at, claimed_at)
     return found
 
 
 async def load_quest_passes(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, dict[str, set[int]]]:
     found: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for member_id, quest, level in await session.execute(
-            select(QuestPass.member_id, QuestPass.quest_code, QuestPass.level)
-            .where(QuestPass.member_id.in_(list(member_ids)))):
+    for member_id, quest, level in await execute_core(session, _QUEST_PASSES, {"ids": list(member_ids)}):
         found[member_id][quest].add(level)
     return found
 
@@ -89,5 +103,5 @@ async def insert_once(session: AsyncSession, model, **values) -> int | None:
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     if "member_id" in values:
         member_changed(session, values["member_id"])
-    return (await session.execute(insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
+    return (await execute_core(session, insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
             ).scalar_one_or_none()

@@ -2,25 +2,31 @@
 growth value, and tell subscribers what changed.
 
 A use case `watch`es each member it will touch before it writes, and `settle`s after: the
-difference between the two snapshots becomes the live events, published after commit.
+difference between the two snapshots becomes the live events, published after commit. The picture
+after is the one before plus what the transaction's journal says was written since (the report and
+ledger entries), so settling reads nothing again unless the journal holds something it cannot apply
+(a refund changes an order's net amount; a referred member's first order counts for the referrer).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.activity import Activity, period_key
+from ..domain.clock import local_date
 from ..domain.program import Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, Completions, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
+from ..store.db import Written, journal
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
 from .coupons import issue_coupon
 from .activity import insert_once, load_activity, load_completions, load_quest_passes
-from .ledger import append_entry, balance_of
+from .ledger import append_entry, balances_of
 from .programs import ActiveProgram
 from .tiers import upgrade_if_qualified
 
@@ -35,18 +41,51 @@ class Snapshot:
 
 
 @dataclass
+class MemberState:
+    """What the rules of tasks and quests read about a member, and the points balance."""
+
+    activity: Activity
+    completions: Completions
+    passes: dict[str, set[int]]
+    balance: int
+
+    def copy(self) -> MemberState:
+        return MemberState(Activity(**{name: list(items) for name, items in vars(self.activity).items()}),
+                           dict(self.completions), {code: set(levels) for code, levels in self.passes.items()},
+                           self.balance)
+
+
+async def load_states(session: AsyncSession, program: ActiveProgram, member_ids: list[int], *,
+                      exclude_report: int | None = None) -> dict[int, MemberState]:
+    """Members' states in four statements, whatever their number."""
+    await session.flush()  # read everything the transaction has written so far
+    activity = await load_activity(session, program.definition, member_ids, exclude_report)
+    completions = await load_completions(session, member_ids)
+    passes = await load_quest_passes(session, member_ids)
+    balances = await balances_of(session, member_ids)
+    return {i: MemberState(activity[i], completions[i], passes[i], balances[i]) for i in member_ids}
+
+
+@dataclass
 class _Watched:
     member: Member
     before: Snapshot
-    activity: Activity
+    state: MemberState  # as in the picture before
+    report: int | None  # the use case's report, stored before the picture and left out of it
+    since: int  # the journal's length when the picture was taken
 
 
 class GrowthTracker:
-    def __init__(self, session: AsyncSession, program: ActiveProgram):
+    """`states`, when given, carries members' states from one use case to the next in one transaction
+    (recordOrders): a state found there is used instead of reading it, and the state after is put back;
+    a use case that fails between the two leaves its members' states out, so the next one reads them."""
+
+    def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None):
         self.session = session
         self.program = program
         self.events: list[Event] = []
         self._watched: dict[int, _Watched] = {}
+        self._states = states
 
     async def watch(self, member: Member, at: datetime, *, exclude_report: int | None = None) -> Snapshot:
         """Take the member's picture as it was before the use case's report; the caller holds the lock.
@@ -54,51 +93,85 @@ class GrowthTracker:
         The report may already be stored (it is inserted first, so a repeat is caught by its
         UNIQUE key before anything is read); `exclude_report` leaves it out of the picture.
         """
-        before, activity, _, _ = await self._snapshot(member, at, exclude_report)
-        self._watched[member.id] = _Watched(member, before, activity)
+        state = self._states.pop(member.id, None) if self._states is not None else None
+        if state is None:
+            state = (await load_states(self.session, self.program, [member.id], exclude_report=exclude_report))[member.id]
+        else:
+            await self.session.flush()  # pending rows belong before the mark
+        before = self._picture(member, at, state)
+        self._watched[member.id] = _Watched(member, before, state, exclude_report, len(journal(self.session)))
         return before
 
+    def claimed(self, member_id: int, task_code: str, period: str, at: datetime) -> None:
+        """The use case delivered a completed task's reward: the picture after shows it claimed."""
+        completions = self._watched[member_id].state.completions
+        completions[(task_code, period)] = replace(completions[(task_code, period)], claimed_at=at)
+
     def activity_before(self, member_id: int) -> Activity:
-        return self._watched[member_id].activity
+        return self._watched[member_id].state.activity
 
     async def settle(self, at: datetime) -> dict[int, Snapshot]:
         """Complete due tasks and quest levels for every watched member, record what changed as
         events, and return each member's picture after."""
         after_by_member = {}
         for member_id, watched in self._watched.items():
-            activity, completions, passes = await self._advance(watched.member, at)
-            after = await self._picture(watched.member, at, activity, completions, passes)
+            state = await self._now(watched)
+            await self._advance(watched.member, at, state)
+            state.balance = self._balance(watched)
+            after = self._picture(watched.member, at, state)
             self._diff(watched.member, watched.before, after, at)
             after_by_member[member_id] = after
+            if self._states is not None:
+                self._states[member_id] = state
         return after_by_member
 
-    async def _snapshot(self, member: Member, at: datetime, exclude_report: int | None = None):
-        activity, completions, passes = await self._load(member, exclude_report)
-        return await self._picture(member, at, activity, completions, passes), activity, completions, passes
+    async def _now(self, watched: _Watched) -> MemberState:
+        """The member's state as the transaction has it now (balance: as in the picture)."""
+        written = self._written(watched, "REPORT")
+        if any(w.member_id != watched.member.id or w.kind == "REFUND" for w in written):
+            return (await load_states(self.session, self.program, [watched.member.id]))[watched.member.id]
+        state = watched.state.copy()
+        activity = state.activity
+        tz = self.program.definition.zone
+        for w in written:
+            if w.kind == "ORDER" and w.amount > 0:
+                bisect.insort(activity.orders, (w.at, w.amount))
+            elif w.kind == "CHECK_IN":
+                bisect.insort(activity.check_ins, local_date(w.at, tz))
+            elif w.kind == "REVIEW" and w.with_photos:
+                bisect.insort(activity.photo_reviews, w.at)
+        for w in self._written(watched, "ENTRY"):
+            if w.kind == "EARN" and w.source != "QUEST":
+                bisect.insort(activity.points_earned, (w.at, w.amount))
+        return state
 
-    async def _load(self, member: Member, exclude_report: int | None = None):
-        await self.session.flush()  # read everything the use case has written so far
-        activity = (await load_activity(self.session, self.program.definition, [member.id], exclude_report))[member.id]
-        completions = (await load_completions(self.session, [member.id]))[member.id]
-        passes = (await load_quest_passes(self.session, [member.id]))[member.id]
-        return activity, completions, passes
+    def _balance(self, watched: _Watched) -> int:
+        """The member's balance now: the picture's plus the ledger entries written since."""
+        return watched.before.balance + sum(w.amount for w in self._written(watched, "ENTRY"))
 
-    async def _picture(self, member: Member, at: datetime, activity: Activity, completions: Completions,
-                       passes: dict[str, set[int]]) -> Snapshot:
+    def _written(self, watched: _Watched, what: str) -> list[Written]:
+        """What the transaction wrote about the member since the picture (with the report left out of it)."""
+        items = journal(self.session)
+        mine = [w for w in items[watched.since:] if w.what == what and w.member_id == watched.member.id]
+        if what == "REPORT" and watched.report is not None:
+            mine += [w for w in items[:watched.since] if w.what == what and w.report_id == watched.report]
+        return mine
+
+    def _picture(self, member: Member, at: datetime, state: MemberState) -> Snapshot:
         definition = self.program.definition
         return Snapshot(
-            tier=member.tier_code, balance=await balance_of(self.session, member.id), growth_value=member.growth_value,
-            tasks=task_states(definition, activity, completions, at),
-            quests={q.code: quest_state(q, activity, passes.get(q.code, set()), definition.zone)
+            tier=member.tier_code, balance=state.balance, growth_value=member.growth_value,
+            tasks=task_states(definition, state.activity, state.completions, at),
+            quests={q.code: quest_state(q, state.activity, state.passes.get(q.code, set()), definition.zone)
                     for q in definition.quests})
 
-    async def _advance(self, member: Member, at: datetime):
-        """Complete what is due and pass what is passed; returns the member's activity, completions and
-        quest passes as they now stand (kept up to date in memory, so the picture after needs no reload)."""
+    async def _advance(self, member: Member, at: datetime, state: MemberState) -> None:
+        """Complete what is due and pass what is passed, keeping the state up to date in memory
+        (all but the balance, which the journal tells)."""
+        activity, completions, passes = state.activity, state.completions, state.passes
         definition = self.program.definition
         tz = definition.zone
         growth_before = member.growth_value
-        activity, completions, passes = await self._load(member)  # the report's own entries count toward quests
         for task in due_tasks(definition, activity, completions, at):
             points = reward_points(task, activity, at, tz)
             automatic = task.claim == "automatic"
@@ -107,8 +180,8 @@ class GrowthTracker:
                                         task_code=task.code, period_key=key, completed_at=at,
                                         claimed_at=at if automatic else None, points=points,
                                         growth_value=task.reward.growth_value)
-            if created is None:  # cannot happen under the member's lock; reread rather than guess
-                return await self._load(member)
+            if created is None:  # cannot happen under the member's lock; stop rather than guess
+                return
             completions[(task.code, key)] = Completion(task.code, key, at, at if automatic else None)
             self.events.append(self._event(member, "TASK_COMPLETED", f"Task {task.title} completed", at))
             if automatic:
@@ -122,7 +195,7 @@ class GrowthTracker:
                                             quest_code=quest.code, level=level.level, passed_at=at,
                                             points=level.reward.points, growth_value=level.reward.growth_value)
                 if created is None:
-                    return await self._load(member)
+                    return
                 passes[quest.code].add(level.level)
                 self.events.append(self._event(member, "QUEST_LEVEL_PASSED",
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
@@ -130,13 +203,12 @@ class GrowthTracker:
                                reason=f"Quest {quest.code} level {level.level}")
         if member.growth_value != growth_before:  # rewards raised growth value, which tiers may count
             await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH")
-        return activity, completions, passes
 
     async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str) -> None:
-        """Deliver a reward: points into the ledger, growth value onto the member, a badge once."""
+        """Deliver a reward to a watched member: points into the ledger, growth value onto the member, a badge once."""
         if points:
             await append_entry(self.session, self.program, member.id, "EARN", points, reason, source=source,
-                               occurred_at=at)
+                               occurred_at=at, balance=self._balance(self._watched[member.id]))
         member.growth_value += reward.growth_value
         if reward.coupon is not None:
             await issue_coupon(self.session, self.program, member.id, reward.coupon, at, source=source)

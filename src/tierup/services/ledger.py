@@ -9,17 +9,32 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.points import Lot, draw_fifo, lot_expiry
+from ..store.db import Written, execute_core, journal
 from ..store.models import LotDraw, PointsEntry
 from .programs import ActiveProgram
 
 
+# Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
+_BALANCE = select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.member_id == bindparam("member"))
+
+
+_BALANCES = (select(PointsEntry.member_id, func.sum(PointsEntry.amount))
+             .where(PointsEntry.member_id.in_(bindparam("ids", expanding=True))).group_by(PointsEntry.member_id))
+
+
 async def balance_of(session: AsyncSession, member_id: int) -> int:
-    return (await session.execute(
-        select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.member_id == member_id))).scalar_one()
+    return (await execute_core(session, _BALANCE, {"member": member_id})).scalar_one()
+
+
+async def balances_of(session: AsyncSession, member_ids: list[int]) -> dict[int, int]:
+    found = {i: 0 for i in member_ids}
+    found.update((member_id, int(balance)) for member_id, balance in await execute_core(session, _BALANCES,
+                                                                                        {"ids": member_ids}))
+    return found
 
 
 def _open_lots(member_ids):
@@ -56,6 +71,7 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
                         balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
                         expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall)
     session.add(entry)
+    journal(session).append(Written("ENTRY", member_id, kind, occurred_at, amount, source=source))
     if amount < 0:
         await session.flush()
         if draws is None:

@@ -12,13 +12,13 @@ from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, to_yuan
 from ..events import Broker, Event
 from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
-from ..store.db import Database
-from ..store.models import PointsEntry, Report, TierChange
-from ..store.queries import lock_member
+from ..store.db import Database, member_changed
+from ..store.models import Member, PointsEntry, Report, TierChange
+from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
 from .coupons import use_coupons_on_order
-from .growth import GrowthTracker, publish
+from .growth import GrowthTracker, MemberState, load_states, publish
 from .reports import store_report
 from .tiers import upgrade_if_qualified
 from .validation import check_amount, check_id, check_time
@@ -66,12 +66,17 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
         raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
     results: list[OrderResult | Rejected] = []
     async with db.write() as session:
+        # The batch's members and their states are read once; each order then keeps them up to date.
+        members = await lock_members(session, program.id, {r.member_external_id for r in requests})
+        states = await load_states(session, program, sorted(m.id for m in members.values()))
         for index, request in enumerate(requests):
             try:
                 amount_fen = check_order(program, request, now)
                 async with session.begin_nested():
-                    results.append(await _record(session, program, request, amount_fen, now))
+                    results.append(await _record(session, program, request, amount_fen, now, members, states))
             except Rejected as rejection:
+                # Rolled back: a row it changed reads again from the database when next needed.
+                members.pop(request.member_external_id, None)
                 results.append(rejection.within("input", "orders", index))
     await publish(broker, [event for result in results if isinstance(result, OrderResult) for event in result.events])
     return results
@@ -101,16 +106,21 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
     return refund_fen
 
 
-async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime) -> OrderResult:
+async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime,
+                  members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None) -> OrderResult:
+    """One order; `members` and `states`, from a batch, hold the members locked and their states so far."""
     payload = {"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                "coupons": sorted(request.coupon_codes)}
-    member = await lock_member(session, program.id, external_id=request.member_external_id,
-                               field=("input", "memberExternalId"))
+    member = members.get(request.member_external_id) if members is not None else None
+    if member is None:
+        member = await lock_member(session, program.id, external_id=request.member_external_id,
+                                   field=("input", "memberExternalId"))
+    member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
                                 occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
-    growth = GrowthTracker(session, program)
+    growth = GrowthTracker(session, program, states)
     before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
     if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
@@ -172,8 +182,9 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
         await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
         if request.refunded_at < order.occurred_at:
             raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
-        refunded_before = (await session.execute(select(func.coalesce(func.sum(Report.amount_fen), 0)).where(
-            Report.order_id == order.id, Report.kind == "REFUND", Report.id != stored.report_id))).scalar_one()
+        # int(): PostgreSQL sums a BIGINT column as NUMERIC.
+        refunded_before = int((await session.execute(select(func.coalesce(func.sum(Report.amount_fen), 0)).where(
+            Report.order_id == order.id, Report.kind == "REFUND", Report.id != stored.report_id))).scalar_one())
         if refunded_before + refund_fen > order.amount_fen:
             left = format_yuan(to_yuan(order.amount_fen - refunded_before), program.definition.currency_symbol)
             raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
+from ..store.db import Written, execute_core, journal
 from ..store.models import Report
 from .programs import ActiveProgram
 
@@ -21,6 +23,14 @@ def payload_hash(payload: dict[str, Any]) -> str:
     """A fingerprint of what was reported, to tell a true repeat from a reused id."""
     canonical = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_once(dialect: str):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (the values come as parameters)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(Report).on_conflict_do_nothing(index_elements=["program_id", "kind", "external_id"])
+            .returning(Report.id))
 
 
 @dataclass(frozen=True)
@@ -37,17 +47,15 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
     different content is a DUPLICATE rejection.
     """
     fingerprint = payload_hash(payload)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(Report)
-        .values(program_id=program.id, program_version=program.version, kind=kind, external_id=external_id,
-                occurred_at=occurred_at, received_at=now, payload_hash=fingerprint, **columns)
-        .on_conflict_do_nothing(index_elements=["program_id", "kind", "external_id"])
-        .returning(Report.id)
-    )
-    report_id = (await session.execute(statement)).scalar_one_or_none()
+    values = dict(program_id=program.id, program_version=program.version, kind=kind, external_id=external_id,
+                  occurred_at=occurred_at, received_at=now, payload_hash=fingerprint, **columns)
+    statement = _insert_once(session.get_bind().dialect.name)
+    report_id = (await execute_core(session, statement, values)).scalar_one_or_none()
     if report_id is not None:
+        if columns.get("member_id") is not None:
+            journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
+                                            columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
+                                            report_id=report_id))
         return Stored(report_id, duplicate=False)
     existing = (await session.execute(select(Report.id, Report.payload_hash).where(
         Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()

@@ -47,6 +47,7 @@ async def claim_task_reward(db: Database, program: ActiveProgram, member_externa
         if claimed is None:
             raise Rejected.one(ErrorCode.ALREADY_DONE, f"the reward of {task.code} was already delivered",
                                "input", "taskId")
+        growth.claimed(member.id, task.code, key, now)
         await growth.pay(member, task.reward, completion.points, now, source="TASK", reason=f"Task {task.code}")
         await growth.settle(now)
     await publish(broker, growth.events)

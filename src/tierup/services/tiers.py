@@ -3,20 +3,21 @@ re-evaluation when validity ends."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, case, func, literal, or_, select, true
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
-from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, counting_since, metric_windows, plain_number,
+from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, plain_number,
                             qualifying_tier)
 from ..events import Broker, Event
-from ..store.db import Database
+from ..store.db import Database, execute_core
 from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
 from .activity import insert_once
@@ -31,42 +32,20 @@ async def member_metrics(session: AsyncSession, definition: ProgramDefinition, m
 
     The one place the live path measures members — upgrades, re-evaluation, reminders and the
     next-tier view alike. Cumulative spend, the largest order and the order count cover each
-    member's current qualification period (`counting_since`); rolling windows end at `as_of`;
-    growth value is the member row's. Spend is net of refunds reported up to `as_of`.
+    member's current qualification period (`counting_since`, from the member's stored row); rolling
+    windows end at `as_of`; growth value is the member row's. Spend is net of refunds reported up
+    to `as_of`.
     """
     members = list(members)
     if not members:
         return {}
     growth = {m.id: m.growth_value for m in members}
-    starts = {m.id: start for m in members
-              if (start := counting_since(definition, m.qualification_started_at)) is not None}
-    refunded = (
-        select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
-        .where(Report.kind == "REFUND", Report.member_id.in_(growth), Report.occurred_at <= as_of)
-        .group_by(Report.order_id).subquery()
-    )
-    net = (Report.amount_fen - func.coalesce(refunded.c.refunded, 0))
-    in_period = _in_period(starts, len(growth))
     spend_windows, order_windows = metric_windows(definition)
     tz = definition.zone
-    columns = [
-        Report.member_id,
-        func.coalesce(func.sum(case((in_period, net), else_=0)), 0).label("cumulative"),
-        func.coalesce(func.max(case((in_period, net), else_=0)), 0).label("largest"),
-        func.coalesce(func.sum(case((and_(in_period, net > 0), 1), else_=0)), 0).label("orders"),
-    ]
-    for months in sorted(spend_windows | order_windows):
-        inside = Report.occurred_at > months_before(as_of, months, tz)
-        columns.append(func.coalesce(func.sum(case((inside, net), else_=0)), 0).label(f"spend_{months}"))
-        columns.append(func.coalesce(func.sum(case((and_(inside, net > 0), 1), else_=0)), 0).label(f"orders_{months}"))
-        # The oldest order in the window: the figures change by themselves when it leaves.
-        columns.append(func.min(case((inside, Report.occurred_at))).label(f"oldest_{months}"))
-    rows = (await session.execute(
-        select(*columns)
-        .select_from(Report)
-        .outerjoin(refunded, refunded.c.order_id == Report.id)
-        .where(Report.kind == "ORDER", Report.member_id.in_(growth), Report.occurred_at <= as_of)
-        .group_by(Report.member_id))).mappings()
+    statement = _metrics_statement(definition.tier_validity_months is not None, spend_windows | order_windows)
+    rows = (await execute_core(session, statement, {
+        "ids": list(growth), "as_of": as_of,
+        **{f"from_{months}": months_before(as_of, months, tz) for months in spend_windows | order_windows}})).mappings()
     found = {
         row["member_id"]: MemberMetrics(
             cumulative_spend_fen=int(row["cumulative"]), largest_order_fen=int(row["largest"]),
@@ -82,13 +61,40 @@ async def member_metrics(session: AsyncSession, definition: ProgramDefinition, m
     return {member_id: found.get(member_id, MemberMetrics(growth_value=value)) for member_id, value in growth.items()}
 
 
-def _in_period(starts: dict[int, datetime], members: int):
-    """Reports after each member's period start (of `members` measured); those without one count them all."""
-    if not starts:
-        return true()
-    after = Report.occurred_at > case({member_id: literal(start, UtcDateTime) for member_id, start in starts.items()},
-                                      value=Report.member_id)
-    return after if len(starts) == members else or_(Report.member_id.not_in(starts), after)
+@functools.lru_cache(maxsize=64)
+def _metrics_statement(in_periods: bool, windows: frozenset[int]) -> Select:
+    """The metrics statement for a ladder's shape, built once: a statement object used again skips
+    SQLAlchemy's construction and cache-key work, which cost more than running it. Parameters: ids,
+    as_of and from_<months> (each window's start)."""
+    as_of = bindparam("as_of", type_=UtcDateTime)
+    ids = bindparam("ids", expanding=True)
+    refunded = (
+        select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
+        .where(Report.kind == "REFUND", Report.member_id.in_(ids), Report.occurred_at <= as_of)
+        .group_by(Report.order_id).subquery()
+    )
+    net = (Report.amount_fen - func.coalesce(refunded.c.refunded, 0))
+    # The period starts at the member's latest evaluation (none yet: the whole history counts).
+    since = Member.qualification_started_at
+    in_period = or_(since.is_(None), Report.occurred_at > since) if in_periods else true()
+    columns = [
+        Report.member_id,
+        func.coalesce(func.sum(case((in_period, net), else_=0)), 0).label("cumulative"),
+        func.coalesce(func.max(case((in_period, net), else_=0)), 0).label("largest"),
+        func.coalesce(func.sum(case((and_(in_period, net > 0), 1), else_=0)), 0).label("orders"),
+    ]
+    for months in sorted(windows):
+        inside = Report.occurred_at > bindparam(f"from_{months}", type_=UtcDateTime)
+        columns.append(func.coalesce(func.sum(case((inside, net), else_=0)), 0).label(f"spend_{months}"))
+        columns.append(func.coalesce(func.sum(case((and_(inside, net > 0), 1), else_=0)), 0).label(f"orders_{months}"))
+        # The oldest order in the window: the figures change by themselves when it leaves.
+        columns.append(func.min(case((inside, Report.occurred_at))).label(f"oldest_{months}"))
+    return (select(*columns)
+            .select_from(Report)
+            .join(Member, Member.id == Report.member_id)
+            .outerjoin(refunded, refunded.c.order_id == Report.id)
+            .where(Report.kind == "ORDER", Report.member_id.in_(ids), Report.occurred_at <= as_of)
+            .group_by(Report.member_id))
 
 
 def restart_qualification(member: Member, at: datetime) -> None:
@@ -123,6 +129,8 @@ async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, me
     counting the same period toward GOLD.
     """
     definition = program.definition
+    if definition.next_tier(member.tier_code) is None:
+        return None  # at the top of the ladder: nothing to measure
     metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
     target = qualifying_tier(metrics, definition)
     if target.rank <= definition.tier(member.tier_code).rank:

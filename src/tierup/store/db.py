@@ -1,15 +1,22 @@
 """The database handle: one engine, write and read transactions, and statement counting.
 
 SQLite: WAL, a busy timeout, foreign keys on, and `BEGIN IMMEDIATE` for write transactions so
-two writers queue on the lock up front instead of failing on upgrade. PostgreSQL: balance-changing
-use cases lock the member row (`SELECT … FOR UPDATE`, which SQLite ignores), so both back ends
-serialise per member on one code path.
+two writers queue on the lock up front instead of failing on upgrade. SQLite has one writer at a
+time anyway, so a process groups its concurrent write transactions into one (group commit): each
+use case runs in a savepoint of its own, in turn, and returns only once the group has committed.
+PostgreSQL: balance-changing use cases lock the member row (`SELECT … FOR UPDATE`, which SQLite
+ignores), so both back ends serialise per member on one code path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
+from collections import deque
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import AsyncIterator, Iterator
 
 from sqlalchemy import event, text, update
@@ -22,10 +29,39 @@ from .models import Member
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Write transactions sharing one SQLite commit at most: bounds how long the first waits for the last.
+MAX_GROUP = 64
 
 # The members a write transaction changes. Their `version` goes up by one in the same transaction,
 # so an answer derived from a member (the response cache's) knows it is outdated, in every process.
 _CHANGED_MEMBERS = "tierup_changed_members"
+
+
+@dataclass(frozen=True)
+class Written:
+    """A row a transaction wrote that changes what a member has done: a report or a ledger entry."""
+
+    what: str  # REPORT or ENTRY
+    member_id: int
+    kind: str
+    at: datetime
+    amount: int  # fen for a report, points for an entry
+    source: str | None = None
+    with_photos: bool = False
+    report_id: int | None = None
+
+
+def journal(session: AsyncSession | Session) -> list[Written]:
+    """What this transaction wrote about members, in order (store_report and append_entry keep it),
+    so a use case can know a member's state after it without reading it again."""
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    return sync.info.setdefault("tierup_journal", [])
+
+
+async def execute_core(session: AsyncSession, statement, parameters: dict | None = None):
+    """Run a statement of plain columns on the session's connection, in its transaction: the ORM's
+    execution layer (entities, identity map) costs more than such a statement takes to run."""
+    return await (await session.connection()).execute(statement, parameters or {})
 
 
 def member_changed(session: AsyncSession | Session, member_id: int) -> None:
@@ -59,6 +95,8 @@ class Database:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **options)
         self.statements_total = 0
+        self._turns: deque[_Turn] = deque()  # write transactions waiting for the group (SQLite)
+        self._committer: asyncio.Task | None = None
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
@@ -78,7 +116,66 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: commits on success, rolls back on any exception; the members it
-        changed get a new version in it."""
+        changed get a new version in it. On SQLite it is a savepoint of a group's transaction: the
+        caller's code runs in its own task, and the block exits only after the group committed."""
+        if not self.is_sqlite:
+            async with self._transaction() as session:
+                yield session
+            return
+        turn = _Turn()
+        self._turns.append(turn)
+        if self._committer is None:
+            # A context of its own: the group's BEGIN and COMMIT are nobody's statements to count.
+            self._committer = asyncio.create_task(self._commit_groups(), context=contextvars.Context())
+        session, first = await turn.session
+        info = session.sync_session.info
+        changed_before = set(info.get(_CHANGED_MEMBERS, ()))
+        try:
+            # The group's first needs no savepoint: if it fails, the whole transaction is rolled back.
+            async with contextlib.nullcontext() if first else session.begin_nested():
+                yield session
+                await session.flush()  # errors of this use case surface in its own savepoint
+        except BaseException:
+            info[_CHANGED_MEMBERS] = changed_before  # what it wrote is gone: its members did not change
+            turn.done.set_result(False)
+            raise
+        turn.done.set_result(True)
+        await turn.committed
+
+    async def _commit_groups(self) -> None:
+        """Run waiting write transactions one after another in one transaction, commit, tell each."""
+        group: list[_Turn] = []
+        try:
+            while self._turns:
+                group = []
+                try:
+                    async with self._transaction() as session:
+                        while self._turns and len(group) < MAX_GROUP:
+                            turn = self._turns.popleft()
+                            if turn.session.cancelled():  # its caller gave up while waiting
+                                continue
+                            turn.session.set_result((session, not group))
+                            if await turn.done:
+                                group.append(turn)
+                            elif not group:  # the first failed without a savepoint: start afresh
+                                raise _Discarded
+                except Exception as exc:  # the commit failed (or nothing was kept): none of the group's writes happened
+                    for turn in group:
+                        _settle(turn.committed, exc)
+                    continue
+                for turn in group:
+                    _settle(turn.committed, None)
+        finally:
+            self._committer = None
+            # Cancelled (the loop is closing): whoever still waits learns that nothing was written.
+            closing = RuntimeError("the database's write queue stopped before this transaction committed")
+            for turn in (*group, *self._turns):
+                _settle(turn.session, closing)
+                _settle(turn.committed, closing)
+            self._turns.clear()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.engine.connect() as conn:
             await conn.execution_options(tierup_write=True)
             async with AsyncSession(bind=conn, expire_on_commit=False, autoflush=False) as session:
@@ -103,6 +200,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Discarded(Exception):
+    """Rolls back a group's transaction whose only write transaction so far failed."""
+
+
+class _Turn:
+    """One write transaction's place in a group: the session it is handed, whether its savepoint
+    held, and the group's commit."""
+
+    __slots__ = ("session", "done", "committed")
+
+    def __init__(self):
+        loop = asyncio.get_running_loop()
+        self.session: asyncio.Future[tuple[AsyncSession, bool]] = loop.create_future()  # and: first of its group?
+        self.done: asyncio.Future[bool] = loop.create_future()
+        self.committed: asyncio.Future[None] = loop.create_future()
+
+
+def _settle(future: asyncio.Future, error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled while waiting for the commit
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 @contextmanager

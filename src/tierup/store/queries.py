@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Iterable
+
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
@@ -10,15 +12,36 @@ from .db import member_changed
 from .models import Member
 
 
+# Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
+_MEMBER_BY_ID = (select(Member).where(Member.program_id == bindparam("program"), Member.id == bindparam("key"))
+                 .with_for_update())
+_MEMBER_BY_EXTERNAL_ID = (select(Member).where(Member.program_id == bindparam("program"),
+                                               Member.external_id == bindparam("key")).with_for_update())
+
+
 async def lock_member(session: AsyncSession, program_id: int, *, member_id: int | None = None,
                       external_id: str | None = None, field: tuple[str, ...] = ("input", "memberId")) -> Member:
     """The member row, locked for the rest of the transaction (a no-op on SQLite, where
     BEGIN IMMEDIATE already serialises writers). Unknown or another program's → NOT_FOUND."""
-    query = select(Member).where(Member.program_id == program_id).with_for_update()
-    query = query.where(Member.id == member_id) if member_id is not None else query.where(Member.external_id == external_id)
-    member = (await session.execute(query)).scalar_one_or_none()
+    query, key = (_MEMBER_BY_ID, member_id) if member_id is not None else (_MEMBER_BY_EXTERNAL_ID, external_id)
+    member = (await session.execute(query, {"program": program_id, "key": key})).scalar_one_or_none()
     if member is None:
         shown = external_id if external_id is not None else member_id
         raise Rejected.one(ErrorCode.NOT_FOUND, f"no member {shown!r} in this program", *field)
     member_changed(session, member.id)  # whoever locks a member is about to change it
     return member
+
+
+_MEMBERS_BY_EXTERNAL_ID = (select(Member).where(Member.program_id == bindparam("program"),
+                                                Member.external_id.in_(bindparam("keys", expanding=True)))
+                           .order_by(Member.id).with_for_update())
+
+
+async def lock_members(session: AsyncSession, program_id: int, external_ids: Iterable[str]) -> dict[str, Member]:
+    """Many members by external id, locked in id order (so two batches never wait on each other in a
+    circle); unknown ids are simply absent. The caller marks each as changed when it changes it."""
+    keys = sorted(external_ids)
+    if not keys:
+        return {}
+    rows = await session.execute(_MEMBERS_BY_EXTERNAL_ID, {"program": program_id, "keys": keys})
+    return {member.external_id: member for member in rows.scalars()}

@@ -1,0 +1,136 @@
+"""Group commit: concurrent write transactions of one process share one SQLite transaction, each in a
+savepoint of its own; a report that fails rolls back only itself, and each answer waits for the commit."""
+
+import asyncio
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, func, select
+
+from conftest import POSTGRES_URL, START
+from helpers import enroll, member_view
+from tierup.domain.errors import ErrorCode, Rejected
+from tierup.services.orders import OrderInput, record_order
+from tierup.store.models import Report
+
+PAID = START - timedelta(hours=1)
+sqlite_only = pytest.mark.skipif(bool(POSTGRES_URL), reason="PostgreSQL runs concurrent transactions side by side")
+
+
+def report(external_id: str, member: str, amount: str = "100") -> OrderInput:
+    return OrderInput(external_id, member, Decimal(amount), PAID)
+
+
+async def recorded(db, external_id: str) -> int:
+    async with db.read() as session:
+        return (await session.execute(select(func.count()).select_from(Report).where(
+            Report.external_id == external_id))).scalar_one()
+
+
+class Holder:
+    """A write transaction that stays open until released, so that others queue behind it."""
+
+    def __init__(self, db):
+        self.db, self.inside, self.release = db, asyncio.Event(), asyncio.Event()
+
+    async def __call__(self) -> None:
+        async with self.db.write():
+            self.inside.set()
+            await self.release.wait()
+
+
+async def settled(tasks) -> None:
+    """Let every task run up to its first wait (all are queued for the group by then)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not any(task.done() for task in tasks)
+
+
+async def test_concurrent_reports_with_one_bad_one_lose_nothing_but_it(api, db, program, clock):
+    members = ("ann", "bob", "cy")
+    for member in (*members, *(m + "-alone" for m in members)):
+        await enroll(api, member)
+    good = [report(f"G-{n}", members[n % 3], str(100 + n)) for n in range(12)]
+    bad = report("BAD-1", "nobody")
+    outcomes = await asyncio.gather(*[record_order(db, program, r, now=clock()) for r in (*good[:6], bad, *good[6:])],
+                                    return_exceptions=True)
+    rejected = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(rejected) == 1 and isinstance(rejected[0], Rejected)
+    assert rejected[0].problems[0].code == ErrorCode.NOT_FOUND
+    assert [o.points for o in outcomes if not isinstance(o, BaseException)] == [100 + n for n in range(12)]
+    assert await recorded(db, "BAD-1") == 0
+    for r in good:  # the same reports one at a time, for twins of the members
+        await record_order(db, program, report("alone-" + r.external_id, r.member_external_id + "-alone",
+                                               str(r.amount)), now=clock())
+    for member in members:
+        together, alone = await member_view(api, member), await member_view(api, member + "-alone")
+        assert together["orders"]["totalCount"] == 4
+        assert (together["tier"], together["points"]["balance"]) == (alone["tier"], alone["points"]["balance"])
+
+
+@sqlite_only
+async def test_reports_waiting_together_share_one_commit(db, program, clock, api):
+    await enroll(api, "ann")
+    commits = []
+    event.listen(db.engine.sync_engine, "commit", lambda conn: commits.append(conn))
+    holder = Holder(db)
+    first = asyncio.create_task(holder())
+    await holder.inside.wait()
+    reports = [asyncio.create_task(record_order(db, program, report(f"R-{n}", "ann"), now=clock())) for n in range(5)]
+    clash = asyncio.create_task(record_order(db, program, report("R-0", "ann", "999"), now=clock()))
+    await settled([*reports, clash])
+    holder.release.set()
+    await first
+    results = await asyncio.gather(*reports)
+    with pytest.raises(Rejected) as refused:
+        await clash
+    assert refused.value.problems[0].code == ErrorCode.DUPLICATE
+    assert [r.points for r in results] == [100] * 5
+    assert len(commits) == 1  # the holder, five reports and the refused one: one transaction
+
+
+@sqlite_only
+async def test_an_answer_waits_for_its_group_to_commit(db, program, clock, api):
+    await enroll(api, "ann")
+    reported = asyncio.create_task(record_order(db, program, report("W-1", "ann"), now=clock()))
+    holder = Holder(db)
+    after = asyncio.create_task(holder())
+    await holder.inside.wait()  # the report's savepoint is done; the group is still open
+    assert not reported.done()
+    assert await recorded(db, "W-1") == 0  # not committed: nobody may be told it was recorded
+    holder.release.set()
+    await after
+    assert (await reported).points == 100
+    assert await recorded(db, "W-1") == 1
+
+
+def failing_write(db, program, clock, external_id: str):
+    async def fails() -> None:
+        async with db.write() as session:
+            session.add(Report(program_id=program.id, program_version=program.version, kind="ORDER",
+                               external_id=external_id, member_id=None, occurred_at=PAID, received_at=clock(),
+                               payload_hash="x"))
+            await session.flush()
+            raise RuntimeError("the use case broke after writing")
+    return fails()
+
+
+@sqlite_only
+@pytest.mark.parametrize("place", ["first", "after another"])
+async def test_a_failed_write_in_a_group_leaves_the_rest_committed(db, program, clock, api, place):
+    await enroll(api, "ann")
+    holder = Holder(db)
+    if place == "after another":  # the failing one gets a savepoint; first, it gets the transaction to itself
+        first = asyncio.create_task(holder())
+        await holder.inside.wait()
+    broken = asyncio.create_task(failing_write(db, program, clock, "F-1"))
+    good = asyncio.create_task(record_order(db, program, report("F-2", "ann"), now=clock()))
+    if place == "after another":
+        await settled([broken, good])
+        holder.release.set()
+        await first
+    with pytest.raises(RuntimeError):
+        await broken
+    assert (await good).points == 100
+    assert (await recorded(db, "F-1"), await recorded(db, "F-2")) == (0, 1)
