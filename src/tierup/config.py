@@ -36,6 +36,19 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of origins, written as browsers send them (lowercase, no default port),
+    since the CORS and WebSocket checks compare the Origin header with them as text."""
+    from strawberry.http.websocket_origin import normalize_allowed_origins  # here: the CLI stays light
+
+    raw = env.get(name, "")
+    try:
+        return tuple(sorted(normalize_allowed_origins([part.strip() for part in raw.split(",") if part.strip()])))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must list origins such as https://shop.example.com (scheme, host, optional "
+                          f"port, no path) separated by commas, or '*'; got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server and the CLI can be told. See the README for each variable."""
@@ -60,6 +73,9 @@ class Settings:
     max_staff_token_days: int = 365  # OPERATOR and SERVICE tokens
     ws_deflate: bool = False  # permessage-deflate on WebSockets: zlib state per socket, ~40 KiB each
     response_cache_members: int = 10_000  # members whose own reads are kept answered; 0 turns it off
+    persisted_queries: int = 1000  # query texts kept for automatic persisted queries; 0 turns them off
+    cors_origins: tuple[str, ...] = ()  # pages on these origins may call the API and open sockets; "*" for any
+    gzip_min_bytes: int = 1024  # answers at least this large are gzipped when the client accepts it
 
     @property
     def production(self) -> bool:
@@ -101,4 +117,7 @@ class Settings:
             max_staff_token_days=_int(env, "TIERUP_MAX_STAFF_TOKEN_DAYS", defaults.max_staff_token_days),
             ws_deflate=env.get("TIERUP_WS_DEFLATE", "") in ("1", "true", "yes"),
             response_cache_members=_int(env, "TIERUP_RESPONSE_CACHE_MEMBERS", defaults.response_cache_members),
+            persisted_queries=_int(env, "TIERUP_PERSISTED_QUERIES", defaults.persisted_queries),
+            cors_origins=_origins(env, "TIERUP_CORS_ORIGINS"),
+            gzip_min_bytes=_int(env, "TIERUP_GZIP_MIN_BYTES", defaults.gzip_min_bytes),
         )

@@ -94,6 +94,9 @@ class Benefit(relay.Node):
 
 @strawberry.type(description="Where a member stands with one benefit now.")
 class MemberBenefit:
+    id: strawberry.ID = strawberry.field(description="The same on every read of this member's standing with this "
+                                                     "benefit: what normalised client caches (Apollo, urql) key it by. "
+                                                     "Not a node id.")
     benefit: Benefit = strawberry.field(description="The benefit.")
     remaining: Optional[int] = strawberry.field(description="Claims left in the current period; null where the benefit has no quota.")
     period_ends_at: Optional[datetime] = strawberry.field(description="When the current quota period ends (program time).")
@@ -102,8 +105,9 @@ class MemberBenefit:
     reason: Optional[str] = strawberry.field(description="Why not, when canClaim is false.")
 
     @classmethod
-    def of(cls, context, definition: ProgramDefinition, position: BenefitStanding) -> "MemberBenefit":
-        return cls(benefit=Benefit.of(definition, position.benefit), remaining=position.remaining,
+    def of(cls, context, definition: ProgramDefinition, position: BenefitStanding, member_id: int) -> "MemberBenefit":
+        return cls(id=strawberry.ID(relay.to_base64("MemberBenefit", f"{member_id}:{position.benefit.code}")),
+                   benefit=Benefit.of(definition, position.benefit), remaining=position.remaining,
                    period_ends_at=context.local_time(position.period_ends_at),
                    available_from=context.local_time(position.available_from), can_claim=position.can_claim,
                    reason=position.refusal[1] if position.refusal else None)
@@ -114,7 +118,8 @@ async def member_benefits(context, member_row) -> list[MemberBenefit]:
     definition = (await context.program()).definition
     claims = await (await context.loaders()).benefit_claims_by_member_id.load(member_row.id)
     return [MemberBenefit.of(context, definition,
-                             benefit_service.member_standing(definition, rule, member_row, claims, context.now))
+                             benefit_service.member_standing(definition, rule, member_row, claims, context.now),
+                             member_row.id)
             for rule in definition.benefits if member_row.tier_code in rule.tiers]
 
 

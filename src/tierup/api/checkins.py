@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
+from strawberry import relay
 from strawberry.types import Info
 
 from ..domain.errors import Rejected
@@ -20,20 +21,23 @@ MemberRef = Annotated["Member", strawberry.lazy("tierup.api.members")]
 
 @strawberry.type(description="Where a member stands with daily check-ins, in program time.")
 class CheckInStatus:
+    id: strawberry.ID = strawberry.field(description="The same on every read of this member's check-ins: what "
+                                                     "normalised client caches (Apollo, urql) key it by. Not a node id.")
     checked_in_today: bool = strawberry.field(description="Whether today (program-local day) is checked in.")
     streak: int = strawberry.field(description="Consecutive days checked in, up to today (or yesterday, if today is not yet).")
     next_reward: int = strawberry.field(
         description="Points the next check-in gives: today's if not done yet, otherwise tomorrow's (streak bonus included).")
 
     @classmethod
-    def of(cls, status: check_in_service.CheckInStatus) -> "CheckInStatus":
-        return cls(checked_in_today=status.checked_in_today, streak=status.streak, next_reward=status.next_reward)
+    def of(cls, status: check_in_service.CheckInStatus, member_id: int) -> "CheckInStatus":
+        return cls(id=strawberry.ID(relay.to_base64("CheckInStatus", member_id)),
+                   checked_in_today=status.checked_in_today, streak=status.streak, next_reward=status.next_reward)
 
 
 async def member_check_in_status(context, member_id: int) -> CheckInStatus:
     definition = (await context.program()).definition
     activity = await (await context.loaders()).activity_by_member_id.load(member_id)
-    return CheckInStatus.of(check_in_service.check_in_status(definition, activity, context.now))
+    return CheckInStatus.of(check_in_service.check_in_status(definition, activity, context.now), member_id)
 
 
 @strawberry.type(description="Result of checkIn.")

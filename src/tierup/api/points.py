@@ -74,6 +74,11 @@ class PointsEntryConnection(Connection[PointsEntry]):
 class PointsAccount:
     member_id: strawberry.Private[int]
 
+    @strawberry.field(description="The same on every read of this member's points: what normalised client caches "
+                                  "(Apollo, urql) key it by. Not a node id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(relay.to_base64("PointsAccount", self.member_id))
+
     @strawberry.field(description="Points available to spend: the sum of the ledger.")
     async def balance(self, info: Info) -> int:
         return await (await info.context.loaders()).points_balance_by_member_id.load(self.member_id)
