@@ -11,6 +11,7 @@ from strawberry.types import Info
 from ..domain.activity import midnight
 from ..domain.errors import Rejected
 from ..services import kpis as kpi_service
+from .channels import Channel
 from .errors import UserError, check_day_range, user_errors
 from .money import Money
 from .permissions import ServiceOnly
@@ -38,6 +39,14 @@ class TierRepurchase:
     rate: Optional[float] = strawberry.field(description="repeatBuyers ÷ buyers; null without buyers.")
 
 
+@strawberry.type(description="Orders paid through one channel in the range.")
+class ChannelSales:
+    channel: Channel = strawberry.field(description="The channel.")
+    orders: int = strawberry.field(description="Orders paid through it.")
+    amount: Money = strawberry.field(description="What those orders paid (before refunds).")
+    members: int = strawberry.field(description="Members who ordered through it.")
+
+
 @strawberry.type(description="Program KPIs for a date range (program time), with the playbook targets.")
 class ProgramKpis:
     members: int = strawberry.field(description="Members at the end of the range.")
@@ -55,6 +64,8 @@ class ProgramKpis:
     breakage_rate: Optional[float] = strawberry.field(description="Of the points whose lots have reached expiry, the share that expired unspent.")
     expected_breakage: Optional[int] = strawberry.field(description="Outstanding points likely to expire unspent, at the observed breakage rate.")
     expected_breakage_value: Optional[Money] = strawberry.field(description="The expected breakage at the point value.")
+    sales_by_channel: list[ChannelSales] = strawberry.field(description="Orders paid in the range by channel (线上线下), every channel listed.")
+    omnichannel_members: int = strawberry.field(description="Members who bought through two or more channels in the range (全渠道会员).")
 
 
 async def program_kpis(context, start: date, end: date) -> ProgramKpis:
@@ -82,7 +93,11 @@ async def program_kpis(context, start: date, end: date) -> ProgramKpis:
                                 "members who claimed a core benefit ÷ members holding one"),
         outstanding_points=figures.outstanding_points, liability=money(figures.outstanding_points),
         breakage_rate=None if figures.breakage_rate is None else round(figures.breakage_rate, 4),
-        expected_breakage=breakage, expected_breakage_value=None if breakage is None else money(breakage))
+        expected_breakage=breakage, expected_breakage_value=None if breakage is None else money(breakage),
+        sales_by_channel=[ChannelSales(channel=Channel(c.channel), orders=c.orders,
+                                       amount=Money.of_fen(c.amount_fen, currency), members=c.members)
+                          for c in figures.sales_by_channel],
+        omnichannel_members=figures.omnichannel_members)
 
 
 @strawberry.input(description="How many customers the shop has (for member penetration).")

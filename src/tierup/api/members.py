@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Iterable, Optional
+from typing import Annotated, Iterable, Optional
 
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .channels import Channel, channel_value
 from ..auth import Role
 from ..domain.coupons import EXPIRED_AFTER
 from ..domain.errors import Rejected
@@ -50,6 +51,7 @@ class Member(relay.Node):
         description="When the current tier is re-evaluated (等级有效期); null for the entry tier or permanent tiers.")
     growth_value: int = strawberry.field(description="Growth value (成长值) accumulated from tasks and activities.")
     referral_code: str = strawberry.field(description="Code a friend enters on enrolment to be referred by this member.")
+    enrolled_via: Channel = strawberry.field(description="The channel the member joined through.")
     row: strawberry.Private[MemberRow]
 
     @classmethod
@@ -57,7 +59,7 @@ class Member(relay.Node):
         return cls(member_id=row.id, external_id=row.external_id, display_name=row.display_name,
                    birthday=row.birthday, joined_at=context.local_time(row.joined_at),
                    tier_valid_until=context.local_time(row.tier_valid_until), growth_value=row.growth_value,
-                   referral_code=row.referral_code, row=row)
+                   referral_code=row.referral_code, enrolled_via=Channel(row.enrolled_via), row=row)
 
     @strawberry.field(description="The tier the member holds now.")
     async def tier(self, info: Info) -> Tier:
@@ -221,7 +223,10 @@ class MemberQueries:
                       tier: Optional[relay.GlobalID] = None, search: Optional[str] = None,
                       segment: Optional[str] = None, lifecycle_stage: Optional[LifecycleStage] = None,
                       silent_for_days: Optional[int] = None,
-                      quadrant: Optional[ValueQuadrant] = None) -> MemberConnection:
+                      quadrant: Optional[ValueQuadrant] = None,
+                      channel: Annotated[Optional[Channel], strawberry.argument(
+                          description="Members the channel reached: joined or ordered through it.")] = None,
+                      ) -> MemberConnection:
         context = info.context
         size, after_id = page_args(first, after)
         definition = (await context.program()).definition
@@ -235,7 +240,7 @@ class MemberQueries:
         page = await (await context.loaders()).members_page(
             first=size, after=after_id, tier_code=tier_code, search=search, segment=segment,
             lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None, silent_for_days=silent_for_days,
-            quadrant=quadrant.value if quadrant else None)
+            quadrant=quadrant.value if quadrant else None, channel=channel.value if channel else None)
         return connection(page, lambda row: Member.of(context, row), after_id, MemberConnection)
 
 
@@ -247,6 +252,8 @@ class EnrollMemberInput:
     phone: Optional[str] = strawberry.field(default=None, description="Phone number, digits with optional + and separators.")
     referral_code: Optional[str] = strawberry.field(default=None, description="Referral code of the member who brought this one.")
     joined_at: Optional[datetime] = strawberry.field(default=None, description="When they joined (default now), ISO 8601 with an offset.")
+    channel: Optional[Channel] = strawberry.field(default=None, description="Where they joined; ONLINE when omitted.")
+    store_code: Optional[str] = strawberry.field(default=None, description="Required for STORE enrolments: one of the program's stores.")
 
 
 @strawberry.type(description="Result of enrollMember.")
@@ -266,7 +273,8 @@ class MemberMutations:
         program = await context.program()
         request = member_service.EnrolmentInput(
             external_id=input.external_id, display_name=input.display_name, birthday=input.birthday,
-            phone=input.phone, referral_code=input.referral_code, joined_at=input.joined_at)
+            phone=input.phone, referral_code=input.referral_code, joined_at=input.joined_at,
+            channel=channel_value(input.channel), store_code=input.store_code)
         try:
             result = await member_service.enroll_member(context.db, program, request, now=context.now,
                                                         broker=context.broker)

@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .channels import Channel, channel_value
 from ..domain.errors import Rejected
 from ..services import orders as order_service
 from ..store.models import Report
@@ -32,11 +33,14 @@ class Order(relay.Node):
     external_id: str = strawberry.field(description="The shop's order id (the idempotency key it was reported with).")
     amount: Money = strawberry.field(description="The amount paid.")
     paid_at: datetime = strawberry.field(description="When it was paid, in program time.")
+    channel: Channel = strawberry.field(description="Where it was paid.")
+    store_code: Optional[str] = strawberry.field(description="The store, for STORE orders.")
 
     @classmethod
     def of(cls, context, row: Report, currency: str) -> "Order":
         return cls(order_id=row.id, external_id=row.external_id, amount=Money.of_fen(row.amount_fen, currency),
-                   paid_at=context.local_time(row.occurred_at))
+                   paid_at=context.local_time(row.occurred_at), channel=Channel(row.channel),
+                   store_code=row.store_code)
 
     @strawberry.field(description="Points this order earned when it was recorded (before any refund).")
     async def points_earned(self, info: Info) -> int:
@@ -75,6 +79,8 @@ class RecordOrderInput:
     amount: Decimal = strawberry.field(description="Amount paid in the program currency, at most two decimals, e.g. \"250.00\".")
     paid_at: datetime = strawberry.field(description="When it was paid, ISO 8601 with an offset. Rules use this time.")
     coupon_codes: Optional[list[str]] = strawberry.field(default=None, description="Codes of the coupons the order used.")
+    channel: Optional[Channel] = strawberry.field(default=None, description="Where it was paid; ONLINE when omitted.")
+    store_code: Optional[str] = strawberry.field(default=None, description="Required for STORE orders: one of the program's stores (NOT_FOUND otherwise).")
 
 
 @strawberry.type(description="Result of recordOrder.")
@@ -120,6 +126,8 @@ class RefundOrderInput:
     order_external_id: str = strawberry.field(description="The order refunded.")
     amount: Decimal = strawberry.field(description="Amount refunded; together with earlier refunds at most the order's amount.")
     refunded_at: datetime = strawberry.field(description="When it was refunded, ISO 8601 with an offset.")
+    channel: Optional[Channel] = strawberry.field(default=None, description="Where it was refunded; ONLINE when omitted.")
+    store_code: Optional[str] = strawberry.field(default=None, description="Required for STORE refunds: one of the program's stores.")
 
 
 @strawberry.type(description="Result of refundOrder.")
@@ -133,7 +141,8 @@ class RefundOrderPayload:
 def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
     return order_service.OrderInput(
         external_id=sent.external_id, member_external_id=sent.member_external_id, amount=sent_text(sent.amount),
-        paid_at=sent.paid_at, coupon_codes=tuple(sent.coupon_codes or ()))
+        paid_at=sent.paid_at, coupon_codes=tuple(sent.coupon_codes or ()), channel=channel_value(sent.channel),
+        store_code=sent.store_code)
 
 
 @strawberry.type
@@ -189,7 +198,8 @@ class OrderMutations:
         context = info.context
         program = await context.program()
         request = order_service.RefundInput(external_id=input.external_id, order_external_id=input.order_external_id,
-                                            amount=sent_text(input.amount), refunded_at=input.refunded_at)
+                                            amount=sent_text(input.amount), refunded_at=input.refunded_at,
+                                            channel=channel_value(input.channel), store_code=input.store_code)
         try:
             result = await order_service.refund_order(context.db, program, request, now=context.now,
                                                       broker=context.broker)

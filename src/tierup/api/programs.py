@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .channels import Store
 from ..services.programs import ActiveProgram
 from .errors import forbidden
 from .permissions import OperatorOnly, SignedIn
@@ -50,6 +51,10 @@ class Program(relay.Node):
                       permission_classes=[OperatorOnly])
     async def versions(self, info: Info) -> list[ProgramVersion]:
         return await program_versions(info.context)
+
+    @strawberry.field(description="The program's physical stores (线下门店): STORE reports name one.")
+    async def stores(self, info: Info) -> list[Store]:
+        return [Store.of(rule) for rule in (await info.context.program()).definition.stores]
 
     @strawberry.field(description="The benefit catalogue (权益); with `tier`, only the benefits that tier holds.")
     async def benefits(self, info: Info, tier: Optional[relay.GlobalID] = None) -> list[Benefit]:

@@ -30,6 +30,21 @@ class TierRule:
     description: str = ""
 
 
+# Where a report comes from (线上线下融合): one member, one ledger, whatever the channel.
+CHANNELS = ("ONLINE", "APP", "MINI_PROGRAM", "STORE")
+DEFAULT_CHANNEL = "ONLINE"
+STORE_CHANNEL = "STORE"
+
+
+@dataclass(frozen=True)
+class StoreRule:
+    """A physical store the program lists; STORE reports name one."""
+
+    code: str
+    name: str
+    city: str | None = None
+
+
 @dataclass(frozen=True)
 class StageRule:
     code: str
@@ -184,6 +199,7 @@ class ProgramDefinition:
     lifecycle: LifecycleRules = field(default_factory=LifecycleRules)
     tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
     quests: tuple[QuestRule, ...] = ()
+    stores: tuple[StoreRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -222,6 +238,12 @@ class ProgramDefinition:
         for benefit in self.benefits:
             if benefit.code == code:
                 return benefit
+        raise KeyError(code)
+
+    def store(self, code: str) -> StoreRule:
+        for store in self.stores:
+            if store.code == code:
+                return store
         raise KeyError(code)
 
     def quest(self, code: str) -> QuestRule:

@@ -22,11 +22,12 @@ from ..domain.benefits import PERIODS
 from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
 from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
-                              StreakBonus, TaskRule, TierRule, Window)
+                              StoreRule, StreakBonus, TaskRule, TierRule, Window)
 from ..domain.tiers import METRICS
 
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 RULE_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,39}$")
+STORE_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")  # as shops number them: SH-001
 MAX_TIERS = 50
 # The deepest a real definition nests is about six levels (tasks → task → goal → window); far deeper is an
 # attack or an accident, and deep enough exhausts the parser's recursion (a RecursionError, not a message).
@@ -149,7 +150,7 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle"}
+            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -235,6 +236,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     benefits = _benefits(r, doc, [t.code for t in tiers])
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
+    stores = _stores(r, doc)
     known = {t.code for t in templates}
     if welcome_coupon is not None and welcome_coupon not in known:
         r.fail("enrolment.welcome_coupon", f"unknown coupon template {welcome_coupon!r}")
@@ -253,7 +255,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
         rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
-        tasks=tuple(tasks), quests=tuple(quests), source=doc,
+        tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores), source=doc,
     )
 
 
@@ -265,6 +267,20 @@ def _fen(r: _Reader, path: str, amount: Decimal | None) -> int:
     except MoneyError as exc:
         r.fail(path, str(exc))
         return 0
+
+
+def _stores(r: _Reader, doc: dict) -> list[StoreRule]:
+    stores: list[StoreRule] = []
+    for i, raw in enumerate(r.array(doc, "", "stores")):
+        path = _join("stores", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "city"})
+        code = r.text(raw, path, "code", pattern=STORE_CODE)
+        if code and code in {s.code for s in stores}:
+            r.fail(_join(path, "code"), f"duplicate store code {code!r}")
+        stores.append(StoreRule(code or "", r.text(raw, path, "name") or "",
+                                r.text(raw, path, "city", required=False)))
+    return stores
 
 
 def _stages(r: _Reader, ladder: dict) -> list[StageRule]:

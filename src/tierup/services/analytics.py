@@ -128,12 +128,18 @@ def quadrant_sql(scores=RfmScore):
 
 def member_selection(program: ActiveProgram, at: datetime, *, tier_code: str | None = None, search: str | None = None,
                      segment: str | None = None, lifecycle_stage: str | None = None,
-                     silent_for_days: int | None = None, quadrant: str | None = None) -> tuple[list, list]:
-    """(outer joins, filters) selecting members of the program: the operator's list and its CSV export."""
+                     silent_for_days: int | None = None, quadrant: str | None = None,
+                     channel: str | None = None) -> tuple[list, list]:
+    """(outer joins, filters) selecting members of the program: the operator's list and its CSV export.
+    A channel selects the members it reached: those who joined or ordered through it."""
     filters = [Member.program_id == program.id]
     joins: list = []
     if tier_code is not None:
         filters.append(Member.tier_code == tier_code)
+    if channel is not None:
+        ordered_there = (select(Report.id).where(Report.member_id == Member.id, Report.kind == "ORDER",
+                                                 Report.channel == channel).exists())
+        filters.append(or_(Member.enrolled_via == channel, ordered_there))
     if search:
         pattern = f"%{escape_like(search.lower())}%"
         filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),

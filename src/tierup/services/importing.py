@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import select
 
 from ..domain.errors import Rejected
+from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Member, Report
 from .members import EnrolmentInput, check_enrolment, enroll_member
@@ -30,9 +31,9 @@ from .programs import ActiveProgram
 KINDS = ("members", "orders", "refunds")
 # Columns named as the contract's inputs; the first ones of each kind are required.
 COLUMNS = {
-    "members": (("externalId",), ("displayName", "birthday", "joinedAt", "phone")),
-    "orders": (("externalId", "memberExternalId", "amount", "paidAt"), ()),
-    "refunds": (("externalId", "orderExternalId", "amount", "refundedAt"), ()),
+    "members": (("externalId",), ("displayName", "birthday", "joinedAt", "phone", "channel", "storeCode")),
+    "orders": (("externalId", "memberExternalId", "amount", "paidAt"), ("channel", "storeCode")),
+    "refunds": (("externalId", "orderExternalId", "amount", "refundedAt"), ("channel", "storeCode")),
 }
 MAX_PROBLEMS_SHOWN = 1000
 
@@ -148,15 +149,16 @@ class _Unreadable(ValueError):
 
 
 def _parse(kind: str, values: dict[str, str]):
+    where = {"channel": values.get("channel") or DEFAULT_CHANNEL, "store_code": values.get("storeCode") or None}
     if kind == "members":
         return EnrolmentInput(external_id=values["externalId"], display_name=values.get("displayName") or None,
                               birthday=_date(values, "birthday"), phone=values.get("phone") or None,
-                              joined_at=_time(values, "joinedAt"))
+                              joined_at=_time(values, "joinedAt"), **where)
     if kind == "orders":
         return OrderInput(external_id=values["externalId"], member_external_id=values["memberExternalId"],
-                          amount=values["amount"], paid_at=_time(values, "paidAt"))
+                          amount=values["amount"], paid_at=_time(values, "paidAt"), **where)
     return RefundInput(external_id=values["externalId"], order_external_id=values["orderExternalId"],
-                       amount=values["amount"], refunded_at=_time(values, "refundedAt"))
+                       amount=values["amount"], refunded_at=_time(values, "refundedAt"), **where)
 
 
 def _time(values: dict[str, str], name: str) -> datetime | None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import and_, case, func, literal, select
 
 from ..domain.errors import Checks, ErrorCode
+from ..domain.program import CHANNELS
 from ..store.db import Database
 from ..store.models import BenefitClaim, Member, PointsEntry, Report
 from ..store.types import UtcDateTime
@@ -34,6 +35,14 @@ class TierRepurchase:
 
 
 @dataclass(frozen=True)
+class ChannelSales:
+    channel: str
+    orders: int
+    amount_fen: int
+    members: int
+
+
+@dataclass(frozen=True)
 class Kpis:
     members: int
     customers: int | None
@@ -46,6 +55,8 @@ class Kpis:
     matured_points: int
     expired_points: int
     expiring_outstanding: int
+    sales_by_channel: list[ChannelSales]
+    omnichannel_members: int  # bought through two or more channels in the range (全渠道会员)
 
     @staticmethod
     def ratio(part: int, whole: int | None) -> float | None:
@@ -131,6 +142,7 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
             mine, PointsEntry.amount > 0, PointsEntry.expires_at <= at_end))).scalar_one()
         expired = -(await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
             mine, PointsEntry.kind == "EXPIRE", entries))).scalar_one()
+        sales, omnichannel = await _channel_figures(session, program, in_range)
     return Kpis(
         members=members, customers=customers, silent_at_start=int(silent_at_start or 0), woken=int(woken or 0),
         repurchase=[TierRepurchase(t.code, int(by_tier.get(t.code, (0, 0))[0] or 0),
@@ -138,7 +150,21 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
         core_eligible=core_eligible, core_claiming=int(core_claiming or 0), outstanding_points=int(outstanding),
         matured_points=int(matured), expired_points=int(expired),
         # Points that still expire some day are the ones that can break; all of them, in a program with expiry.
-        expiring_outstanding=int(outstanding) if definition.points_expiry_months else 0)
+        expiring_outstanding=int(outstanding) if definition.points_expiry_months else 0,
+        sales_by_channel=sales, omnichannel_members=omnichannel)
+
+
+async def _channel_figures(session, program: ActiveProgram, in_range) -> tuple[list[ChannelSales], int]:
+    """Orders paid in the range by channel (every channel listed), and the members who used two or more."""
+    orders = (Report.program_id == program.id, Report.kind == "ORDER", in_range)
+    found = {channel: (int(count), int(fen or 0), int(members)) for channel, count, fen, members in await session.execute(
+        select(Report.channel, func.count(), func.sum(Report.amount_fen), func.count(Report.member_id.distinct()))
+        .where(*orders).group_by(Report.channel))}
+    sales = [ChannelSales(channel, *found.get(channel, (0, 0, 0))) for channel in CHANNELS]
+    several = (select(Report.member_id).where(*orders).group_by(Report.member_id)
+               .having(func.count(Report.channel.distinct()) >= 2).subquery())
+    omnichannel = (await session.execute(select(func.count()).select_from(several))).scalar_one()
+    return sales, int(omnichannel)
 
 
 def liability(program: ActiveProgram, points: int) -> Decimal:

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 
 from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
+from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Member, Report, TierChange
 from ..events import Broker
@@ -18,8 +19,8 @@ from .coupons import issue_coupon
 from .growth import GrowthTracker, publish
 from .ledger import append_entry
 from .programs import ActiveProgram
-from .reports import store_report
-from .validation import check_birthday, check_id, check_text, check_time
+from .reports import store_report, with_channel
+from .validation import check_birthday, check_channel, check_id, check_text, check_time
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 REFERRAL_CODE_LENGTH = 8
@@ -38,6 +39,8 @@ class EnrolmentInput:
     phone: str | None = None
     referral_code: str | None = None
     joined_at: datetime | None = None
+    channel: str = DEFAULT_CHANNEL
+    store_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ def check_enrolment(request: EnrolmentInput, program: ActiveProgram, now: dateti
     check_time(checks, request.joined_at, now, "input", "joinedAt")
     if request.referral_code is not None and len(request.referral_code) > 40:
         checks.fail(ErrorCode.INVALID, "referralCode is longer than 40 characters", "input", "referralCode")
+    check_channel(checks, program.definition, request.channel, request.store_code, "input")
     checks.raise_any()
 
 
@@ -65,11 +69,13 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
     check_enrolment(request, program, now)
     joined_at = request.joined_at or now
     definition = program.definition
-    payload = {"displayName": request.display_name, "birthday": request.birthday, "phone": request.phone,
-               "referralCode": request.referral_code, "joinedAt": request.joined_at}
+    payload = with_channel({"displayName": request.display_name, "birthday": request.birthday, "phone": request.phone,
+                            "referralCode": request.referral_code, "joinedAt": request.joined_at},
+                           request.channel, request.store_code)
     async with db.write() as session:
         stored = await store_report(session, program, "ENROLMENT", request.external_id, payload,
-                                    occurred_at=joined_at, now=now)
+                                    occurred_at=joined_at, now=now, channel=request.channel,
+                                    store_code=request.store_code)
         if stored.duplicate:
             member_id = (await session.execute(select(Member.id).where(
                 Member.program_id == program.id, Member.external_id == request.external_id))).scalar_one()
@@ -79,7 +85,7 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
         member = Member(program_id=program.id, external_id=request.external_id, display_name=request.display_name,
                         birthday=request.birthday, phone=request.phone, referral_code=new_referral_code(),
                         referred_by_id=referrer_id, joined_at=joined_at, tier_code=entry.code, tier_since=joined_at,
-                        tier_valid_until=None, growth_value=0)
+                        tier_valid_until=None, growth_value=0, enrolled_via=request.channel)
         session.add(member)
         await session.flush()
         await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))

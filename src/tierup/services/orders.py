@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, to_yuan
 from ..events import Broker, Event
+from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
 from ..store.db import Database, member_changed
 from ..store.models import Member, PointsEntry, Report, TierChange
@@ -19,9 +20,9 @@ from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
-from .reports import store_report
+from .reports import store_report, with_channel
 from .tiers import upgrade_if_qualified
-from .validation import check_amount, check_id, check_time
+from .validation import check_amount, check_channel, check_id, check_time
 
 MAX_COUPONS_PER_ORDER = 20
 
@@ -33,6 +34,8 @@ class OrderInput:
     amount: Decimal | str  # text: as the client sent it, judged by its form too (validation.check_amount)
     paid_at: datetime
     coupon_codes: tuple[str, ...] = ()
+    channel: str = DEFAULT_CHANNEL
+    store_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> i
     check_time(checks, request.paid_at, now, "input", "paidAt")
     if len(request.coupon_codes) > MAX_COUPONS_PER_ORDER:
         checks.fail(ErrorCode.INVALID, f"at most {MAX_COUPONS_PER_ORDER} coupons per order", "input", "couponCodes")
+    check_channel(checks, program.definition, request.channel, request.store_code, "input")
     checks.raise_any()
     return amount_fen
 
@@ -102,6 +106,7 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
     check_id(checks, request.order_external_id, "input", "orderExternalId")
     refund_fen = check_amount(checks, request.amount, program.definition, "input", "amount")
     check_time(checks, request.refunded_at, now, "input", "refundedAt")
+    check_channel(checks, program.definition, request.channel, request.store_code, "input")
     checks.raise_any()
     return refund_fen
 
@@ -109,15 +114,16 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
 async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime,
                   members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None) -> OrderResult:
     """One order; `members` and `states`, from a batch, hold the members locked and their states so far."""
-    payload = {"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
-               "coupons": sorted(request.coupon_codes)}
+    payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
+                            "coupons": sorted(request.coupon_codes)}, request.channel, request.store_code)
     member = members.get(request.member_external_id) if members is not None else None
     if member is None:
         member = await lock_member(session, program.id, external_id=request.member_external_id,
                                    field=("input", "memberExternalId"))
     member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
-                                occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen)
+                                occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen,
+                                channel=request.channel, store_code=request.store_code)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
     growth = GrowthTracker(session, program, states)
@@ -149,6 +155,8 @@ class RefundInput:
     order_external_id: str
     amount: Decimal | str  # as OrderInput.amount
     refunded_at: datetime
+    channel: str = DEFAULT_CHANNEL
+    store_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,10 +180,12 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             raise Rejected.one(ErrorCode.NOT_FOUND, f"no order {request.order_external_id!r} in this program",
                                "input", "orderExternalId")
         member = await lock_member(session, program.id, member_id=order.member_id)
-        payload = {"order": request.order_external_id, "amount": refund_fen, "refundedAt": request.refunded_at}
+        payload = with_channel({"order": request.order_external_id, "amount": refund_fen,
+                                "refundedAt": request.refunded_at}, request.channel, request.store_code)
         stored = await store_report(session, program, "REFUND", request.external_id, payload,
                                     occurred_at=request.refunded_at, now=now, member_id=member.id,
-                                    order_id=order.id, amount_fen=refund_fen)
+                                    order_id=order.id, amount_fen=refund_fen, channel=request.channel,
+                                    store_code=request.store_code)
         if stored.duplicate:
             return RefundResult(order.id, member.id, duplicate=True)
         growth = GrowthTracker(session, program)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
+from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Written, execute_core, journal
 from ..store.models import Report
 from .programs import ActiveProgram
@@ -23,6 +24,14 @@ def payload_hash(payload: dict[str, Any]) -> str:
     """A fingerprint of what was reported, to tell a true repeat from a reused id."""
     canonical = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def with_channel(payload: dict[str, Any], channel: str, store_code: str | None) -> dict[str, Any]:
+    """The report's fingerprint names its channel only when it is not the default (ONLINE, no store),
+    so a report sent again as it was before channels existed is still a duplicate, not a clash."""
+    if channel == DEFAULT_CHANNEL and store_code is None:
+        return payload
+    return {**payload, "channel": channel, "storeCode": store_code}
 
 
 @functools.lru_cache(maxsize=4)

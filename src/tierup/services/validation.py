@@ -1,4 +1,4 @@
-"""Input checks shared by every report: ids, amounts and times."""
+"""Input checks shared by every report: ids, amounts, times and channels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ..domain.errors import Checks, ErrorCode
 from ..domain.money import MoneyError, format_yuan, to_fen, to_yuan
-from ..domain.program import ProgramDefinition
+from ..domain.program import CHANNELS, STORE_CHANNEL, ProgramDefinition
 from ..store.models import ID_LENGTH
 
 # Reports may come from shop clocks a little ahead of ours.
@@ -97,3 +97,15 @@ def check_birthday(checks: Checks, birthday: date | None, today: date, *field: s
         checks.fail(ErrorCode.INVALID, f"{field[-1]} lies before 1900-01-01", *field)
     elif birthday > today:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} lies in the future", *field)
+
+
+def check_channel(checks: Checks, program: ProgramDefinition, channel: str, store_code: str | None, *parent: str) -> None:
+    """A STORE report names one of the program's stores (NOT_FOUND otherwise); the others name none."""
+    if channel not in CHANNELS:
+        checks.fail(ErrorCode.INVALID, f"channel must be one of {', '.join(CHANNELS)}", *parent, "channel")
+    elif channel == STORE_CHANNEL and store_code is None:
+        checks.fail(ErrorCode.INVALID, "storeCode is required for STORE reports", *parent, "storeCode")
+    elif channel != STORE_CHANNEL and store_code is not None:
+        checks.fail(ErrorCode.INVALID, f"storeCode is only for STORE reports, not {channel}", *parent, "storeCode")
+    elif store_code is not None and store_code not in {s.code for s in program.stores}:
+        checks.fail(ErrorCode.NOT_FOUND, f"no store {store_code[:40]!r} in this program", *parent, "storeCode")

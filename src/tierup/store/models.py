@@ -67,6 +67,7 @@ class Member(Base):
     # Goes up by one in every write transaction that changes anything of the member's (see
     # store.db.member_changed): answers kept about the member carry the version they were read at.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    enrolled_via: Mapped[str] = mapped_column(String(16), default="ONLINE", server_default="ONLINE")
 
 
 class Report(Base):
@@ -95,6 +96,8 @@ class Report(Base):
     points: Mapped[int | None] = mapped_column(Integer)
     with_photos: Mapped[bool | None] = mapped_column(Boolean)
     quantity: Mapped[int | None] = mapped_column(BigInteger)  # CUSTOMER_COUNT: the shop's customers
+    channel: Mapped[str] = mapped_column(String(16), default="ONLINE", server_default="ONLINE")
+    store_code: Mapped[str | None] = mapped_column(String(40))  # STORE reports: the program's store
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload_hash: Mapped[str] = mapped_column(String(64))
