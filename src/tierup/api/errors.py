@@ -50,6 +50,7 @@ class UserErrorCode(Enum):
     DUPLICATE = strawberry.enum_value(
         "DUPLICATE", description="The idempotency key was already used for a report with different content.")
     INSUFFICIENT_POINTS = strawberry.enum_value("INSUFFICIENT_POINTS", description="Not enough points.")
+    INSUFFICIENT_BALANCE = strawberry.enum_value("INSUFFICIENT_BALANCE", description="Stored value beyond the balance.")
     OUT_OF_STOCK = strawberry.enum_value("OUT_OF_STOCK", description="The item has no stock left.")
     LIMIT_REACHED = strawberry.enum_value("LIMIT_REACHED", description="A per-member or per-period quota is used up.")
     NOT_ELIGIBLE = strawberry.enum_value("NOT_ELIGIBLE", description="Tier, unlock or window rules say no.")

@@ -66,6 +66,7 @@ class ProgramKpis:
     expected_breakage_value: Optional[Money] = strawberry.field(description="The expected breakage at the point value.")
     sales_by_channel: list[ChannelSales] = strawberry.field(description="Orders paid in the range by channel (线上线下), every channel listed.")
     omnichannel_members: int = strawberry.field(description="Members who bought through two or more channels in the range (全渠道会员).")
+    stored_value_liability: Money = strawberry.field(description="Stored value the program owes its members at the end of the range.")
 
 
 async def program_kpis(context, start: date, end: date) -> ProgramKpis:
@@ -97,7 +98,8 @@ async def program_kpis(context, start: date, end: date) -> ProgramKpis:
         sales_by_channel=[ChannelSales(channel=Channel(c.channel), orders=c.orders,
                                        amount=Money.of_fen(c.amount_fen, currency), members=c.members)
                           for c in figures.sales_by_channel],
-        omnichannel_members=figures.omnichannel_members)
+        omnichannel_members=figures.omnichannel_members,
+        stored_value_liability=Money.of_fen(figures.stored_value_fen, currency))
 
 
 @strawberry.input(description="How many customers the shop has (for member penetration).")

@@ -32,13 +32,14 @@ from ..services.programs import ActiveProgram
 from ..services.tiers import member_metrics
 from ..store.db import Database
 from .nodes import MAX_ROW_ID
-from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock, RfmScore
+from ..store.models import Coupon, Member, MemberBadge, PointsEntry, Report, RewardStock, RfmScore, StoredValueEntry
 
 
 @dataclass(frozen=True)
 class OrderFigures:
     points_earned: int
     refunded_fen: int
+    stored_value_fen: int  # paid from stored value
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Loaders:
         self.order_by_id = DataLoader(self._orders_by_id)
         self.order_figures_by_order_id = DataLoader(self._order_figures)
         self.points_entry_by_id = DataLoader(self._points_entries)
+        self.stored_value_by_member_id = DataLoader(self._stored_values)
+        self.stored_value_entry_by_id = DataLoader(self._stored_value_entries)
         self.activity_by_member_id = DataLoader(self._activities)
         self.completions_by_member_id = DataLoader(self._completions)
         self.quest_passes_by_member_id = DataLoader(self._quest_passes)
@@ -113,13 +116,26 @@ class Loaders:
     async def _orders_by_id(self, ids: Sequence[int]) -> list[Report | None]:
         """Orders with their figures in the same statement: a client asking for an order mostly asks
         for the points it earned too."""
-        earned, refunded = _order_figure_columns()
         async with self.db.read() as session:
-            rows = await session.execute(select(Report, earned, refunded).where(Report.id.in_(ids), Report.kind == "ORDER"))
+            rows = await session.execute(select(Report, *_order_figure_columns())
+                                         .where(Report.id.in_(ids), Report.kind == "ORDER"))
             found = {}
-            for order, points, fen in rows:
+            for order, *figures in rows:
                 found[order.id] = order
-                self.order_figures_by_order_id.prime(order.id, OrderFigures(int(points), int(fen)))
+                self.order_figures_by_order_id.prime(order.id, OrderFigures(*map(int, figures)))
+        return [found.get(i) for i in ids]
+
+    async def _stored_values(self, member_ids: Sequence[int]) -> list[int]:
+        async with self.db.read() as session:
+            found = dict((await session.execute(
+                select(StoredValueEntry.member_id, func.sum(StoredValueEntry.amount_fen))
+                .where(StoredValueEntry.member_id.in_(member_ids)).group_by(StoredValueEntry.member_id))).all())
+        return [int(found.get(i, 0)) for i in member_ids]
+
+    async def _stored_value_entries(self, ids: Sequence[int]) -> list[StoredValueEntry | None]:
+        async with self.db.read() as session:
+            found = {e.id: e for e in (await session.execute(
+                select(StoredValueEntry).where(StoredValueEntry.id.in_(ids)))).scalars()}
         return [found.get(i) for i in ids]
 
     async def _points_entries(self, ids: Sequence[int]) -> list[PointsEntry | None]:
@@ -214,11 +230,10 @@ class Loaders:
         return await self._page(Coupon, filters, first=first, after=after, newest_first=True)
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
-        earned, refunded = _order_figure_columns()
         async with self.db.read() as session:
-            found = {order_id: OrderFigures(int(points), int(fen)) for order_id, points, fen in await session.execute(
-                select(Report.id, earned, refunded).where(Report.id.in_(order_ids)))}
-        return [found.get(i, OrderFigures(0, 0)) for i in order_ids]
+            found = {order_id: OrderFigures(*map(int, figures)) for order_id, *figures in await session.execute(
+                select(Report.id, *_order_figure_columns()).where(Report.id.in_(order_ids)))}
+        return [found.get(i, OrderFigures(0, 0, 0)) for i in order_ids]
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
 
@@ -231,6 +246,10 @@ class Loaders:
 
     async def ledger_page(self, member_id: int, *, first: int, after: int | None) -> Page:
         return await self._page(PointsEntry, [PointsEntry.member_id == member_id], first=first, after=after,
+                                newest_first=True)
+
+    async def stored_value_page(self, member_id: int, *, first: int, after: int | None) -> Page:
+        return await self._page(StoredValueEntry, [StoredValueEntry.member_id == member_id], first=first, after=after,
                                 newest_first=True)
 
     async def orders_page(self, member_id: int, *, first: int, after: int | None) -> Page:
@@ -283,10 +302,13 @@ def decode_cursor(cursor: str) -> int | None:
 
 
 def _order_figure_columns():
-    """Points an order earned and fen refunded on it, as columns of a statement over Report."""
+    """OrderFigures as columns of a statement over Report: points earned, fen refunded, fen paid from
+    stored value."""
     refunds = aliased(Report)
     earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
               .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
     refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
                 .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
-    return earned, refunded
+    stored_value = (select(-func.coalesce(func.sum(StoredValueEntry.amount_fen), 0))
+                    .where(StoredValueEntry.report_id == Report.id, StoredValueEntry.kind == "SPEND").scalar_subquery())
+    return earned, refunded, stored_value

@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .stored_value import StoredValueAccount
 from .channels import Channel, channel_value
 from ..auth import Role
 from ..domain.coupons import EXPIRED_AFTER
@@ -76,6 +77,10 @@ class Member(relay.Node):
     @strawberry.field(description="Points balance and ledger.")
     def points(self) -> PointsAccount:
         return PointsAccount(member_id=self.member_id)
+
+    @strawberry.field(description="Stored value (储值): balance and ledger.")
+    def stored_value(self) -> StoredValueAccount:
+        return StoredValueAccount(member_id=self.member_id)
 
     @strawberry.field(description="The member's orders, newest first.")
     async def orders(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> OrderConnection:

@@ -47,6 +47,11 @@ class Order(relay.Node):
         figures = await (await info.context.loaders()).order_figures_by_order_id.load(self.order_id)
         return figures.points_earned
 
+    @strawberry.field(description="What of the amount was paid from the member's stored value.")
+    async def stored_value_used(self, info: Info) -> Money:
+        figures = await (await info.context.loaders()).order_figures_by_order_id.load(self.order_id)
+        return Money.of_fen(figures.stored_value_fen, self.amount.currency)
+
     @strawberry.field(description="How much of it has been refunded so far.")
     async def refunded_amount(self, info: Info) -> Money:
         figures = await (await info.context.loaders()).order_figures_by_order_id.load(self.order_id)
@@ -81,6 +86,9 @@ class RecordOrderInput:
     coupon_codes: Optional[list[str]] = strawberry.field(default=None, description="Codes of the coupons the order used.")
     channel: Optional[Channel] = strawberry.field(default=None, description="Where it was paid; ONLINE when omitted.")
     store_code: Optional[str] = strawberry.field(default=None, description="Required for STORE orders: one of the program's stores (NOT_FOUND otherwise).")
+    stored_value_used: Optional[Decimal] = strawberry.field(default=None, description=(
+        "Stored value spent on this order (part of `amount`); deducted in the same transaction, "
+        "INSUFFICIENT_BALANCE beyond the balance."))
 
 
 @strawberry.type(description="Result of recordOrder.")
@@ -142,7 +150,8 @@ def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
     return order_service.OrderInput(
         external_id=sent.external_id, member_external_id=sent.member_external_id, amount=sent_text(sent.amount),
         paid_at=sent.paid_at, coupon_codes=tuple(sent.coupon_codes or ()), channel=channel_value(sent.channel),
-        store_code=sent.store_code)
+        store_code=sent.store_code,
+        stored_value_used=sent_text(sent.stored_value_used) if sent.stored_value_used is not None else None)
 
 
 @strawberry.type

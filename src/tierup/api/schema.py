@@ -22,6 +22,7 @@ from . import cache
 from .errors import BAD_USER_INPUT, bad_input
 from .limits import DEADLINE_EXCEEDED, INTERNAL_SERVER_ERROR, DeadlineExecutionContext, Limits, RequestLimits, deadline
 from .members import MemberMutations, MemberQueries
+from .operations import current_request_id
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
@@ -33,6 +34,7 @@ from .kpis import KpiMutations
 from .mall import MallMutations
 from .publishing import PublishingMutations
 from .simulation import SimulationMutations
+from .stored_value import StoredValueMutations
 from .reviews import ReviewMutations
 from .scalars import SCALAR_OVERRIDES
 from .subscriptions import Subscription
@@ -61,7 +63,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
-               PublishingMutations, KpiMutations, SimulationMutations):
+               PublishingMutations, KpiMutations, SimulationMutations, StoredValueMutations):
     pass
 
 
@@ -89,7 +91,7 @@ class MaskUnexpectedErrors(MaskErrors):
                          error_message="Unexpected error; quote the requestId when reporting it.")
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        request_id = uuid.uuid4().hex[:16]
+        request_id = current_request_id() or uuid.uuid4().hex[:16]  # over HTTP, the id its log line carries
         log.error("unexpected error, request id %s: %s", request_id, error.message, exc_info=error.original_error)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": INTERNAL_SERVER_ERROR, "requestId": request_id}
@@ -139,6 +141,10 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list = [lambda: RequestLimits(limits)]
     if settings.production:
         extensions.append(MaskUnexpectedErrors)
+    if settings.otel_tracing:
+        from strawberry.extensions.tracing import OpenTelemetryExtension  # the `otel` extra
+
+        extensions.append(OpenTelemetryExtension)
     return TierupSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions,
                         limits=limits, scalar_overrides=SCALAR_OVERRIDES)
 

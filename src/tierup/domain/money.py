@@ -73,3 +73,12 @@ def format_yuan(amount: Decimal, symbol: str = "¥") -> str:
     if text.endswith(".00"):
         text = text[:-3]
     return f"{symbol}{text}"
+
+
+def refunded_share(part: int, order_fen: int, refunded_before_fen: int, refund_fen: int) -> int:
+    """What a refund of `refund_fen` takes back of `part` (points earned, stored value spent…) of an
+    order, in proportion, floored. Computed on the running total so that partial refunds never add up
+    to more than the part, and a full refund takes back exactly all of it."""
+    after = part * (refunded_before_fen + refund_fen) // order_fen
+    before = part * refunded_before_fen // order_fen
+    return after - before

@@ -8,7 +8,7 @@ from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from .clock import add_months, local, utc
-from .money import FEN_PER_YUAN
+from .money import FEN_PER_YUAN, refunded_share
 
 
 def points_for_order(amount_fen: int, multiplier: Decimal) -> int:
@@ -18,14 +18,8 @@ def points_for_order(amount_fen: int, multiplier: Decimal) -> int:
 
 
 def points_to_reverse(earned: int, order_fen: int, refunded_before_fen: int, refund_fen: int) -> int:
-    """Points a refund takes back, in proportion to the amount refunded, floored.
-
-    Computed on the running total so that partial refunds never add up to more than the order
-    earned, and a full refund takes back exactly what it earned.
-    """
-    after = earned * (refunded_before_fen + refund_fen) // order_fen
-    before = earned * refunded_before_fen // order_fen
-    return after - before
+    """Points a refund takes back: its share of what the order earned (money.refunded_share)."""
+    return refunded_share(earned, order_fen, refunded_before_fen, refund_fen)
 
 
 def reversal_within_balance(reverse: int, balance: int) -> tuple[int, int]:

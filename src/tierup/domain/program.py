@@ -46,6 +46,14 @@ class StoreRule:
 
 
 @dataclass(frozen=True)
+class TopUpBonus:
+    """A stored-value top-up of at least `at_least_fen` adds `bonus_fen` (充值赠送)."""
+
+    at_least_fen: int
+    bonus_fen: int
+
+
+@dataclass(frozen=True)
 class StageRule:
     code: str
     name: str
@@ -200,6 +208,7 @@ class ProgramDefinition:
     tasks: tuple[TaskRule, ...] = ()  # in dependency order: prerequisites first
     quests: tuple[QuestRule, ...] = ()
     stores: tuple[StoreRule, ...] = ()
+    top_up_bonuses: tuple[TopUpBonus, ...] = ()  # ascending thresholds
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -239,6 +248,10 @@ class ProgramDefinition:
             if benefit.code == code:
                 return benefit
         raise KeyError(code)
+
+    def top_up_bonus(self, amount_fen: int) -> int:
+        """The bonus of the highest rule a top-up meets; 0 when it meets none."""
+        return max((rule.bonus_fen for rule in self.top_up_bonuses if amount_fen >= rule.at_least_fen), default=0)
 
     def store(self, code: str) -> StoreRule:
         for store in self.stores:

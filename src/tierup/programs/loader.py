@@ -22,7 +22,7 @@ from ..domain.benefits import PERIODS
 from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
 from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
-                              StoreRule, StreakBonus, TaskRule, TierRule, Window)
+                              StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
 from ..domain.tiers import METRICS
 
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -150,7 +150,8 @@ def _join(path: str, key: str | int) -> str:
 
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
-            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores"}
+            "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
+            "stored_value"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -237,6 +238,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
     stores = _stores(r, doc)
+    top_up_bonuses = _top_up_bonuses(r, doc)
     known = {t.code for t in templates}
     if welcome_coupon is not None and welcome_coupon not in known:
         r.fail("enrolment.welcome_coupon", f"unknown coupon template {welcome_coupon!r}")
@@ -255,7 +257,8 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         welcome_points=welcome, max_order_fen=max_order_fen, point_value=point_value,
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
         rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
-        tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores), source=doc,
+        tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
+        top_up_bonuses=tuple(top_up_bonuses), source=doc,
     )
 
 
@@ -281,6 +284,23 @@ def _stores(r: _Reader, doc: dict) -> list[StoreRule]:
         stores.append(StoreRule(code or "", r.text(raw, path, "name") or "",
                                 r.text(raw, path, "city", required=False)))
     return stores
+
+
+def _top_up_bonuses(r: _Reader, doc: dict) -> list[TopUpBonus]:
+    section = r.table(doc.get("stored_value", {}), "stored_value")
+    r.known_keys(section, "stored_value", {"top_up_bonus"})
+    rules: list[TopUpBonus] = []
+    for i, raw in enumerate(r.array(section, "stored_value", "top_up_bonus")):
+        path = _join("stored_value.top_up_bonus", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"at_least", "bonus"})
+        at_least = _fen(r, _join(path, "at_least"), r.decimal(raw, path, "at_least", positive=True,
+                                                               high=Decimal(10_000_000)))
+        bonus = _fen(r, _join(path, "bonus"), r.decimal(raw, path, "bonus", positive=True, high=Decimal(10_000_000)))
+        if rules and at_least <= rules[-1].at_least_fen:
+            r.fail(_join(path, "at_least"), "thresholds must rise from one rule to the next")
+        rules.append(TopUpBonus(at_least, bonus))
+    return rules
 
 
 def _stages(r: _Reader, ladder: dict) -> list[StageRule]:

@@ -11,7 +11,7 @@ from sqlalchemy import and_, case, func, literal, select
 from ..domain.errors import Checks, ErrorCode
 from ..domain.program import CHANNELS
 from ..store.db import Database
-from ..store.models import BenefitClaim, Member, PointsEntry, Report
+from ..store.models import BenefitClaim, Member, PointsEntry, Report, StoredValueEntry
 from ..store.types import UtcDateTime
 from .programs import ActiveProgram
 from .reports import store_report
@@ -57,6 +57,7 @@ class Kpis:
     expiring_outstanding: int
     sales_by_channel: list[ChannelSales]
     omnichannel_members: int  # bought through two or more channels in the range (全渠道会员)
+    stored_value_fen: int  # stored value owed to members at the end of the range
 
     @staticmethod
     def ratio(part: int, whole: int | None) -> float | None:
@@ -143,6 +144,8 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
         expired = -(await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
             mine, PointsEntry.kind == "EXPIRE", entries))).scalar_one()
         sales, omnichannel = await _channel_figures(session, program, in_range)
+        stored_value = (await session.execute(select(func.coalesce(func.sum(StoredValueEntry.amount_fen), 0)).where(
+            StoredValueEntry.program_id == program.id, StoredValueEntry.occurred_at < at_end))).scalar_one()
     return Kpis(
         members=members, customers=customers, silent_at_start=int(silent_at_start or 0), woken=int(woken or 0),
         repurchase=[TierRepurchase(t.code, int(by_tier.get(t.code, (0, 0))[0] or 0),
@@ -151,7 +154,7 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
         matured_points=int(matured), expired_points=int(expired),
         # Points that still expire some day are the ones that can break; all of them, in a program with expiry.
         expiring_outstanding=int(outstanding) if definition.points_expiry_months else 0,
-        sales_by_channel=sales, omnichannel_members=omnichannel)
+        sales_by_channel=sales, omnichannel_members=omnichannel, stored_value_fen=int(stored_value))
 
 
 async def _channel_figures(session, program: ActiveProgram, in_range) -> tuple[list[ChannelSales], int]:

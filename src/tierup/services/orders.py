@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from ..domain.errors import Checks, ErrorCode, Rejected
-from ..domain.money import format_yuan, to_yuan
+from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
 from ..store.db import Database, member_changed
-from ..store.models import Member, PointsEntry, Report, TierChange
+from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
 from .reports import store_report, with_channel
+from .stored_value import append_stored_value, check_spend, stored_value_balance
 from .tiers import upgrade_if_qualified
 from .validation import check_amount, check_channel, check_id, check_time
 
@@ -36,6 +38,12 @@ class OrderInput:
     coupon_codes: tuple[str, ...] = ()
     channel: str = DEFAULT_CHANNEL
     store_code: str | None = None
+    stored_value_used: Decimal | str | None = None  # part of amount, paid from the member's stored value
+
+
+class OrderAmounts(NamedTuple):
+    paid_fen: int  # all the money paid, stored value included: what points are earned on
+    stored_value_fen: int  # of which from stored value
 
 
 @dataclass(frozen=True)
@@ -51,9 +59,9 @@ class OrderResult:
 async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime,
                        broker: Broker | None = None) -> OrderResult:
     """Store the order, earn floor(yuan × multiplier of the tier held before it), upgrade at once if it qualifies."""
-    amount_fen = check_order(program, request, now)
+    amounts = check_order(program, request, now)
     async with db.write() as session:
-        result = await _record(session, program, request, amount_fen, now)
+        result = await _record(session, program, request, amounts, now)
     await publish(broker, list(result.events))
     return result
 
@@ -74,9 +82,9 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
         states = await load_states(session, program, sorted(m.id for m in members.values()))
         for index, request in enumerate(requests):
             try:
-                amount_fen = check_order(program, request, now)
+                amounts = check_order(program, request, now)
                 async with session.begin_nested():
-                    results.append(await _record(session, program, request, amount_fen, now, members, states))
+                    results.append(await _record(session, program, request, amounts, now, members, states))
             except Rejected as rejection:
                 # Rolled back: a row it changed reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
@@ -85,8 +93,8 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
     return results
 
 
-def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> int:
-    """The order's amount in fen, once its fields hold; Rejected naming every field that does not."""
+def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> OrderAmounts:
+    """The order's amounts in fen, once its fields hold; Rejected naming every field that does not."""
     checks = Checks()
     check_id(checks, request.external_id, "input", "externalId")
     check_id(checks, request.member_external_id, "input", "memberExternalId")
@@ -95,8 +103,15 @@ def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> i
     if len(request.coupon_codes) > MAX_COUPONS_PER_ORDER:
         checks.fail(ErrorCode.INVALID, f"at most {MAX_COUPONS_PER_ORDER} coupons per order", "input", "couponCodes")
     check_channel(checks, program.definition, request.channel, request.store_code, "input")
+    stored_value_fen = 0
+    if request.stored_value_used is not None:
+        stored_value_fen = check_amount(checks, request.stored_value_used, program.definition, "input",
+                                        "storedValueUsed") or 0
+        if amount_fen is not None and stored_value_fen > amount_fen:
+            checks.fail(ErrorCode.INVALID, "storedValueUsed is part of amount and cannot exceed it",
+                        "input", "storedValueUsed")
     checks.raise_any()
-    return amount_fen
+    return OrderAmounts(amount_fen, stored_value_fen)
 
 
 def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) -> int:
@@ -111,11 +126,14 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
     return refund_fen
 
 
-async def _record(session, program: ActiveProgram, request: OrderInput, amount_fen: int, now: datetime,
+async def _record(session, program: ActiveProgram, request: OrderInput, amounts: OrderAmounts, now: datetime,
                   members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None) -> OrderResult:
     """One order; `members` and `states`, from a batch, hold the members locked and their states so far."""
+    amount_fen = amounts.paid_fen
     payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                             "coupons": sorted(request.coupon_codes)}, request.channel, request.store_code)
+    if amounts.stored_value_fen:  # named only when used, so earlier reports keep their fingerprint
+        payload["storedValueUsed"] = amounts.stored_value_fen
     member = members.get(request.member_external_id) if members is not None else None
     if member is None:
         member = await lock_member(session, program.id, external_id=request.member_external_id,
@@ -135,6 +153,13 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amount_f
     if request.coupon_codes:
         await use_coupons_on_order(session, program, member, request.coupon_codes, paid_fen=amount_fen,
                                    paid_at=request.paid_at, order_id=stored.report_id)
+    paid_with = []
+    if amounts.stored_value_fen:
+        balance = await stored_value_balance(session, member.id)
+        check_spend(balance, amounts.stored_value_fen, program.definition.currency_symbol, "input", "storedValueUsed")
+        paid_with.append(append_stored_value(session, program, member.id, "SPEND", -amounts.stored_value_fen,
+                                             f"Order {request.external_id}", occurred_at=request.paid_at,
+                                             balance_fen=balance, report_id=stored.report_id))
     tier = program.definition.tier(member.tier_code)
     points = points_for_order(amount_fen, tier.points_multiplier)
     if points:
@@ -146,7 +171,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amount_f
                                         report_id=stored.report_id, reason="ORDER")
     await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
-                       events=tuple(growth.events))
+                       events=tuple(growth.events + paid_with))
 
 
 @dataclass(frozen=True)
@@ -214,6 +239,22 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
                                occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
                                balance=balance, draw_first=order_lot)
+        returned = await _return_stored_value(session, program, order, refunded_before, refund_fen, stored.report_id,
+                                              at=request.refunded_at, reason=f"Refund {request.external_id}")
         await growth.settle(request.refunded_at)
-    await publish(broker, growth.events)
+    await publish(broker, growth.events + returned)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)
+
+
+async def _return_stored_value(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
+                               refund_id: int, *, at: datetime, reason: str) -> list[Event]:
+    """The refunded share of what the order paid from stored value goes back to it (floored on the running
+    total, so partial refunds never return more than was spent)."""
+    spent = -int((await session.execute(select(func.coalesce(func.sum(StoredValueEntry.amount_fen), 0)).where(
+        StoredValueEntry.report_id == order.id, StoredValueEntry.kind == "SPEND"))).scalar_one())
+    back = refunded_share(spent, order.amount_fen, refunded_before, refund_fen)
+    if not back:
+        return []
+    balance = await stored_value_balance(session, order.member_id)
+    return [append_stored_value(session, program, order.member_id, "REFUND", back, reason, occurred_at=at,
+                                balance_fen=balance, report_id=refund_id)]

@@ -296,3 +296,21 @@ class RfmScore(Base):
     f: Mapped[int] = mapped_column(Integer)
     m: Mapped[int] = mapped_column(Integer)
     segment: Mapped[str] = mapped_column(String(40))
+
+
+class StoredValueEntry(Base):
+    """One change of a member's stored value (储值), in fen. The balance is the sum of these."""
+
+    __tablename__ = "stored_value_entries"
+    __table_args__ = (Index("ix_stored_value_entries_member", "member_id", "id"),
+                      Index("ix_stored_value_entries_report", "report_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # TOP_UP BONUS SPEND REFUND ADJUST
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    balance_after_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(300))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
