@@ -40,6 +40,7 @@ class OrderFigures:
     points_earned: int
     refunded_fen: int
     stored_value_fen: int  # paid from stored value
+    points_used: int  # points that paid beside the amount
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ class Loaders:
         async with self.db.read() as session:
             found = {order_id: OrderFigures(*map(int, figures)) for order_id, *figures in await session.execute(
                 select(Report.id, *_order_figure_columns()).where(Report.id.in_(order_ids)))}
-        return [found.get(i, OrderFigures(0, 0, 0)) for i in order_ids]
+        return [found.get(i, OrderFigures(0, 0, 0, 0)) for i in order_ids]
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
 
@@ -303,7 +304,7 @@ def decode_cursor(cursor: str) -> int | None:
 
 def _order_figure_columns():
     """OrderFigures as columns of a statement over Report: points earned, fen refunded, fen paid from
-    stored value."""
+    stored value, points that paid."""
     refunds = aliased(Report)
     earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
               .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
@@ -311,4 +312,7 @@ def _order_figure_columns():
                 .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
     stored_value = (select(-func.coalesce(func.sum(StoredValueEntry.amount_fen), 0))
                     .where(StoredValueEntry.report_id == Report.id, StoredValueEntry.kind == "SPEND").scalar_subquery())
-    return earned, refunded, stored_value
+    spent = aliased(PointsEntry)
+    points_used = (select(-func.coalesce(func.sum(spent.amount), 0))
+                   .where(spent.report_id == Report.id, spent.kind == "SPEND").scalar_subquery())
+    return earned, refunded, stored_value, points_used

@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from .stored_value import StoredValueAccount
+from .checkout import CheckoutQuote, CheckoutQuoteInput, checkout_quote
 from .channels import Channel, channel_value
 from ..auth import Role
 from ..domain.coupons import EXPIRED_AFTER
@@ -77,6 +78,11 @@ class Member(relay.Node):
     @strawberry.field(description="Points balance and ledger.")
     def points(self) -> PointsAccount:
         return PointsAccount(member_id=self.member_id)
+
+    @strawberry.field(description="What the member would pay for a basket now: member price, then coupons, then "
+                                  "points as cash, then stored value. No side effect.")
+    async def checkout_quote(self, info: Info, input: CheckoutQuoteInput) -> CheckoutQuote:
+        return await checkout_quote(info.context, self.row, input)
 
     @strawberry.field(description="Stored value (储值): balance and ledger.")
     def stored_value(self) -> StoredValueAccount:

@@ -10,6 +10,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .checkout import OrderLineInput, line_inputs
 from .channels import Channel, channel_value
 from ..domain.errors import Rejected
 from ..services import orders as order_service
@@ -46,6 +47,10 @@ class Order(relay.Node):
     async def points_earned(self, info: Info) -> int:
         figures = await (await info.context.loaders()).order_figures_by_order_id.load(self.order_id)
         return figures.points_earned
+
+    @strawberry.field(description="Points that paid for it beside the amount (积分抵扣).")
+    async def points_used(self, info: Info) -> int:
+        return (await (await info.context.loaders()).order_figures_by_order_id.load(self.order_id)).points_used
 
     @strawberry.field(description="What of the amount was paid from the member's stored value.")
     async def stored_value_used(self, info: Info) -> Money:
@@ -89,6 +94,11 @@ class RecordOrderInput:
     stored_value_used: Optional[Decimal] = strawberry.field(default=None, description=(
         "Stored value spent on this order (part of `amount`); deducted in the same transaction, "
         "INSUFFICIENT_BALANCE beyond the balance."))
+    points_used: Optional[int] = strawberry.field(default=None, description=(
+        "Points spent on this order (积分抵扣), beside `amount`; deducted in the same transaction from the "
+        "soonest-expiring lots. INSUFFICIENT_POINTS beyond the balance, LIMIT_REACHED beyond the program's cap."))
+    lines: Optional[list[OrderLineInput]] = strawberry.field(
+        default=None, description="The lines paid for; optional for shops that report totals only.")
 
 
 @strawberry.type(description="Result of recordOrder.")
@@ -150,8 +160,9 @@ def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
     return order_service.OrderInput(
         external_id=sent.external_id, member_external_id=sent.member_external_id, amount=sent_text(sent.amount),
         paid_at=sent.paid_at, coupon_codes=tuple(sent.coupon_codes or ()), channel=channel_value(sent.channel),
-        store_code=sent.store_code,
-        stored_value_used=sent_text(sent.stored_value_used) if sent.stored_value_used is not None else None)
+        store_code=sent.store_code, points_used=sent.points_used or 0,
+        stored_value_used=sent_text(sent.stored_value_used) if sent.stored_value_used is not None else None,
+        lines=tuple(line_inputs(sent.lines)) if sent.lines is not None else None)
 
 
 @strawberry.type

@@ -29,10 +29,11 @@ MemberRef = Annotated["Member", strawberry.lazy("tierup.api.members")]
 @strawberry.enum(description="What changed a member's points.")
 class PointsEntryKind(Enum):
     EARN = strawberry.enum_value("EARN", description="Earned: orders, the welcome bonus, tasks, check-ins.")
-    SPEND = strawberry.enum_value("SPEND", description="Spent on a reward.")
+    SPEND = strawberry.enum_value("SPEND", description="Spent on a reward, or paying for an order (积分抵扣).")
     EXPIRE = strawberry.enum_value("EXPIRE", description="Expired unspent (积分清零).")
     REVERSE = strawberry.enum_value("REVERSE", description="Taken back by a refund.")
     ADJUST = strawberry.enum_value("ADJUST", description="Corrected by an operator.")
+    RETURN = strawberry.enum_value("RETURN", description="Given back by a refund: points that had paid for the order.")
 
 
 @strawberry.type(description="One change of a member's points. The balance is the sum of the ledger.")

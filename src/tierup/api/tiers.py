@@ -37,6 +37,9 @@ class Tier(relay.Node):
         description="Human-readable qualifying rules, e.g. 'cumulative spend ≥ ¥500', 'one order ≥ ¥200'; "
                     "any one of them reaches the tier. Empty for the entry tier.")
     stage_code: Optional[str] = strawberry.field(description="Code of the stage this tier belongs to, if any.")
+    member_price_percent: Optional[Decimal] = strawberry.field(description=(
+        "Member price (会员价): the share of the list price members of this tier pay, in percent (99 = 99折, "
+        "80 = 8折); null = no member price."))
     program: strawberry.Private[ProgramDefinition]
 
     @strawberry.field(description="The benefits this tier holds (lower tiers' included unless a benefit says otherwise).")
@@ -50,7 +53,7 @@ class Tier(relay.Node):
         return cls(tier_key=node_key(definition, rule.code), code=rule.code, name=rule.name, rank=rule.rank,
                    points_multiplier=rule.points_multiplier,
                    qualification=[describe_condition(c, definition.currency_symbol) for c in rule.conditions],
-                   stage_code=rule.stage, program=definition)
+                   stage_code=rule.stage, member_price_percent=rule.member_price_percent, program=definition)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

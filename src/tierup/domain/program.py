@@ -28,6 +28,7 @@ class TierRule:
     conditions: tuple[Condition, ...] = ()
     stage: str | None = None
     description: str = ""
+    member_price_percent: Decimal | None = None  # 会员价: 99 = 99折; None = the list price
 
 
 # Where a report comes from (线上线下融合): one member, one ledger, whatever the channel.
@@ -58,6 +59,7 @@ class StageRule:
     code: str
     name: str
     description: str = ""
+    member_price_percent: Decimal | None = None  # the stage's tiers inherit it unless they name their own
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ class ProgramDefinition:
     quests: tuple[QuestRule, ...] = ()
     stores: tuple[StoreRule, ...] = ()
     top_up_bonuses: tuple[TopUpBonus, ...] = ()  # ascending thresholds
+    points_cap_percent: int = 0  # 积分抵扣: points pay at most this share of what is left after coupons
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

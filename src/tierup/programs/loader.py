@@ -151,7 +151,7 @@ def _join(path: str, key: str | int) -> str:
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
             "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
-            "stored_value"}
+            "stored_value", "checkout"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -214,7 +214,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     else:
         validity_months = r.integer(ladder, "ladder", "validity_months", default=12, low=1, high=120)
     stages = _stages(r, ladder)
-    tiers = _tiers(r, ladder, {s.code for s in stages}, symbol or "¥")
+    tiers = _tiers(r, ladder, stages, symbol or "¥")
     if tiers and max_order_fen * max(t.points_multiplier for t in tiers) / 100 > MAX_POINTS_PER_ORDER:
         r.fail("orders.max_amount", f"an order of this amount at the highest multiplier would earn more than "
                                     f"{MAX_POINTS_PER_ORDER:,} points; lower the ceiling or the multiplier")
@@ -239,6 +239,9 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     quests = _quests(r, doc)
     stores = _stores(r, doc)
     top_up_bonuses = _top_up_bonuses(r, doc)
+    checkout = r.table(doc.get("checkout", {}), "checkout")
+    r.known_keys(checkout, "checkout", {"points_cap_percent"})
+    points_cap = r.integer(checkout, "checkout", "points_cap_percent", default=0, low=0, high=100)
     known = {t.code for t in templates}
     if welcome_coupon is not None and welcome_coupon not in known:
         r.fail("enrolment.welcome_coupon", f"unknown coupon template {welcome_coupon!r}")
@@ -258,7 +261,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
         rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
         tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
-        top_up_bonuses=tuple(top_up_bonuses), source=doc,
+        top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap, source=doc,
     )
 
 
@@ -308,16 +311,26 @@ def _stages(r: _Reader, ladder: dict) -> list[StageRule]:
     for i, raw in enumerate(r.array(ladder, "ladder", "stages")):
         path = _join("ladder.stages", i)
         raw = r.table(raw, path)
-        r.known_keys(raw, path, {"code", "name", "description"})
+        r.known_keys(raw, path, {"code", "name", "description", "member_price_percent"})
         code = r.text(raw, path, "code", pattern=RULE_CODE)
         if code and code in {s.code for s in stages}:
             r.fail(_join(path, "code"), f"duplicate stage code {code!r}")
         stages.append(StageRule(code or "", r.text(raw, path, "name") or "",
-                                r.text(raw, path, "description", required=False, default="", max_length=2000)))
+                                r.text(raw, path, "description", required=False, default="", max_length=2000),
+                                _member_price(r, raw, path)))
     return stages
 
 
-def _tiers(r: _Reader, ladder: dict, stage_codes: set[str], symbol: str) -> list[TierRule]:
+def _member_price(r: _Reader, raw: dict, path: str) -> Decimal | None:
+    """会员价 in percent of the list price (99 = 99折); 100 is the list price itself, kept as none."""
+    percent = r.decimal(raw, path, "member_price_percent", required=False, positive=True, high=Decimal(100))
+    if percent is not None and percent.as_tuple().exponent < -2:
+        r.fail(_join(path, "member_price_percent"), "at most two decimal places")
+    return None if percent == 100 else percent
+
+
+def _tiers(r: _Reader, ladder: dict, stages: list[StageRule], symbol: str) -> list[TierRule]:
+    stage_codes = {s.code for s in stages}
     raw_tiers = r.array(ladder, "ladder", "tiers")
     if not raw_tiers:
         r.fail("ladder.tiers", "at least one tier is required")
@@ -328,7 +341,8 @@ def _tiers(r: _Reader, ladder: dict, stage_codes: set[str], symbol: str) -> list
     for rank, raw in enumerate(raw_tiers):
         path = _join("ladder.tiers", rank)
         raw = r.table(raw, path)
-        r.known_keys(raw, path, {"code", "name", "points_multiplier", "stage", "conditions", "description"})
+        r.known_keys(raw, path, {"code", "name", "points_multiplier", "stage", "conditions", "description",
+                                 "member_price_percent"})
         code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
         if code and code in {t.code for t in tiers}:
             r.fail(_join(path, "code"), f"duplicate tier code {code!r}")
@@ -346,6 +360,8 @@ def _tiers(r: _Reader, ladder: dict, stage_codes: set[str], symbol: str) -> list
                                         high=Decimal(100)) or Decimal(0),
             conditions=tuple(conditions), stage=stage,
             description=r.text(raw, path, "description", required=False, default="", max_length=2000),
+            member_price_percent=(_member_price(r, raw, path) if "member_price_percent" in raw
+                                  else next((s.member_price_percent for s in stages if s.code == stage), None)),
         ))
     return tiers
 

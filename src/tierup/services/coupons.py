@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discount_fen, validity
 from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
+from ..domain.program import CouponTemplateRule
 from ..store.db import Database, member_changed
 from ..store.models import Coupon, Member
 from ..store.queries import lock_member
@@ -43,25 +45,40 @@ async def use_coupons_on_order(session: AsyncSession, program: ActiveProgram, me
 
     At most one discount coupon per order; a free-shipping coupon may come with it.
     """
-    definition = program.definition
-    symbol = definition.currency_symbol
     rows = {c.code: c for c in (await session.execute(select(Coupon).where(
         Coupon.program_id == program.id, Coupon.code.in_(codes)))).scalars()}
+    problems = coupon_problems(program, member.id, codes, rows, at=paid_at,
+                               amount_before=lambda template: amount_before(template, paid_fen))
+    if problems:
+        raise Rejected(*problems)
+    used = (await session.execute(
+        update(Coupon).where(Coupon.id.in_([rows[c].id for c in codes]), Coupon.status == "ISSUED")
+        .values(status="USED", used_at=paid_at, order_id=order_id).returning(Coupon.id))).scalars().all()
+    if len(used) != len(codes):  # a concurrent order took one first
+        raise Rejected.one(ErrorCode.ALREADY_DONE, "a coupon was used by another order meanwhile", "input", "couponCodes")
+
+
+def coupon_problems(program: ActiveProgram, member_id: int, codes: tuple[str, ...], rows: dict[str, Coupon], *,
+                    at: datetime, amount_before: Callable[[CouponTemplateRule], int]) -> list[Problem]:
+    """Why the member cannot use these coupons together at `at` on an order worth `amount_before(template)`
+    before each coupon (its minimum spend is judged on that); empty when they can."""
+    definition = program.definition
+    symbol = definition.currency_symbol
     problems: list[Problem] = []
     discounts = 0
     for index, code in enumerate(codes):
         where = ("input", "couponCodes", str(index))
         coupon = rows.get(code)
-        if coupon is None or coupon.member_id != member.id:  # another member's coupon is as unknown as none
+        if coupon is None or coupon.member_id != member_id:  # another member's coupon is as unknown as none
             problems.append(Problem(ErrorCode.NOT_FOUND, f"the member has no coupon {code!r}", where))
             continue
         template = definition.coupon_template(coupon.template_code)
-        status = coupon_status(coupon.status, coupon.valid_until, paid_at)
-        if status == "EXPIRED" or paid_at < coupon.valid_from:
-            problems.append(Problem(ErrorCode.EXPIRED, f"coupon {code} is not valid at {paid_at.isoformat()}", where))
+        status = coupon_status(coupon.status, coupon.valid_until, at)
+        if status == "EXPIRED" or at < coupon.valid_from:
+            problems.append(Problem(ErrorCode.EXPIRED, f"coupon {code} is not valid at {at.isoformat()}", where))
         elif status != "ISSUED":
             problems.append(Problem(ErrorCode.ALREADY_DONE, f"coupon {code} is {status.lower()}", where))
-        elif template.min_spend_fen and amount_before(template, paid_fen) < template.min_spend_fen:
+        elif template.min_spend_fen and amount_before(template) < template.min_spend_fen:
             problems.append(Problem(ErrorCode.NOT_ELIGIBLE, f"coupon {code} needs a spend of at least "
                                     f"{format_yuan(to_yuan(template.min_spend_fen), symbol)}", where))
         if template.kind != FREE_SHIPPING:
@@ -71,13 +88,7 @@ async def use_coupons_on_order(session: AsyncSession, program: ActiveProgram, me
     if discounts > 1:
         problems.append(Problem(ErrorCode.INVALID, "at most one discount coupon per order (plus free shipping)",
                                 ("input", "couponCodes")))
-    if problems:
-        raise Rejected(*problems)
-    used = (await session.execute(
-        update(Coupon).where(Coupon.id.in_([rows[c].id for c in codes]), Coupon.status == "ISSUED")
-        .values(status="USED", used_at=paid_at, order_id=order_id).returning(Coupon.id))).scalars().all()
-    if len(used) != len(codes):  # a concurrent order took one first
-        raise Rejected.one(ErrorCode.ALREADY_DONE, "a coupon was used by another order meanwhile", "input", "couponCodes")
+    return problems
 
 
 @dataclass(frozen=True)

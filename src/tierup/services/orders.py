@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import NamedTuple
 from datetime import datetime
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from ..domain.checkout import Line, points_allowed, points_value_fen
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
@@ -19,6 +21,7 @@ from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierCh
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
+from .checkout import LineInput, check_lines
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
 from .reports import store_report, with_channel
@@ -27,6 +30,7 @@ from .tiers import upgrade_if_qualified
 from .validation import check_amount, check_channel, check_id, check_time
 
 MAX_COUPONS_PER_ORDER = 20
+MAX_POINTS_USED = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,15 @@ class OrderInput:
     channel: str = DEFAULT_CHANNEL
     store_code: str | None = None
     stored_value_used: Decimal | str | None = None  # part of amount, paid from the member's stored value
+    points_used: int = 0  # 积分抵扣: points that paid beside the amount
+    lines: tuple[LineInput, ...] | None = None
 
 
 class OrderAmounts(NamedTuple):
     paid_fen: int  # all the money paid, stored value included: what points are earned on
     stored_value_fen: int  # of which from stored value
+    points_fen: int  # what the points used paid, beside the money
+    lines: list[Line] | None
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,12 @@ def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> O
         if amount_fen is not None and stored_value_fen > amount_fen:
             checks.fail(ErrorCode.INVALID, "storedValueUsed is part of amount and cannot exceed it",
                         "input", "storedValueUsed")
+    if not 0 <= request.points_used <= MAX_POINTS_USED:
+        checks.fail(ErrorCode.INVALID, f"pointsUsed must be between 0 and {MAX_POINTS_USED:,}", "input", "pointsUsed")
+    lines = check_lines(checks, program, list(request.lines), "input") if request.lines is not None else None
     checks.raise_any()
-    return OrderAmounts(amount_fen, stored_value_fen)
+    return OrderAmounts(amount_fen, stored_value_fen, points_value_fen(request.points_used,
+                                                                       program.definition.point_value), lines)
 
 
 def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) -> int:
@@ -132,8 +144,13 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     amount_fen = amounts.paid_fen
     payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                             "coupons": sorted(request.coupon_codes)}, request.channel, request.store_code)
-    if amounts.stored_value_fen:  # named only when used, so earlier reports keep their fingerprint
+    # Named only when used, so that reports sent before these existed keep their fingerprint.
+    if amounts.stored_value_fen:
         payload["storedValueUsed"] = amounts.stored_value_fen
+    if request.points_used:
+        payload["pointsUsed"] = request.points_used
+    if amounts.lines is not None:
+        payload["lines"] = [[line.sku, line.unit_fen, line.quantity, list(line.categories)] for line in amounts.lines]
     member = members.get(request.member_external_id) if members is not None else None
     if member is None:
         member = await lock_member(session, program.id, external_id=request.member_external_id,
@@ -141,7 +158,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
                                 occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen,
-                                channel=request.channel, store_code=request.store_code)
+                                channel=request.channel, store_code=request.store_code,
+                                lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
     growth = GrowthTracker(session, program, states)
@@ -150,28 +168,50 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
         referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
         await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
-    if request.coupon_codes:
-        await use_coupons_on_order(session, program, member, request.coupon_codes, paid_fen=amount_fen,
-                                   paid_at=request.paid_at, order_id=stored.report_id)
-    paid_with = []
-    if amounts.stored_value_fen:
-        balance = await stored_value_balance(session, member.id)
-        check_spend(balance, amounts.stored_value_fen, program.definition.currency_symbol, "input", "storedValueUsed")
-        paid_with.append(append_stored_value(session, program, member.id, "SPEND", -amounts.stored_value_fen,
-                                             f"Order {request.external_id}", occurred_at=request.paid_at,
-                                             balance_fen=balance, report_id=stored.report_id))
+    if request.coupon_codes:  # their minimum spend is judged before points paid
+        await use_coupons_on_order(session, program, member, request.coupon_codes,
+                                   paid_fen=amount_fen + amounts.points_fen, paid_at=request.paid_at,
+                                   order_id=stored.report_id)
+    paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance)
     tier = program.definition.tier(member.tier_code)
     points = points_for_order(amount_fen, tier.points_multiplier)
     if points:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
-                           occurred_at=request.paid_at, report_id=stored.report_id,
-                           balance=before.balance)  # coupons moved no points since the picture
+                           occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
     change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
                                         report_id=stored.report_id, reason="ORDER")
     await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
                        events=tuple(growth.events + paid_with))
+
+
+async def _pay_with(session, program: ActiveProgram, member: Member, request: OrderInput, amounts: OrderAmounts,
+                    report_id: int, points_balance: int) -> tuple[list[Event], int]:
+    """Take the points and the stored value the order was paid with, or reject it whole; returns the
+    stored-value events and the points balance after."""
+    definition = program.definition
+    events: list[Event] = []
+    if request.points_used:
+        allowed = points_allowed(amounts.paid_fen + amounts.points_fen, definition.points_cap_percent,
+                                 definition.point_value)
+        if request.points_used > points_balance:
+            raise Rejected.one(ErrorCode.INSUFFICIENT_POINTS, f"the member has {points_balance} points",
+                               "input", "pointsUsed")
+        if request.points_used > allowed:
+            raise Rejected.one(ErrorCode.LIMIT_REACHED, f"at most {allowed} points may pay for this order "
+                               f"({definition.points_cap_percent}% of what is left after coupons)", "input", "pointsUsed")
+        await append_entry(session, program, member.id, "SPEND", -request.points_used,
+                           f"Order {request.external_id} paid with points", source="ORDER",
+                           occurred_at=request.paid_at, report_id=report_id, balance=points_balance)
+        points_balance -= request.points_used
+    if amounts.stored_value_fen:
+        balance = await stored_value_balance(session, member.id)
+        check_spend(balance, amounts.stored_value_fen, definition.currency_symbol, "input", "storedValueUsed")
+        events.append(append_stored_value(session, program, member.id, "SPEND", -amounts.stored_value_fen,
+                                          f"Order {request.external_id}", occurred_at=request.paid_at,
+                                          balance_fen=balance, report_id=report_id))
+    return events, points_balance
 
 
 @dataclass(frozen=True)
@@ -228,8 +268,11 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalar_one()
         reverse = points_to_reverse(earned, order.amount_fen, refunded_before, refund_fen)
         taken = shortfall = 0
+        balance = await balance_of(session, member.id)
+        balance += await _return_points(session, program, order, refunded_before, refund_fen, stored.report_id,
+                                        balance, at=request.refunded_at, reason=f"Refund {request.external_id} of "
+                                        f"order {request.order_external_id}: points that paid for it")
         if reverse:
-            balance = await balance_of(session, member.id)
             taken, shortfall = reversal_within_balance(reverse, balance)
             reason = f"Refund {request.external_id} of order {request.order_external_id}"
             if shortfall:
@@ -244,6 +287,18 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
         await growth.settle(request.refunded_at)
     await publish(broker, growth.events + returned)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)
+
+
+async def _return_points(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
+                         refund_id: int, balance: int, *, at: datetime, reason: str) -> int:
+    """The refunded share of the points that paid for the order comes back as a new lot (RETURN); returns it."""
+    used = -int((await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+        PointsEntry.report_id == order.id, PointsEntry.kind == "SPEND"))).scalar_one())
+    back = refunded_share(used, order.amount_fen, refunded_before, refund_fen)
+    if back:
+        await append_entry(session, program, order.member_id, "RETURN", back, reason, source="REFUND",
+                           occurred_at=at, report_id=refund_id, balance=balance)
+    return back
 
 
 async def _return_stored_value(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,

@@ -98,6 +98,7 @@ class Report(Base):
     quantity: Mapped[int | None] = mapped_column(BigInteger)  # CUSTOMER_COUNT: the shop's customers
     channel: Mapped[str] = mapped_column(String(16), default="ONLINE", server_default="ONLINE")
     store_code: Mapped[str | None] = mapped_column(String(40))  # STORE reports: the program's store
+    lines: Mapped[str | None] = mapped_column(Text)  # ORDER reports that name them: [[sku, unit fen, quantity, categories]]
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload_hash: Mapped[str] = mapped_column(String(64))
@@ -116,7 +117,7 @@ class PointsEntry(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
-    kind: Mapped[str] = mapped_column(String(10))  # EARN SPEND EXPIRE REVERSE ADJUST
+    kind: Mapped[str] = mapped_column(String(10))  # EARN SPEND EXPIRE REVERSE ADJUST RETURN
     # What caused it: WELCOME ORDER REFUND ADJUSTMENT TASK QUEST. Quests count EARN entries but not their own.
     source: Mapped[str] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(Integer)
