@@ -114,13 +114,16 @@ class MemberBenefit:
 
 
 async def member_benefits(context, member_row) -> list[MemberBenefit]:
-    """The benefits the member's tier holds, with quota and window standing."""
+    """The benefits the member holds (their tier's, and an active paid membership's), with quota and window
+    standing."""
     definition = (await context.program()).definition
     claims = await (await context.loaders()).benefit_claims_by_member_id.load(member_row.id)
+    context.changes_at(member_row.membership_started_at)  # a paid membership's benefits come and go with it
+    context.changes_at(member_row.membership_until)
     return [MemberBenefit.of(context, definition,
                              benefit_service.member_standing(definition, rule, member_row, claims, context.now),
                              member_row.id)
-            for rule in definition.benefits if member_row.tier_code in rule.tiers]
+            for rule in definition.benefits if benefit_service.holds(definition, rule, member_row, context.now)]
 
 
 @strawberry.input(description="Which benefit to claim.")

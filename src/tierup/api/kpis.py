@@ -67,6 +67,7 @@ class ProgramKpis:
     sales_by_channel: list[ChannelSales] = strawberry.field(description="Orders paid in the range by channel (线上线下), every channel listed.")
     omnichannel_members: int = strawberry.field(description="Members who bought through two or more channels in the range (全渠道会员).")
     stored_value_liability: Money = strawberry.field(description="Stored value the program owes its members at the end of the range.")
+    paid_members: int = strawberry.field(description="Members holding an active paid membership at the end of the range.")
 
 
 async def program_kpis(context, start: date, end: date) -> ProgramKpis:
@@ -99,7 +100,8 @@ async def program_kpis(context, start: date, end: date) -> ProgramKpis:
                                        amount=Money.of_fen(c.amount_fen, currency), members=c.members)
                           for c in figures.sales_by_channel],
         omnichannel_members=figures.omnichannel_members,
-        stored_value_liability=Money.of_fen(figures.stored_value_fen, currency))
+        stored_value_liability=Money.of_fen(figures.stored_value_fen, currency),
+        paid_members=figures.paid_members)
 
 
 @strawberry.input(description="How many customers the shop has (for member penetration).")

@@ -12,6 +12,7 @@ from strawberry.types import Info
 
 from .stored_value import StoredValueAccount
 from .checkout import CheckoutQuote, CheckoutQuoteInput, checkout_quote
+from .memberships import PaidMembership, member_membership
 from .channels import Channel, channel_value
 from ..auth import Role
 from ..domain.coupons import EXPIRED_AFTER
@@ -83,6 +84,10 @@ class Member(relay.Node):
                                   "points as cash, then stored value. No side effect.")
     async def checkout_quote(self, info: Info, input: CheckoutQuoteInput) -> CheckoutQuote:
         return await checkout_quote(info.context, self.row, input)
+
+    @strawberry.field(description="The paid membership (PLUS) the member holds or last held; null if never bought.")
+    async def membership(self, info: Info) -> Optional[PaidMembership]:
+        return member_membership(info.context, (await info.context.program()).definition, self.row)
 
     @strawberry.field(description="Stored value (储值): balance and ledger.")
     def stored_value(self) -> StoredValueAccount:

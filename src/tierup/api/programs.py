@@ -11,6 +11,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from .channels import Store
+from .memberships import PaidMembershipPlan
 from ..services.programs import ActiveProgram
 from .errors import forbidden
 from .permissions import OperatorOnly, SignedIn
@@ -51,6 +52,11 @@ class Program(relay.Node):
                       permission_classes=[OperatorOnly])
     async def versions(self, info: Info) -> list[ProgramVersion]:
         return await program_versions(info.context)
+
+    @strawberry.field(description="The paid membership plans (付费会员, PLUS) members can buy.")
+    async def membership_plans(self, info: Info) -> list[PaidMembershipPlan]:
+        definition = (await info.context.program()).definition
+        return [PaidMembershipPlan.of(definition, plan) for plan in definition.membership_plans]
 
     @strawberry.field(description="The program's physical stores (线下门店): STORE reports name one.")
     async def stores(self, info: Info) -> list[Store]:

@@ -22,7 +22,7 @@ from . import cache
 from .errors import BAD_USER_INPUT, bad_input
 from .limits import DEADLINE_EXCEEDED, INTERNAL_SERVER_ERROR, DeadlineExecutionContext, Limits, RequestLimits, deadline
 from .members import MemberMutations, MemberQueries
-from .operations import current_request_id
+from .operations import current_request_id, tracing_extension
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
@@ -35,6 +35,7 @@ from .mall import MallMutations
 from .publishing import PublishingMutations
 from .simulation import SimulationMutations
 from .stored_value import StoredValueMutations
+from .memberships import MembershipMutations
 from .reviews import ReviewMutations
 from .scalars import SCALAR_OVERRIDES
 from .subscriptions import Subscription
@@ -63,7 +64,8 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 @strawberry.type(description="Writes. Each takes one `input` and answers with a payload carrying `userErrors`.")
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
-               PublishingMutations, KpiMutations, SimulationMutations, StoredValueMutations):
+               PublishingMutations, KpiMutations, SimulationMutations, StoredValueMutations,
+               MembershipMutations):
     pass
 
 
@@ -142,9 +144,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings.production:
         extensions.append(MaskUnexpectedErrors)
     if settings.otel_tracing:
-        from strawberry.extensions.tracing import OpenTelemetryExtension  # the `otel` extra
-
-        extensions.append(OpenTelemetryExtension)
+        extensions.append(tracing_extension)
     return TierupSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions,
                         limits=limits, scalar_overrides=SCALAR_OVERRIDES)
 

@@ -60,14 +60,15 @@ class BenefitStanding:
         return self.refusal is None
 
 
-def standing(benefit: BenefitRule, *, tier_code: str, birthday: date | None,
+def standing(benefit: BenefitRule, *, tier_code: str, held: bool, birthday: date | None,
              claims_in_period: int, at: datetime, tz: ZoneInfo) -> BenefitStanding:
+    """`held`: the member holds the benefit (through the tier, or a paid membership's plan)."""
     _, period_end = benefit_period(benefit.period, at, tz)
     remaining = None if benefit.quota is None else max(benefit.quota - claims_in_period, 0)
     opens = available_from(benefit, tier_code, tz)
     closes = window_end(benefit, tz)
     refusal = None
-    if tier_code not in benefit.tiers:
+    if not held:
         refusal = ("NOT_ELIGIBLE", f"{benefit.name} is not a benefit of the member's tier")
     elif opens is not None and at < opens:
         refusal = ("NOT_ELIGIBLE", f"{benefit.name} opens at {opens.astimezone(tz).isoformat()}")

@@ -55,6 +55,19 @@ class TopUpBonus:
 
 
 @dataclass(frozen=True)
+class MembershipPlan:
+    """A paid membership (付费会员, PLUS): bought for money, it runs beside the tier ladder."""
+
+    code: str
+    name: str
+    price_fen: int
+    months: int
+    points_multiplier_bonus: Decimal = Decimal(0)  # added to the tier's multiplier while active
+    free_shipping: bool = False
+    benefits: tuple[str, ...] = ()  # benefit codes its holders hold, whatever their tier
+
+
+@dataclass(frozen=True)
 class StageRule:
     code: str
     name: str
@@ -212,6 +225,7 @@ class ProgramDefinition:
     stores: tuple[StoreRule, ...] = ()
     top_up_bonuses: tuple[TopUpBonus, ...] = ()  # ascending thresholds
     points_cap_percent: int = 0  # 积分抵扣: points pay at most this share of what is left after coupons
+    membership_plans: tuple[MembershipPlan, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -255,6 +269,12 @@ class ProgramDefinition:
     def top_up_bonus(self, amount_fen: int) -> int:
         """The bonus of the highest rule a top-up meets; 0 when it meets none."""
         return max((rule.bonus_fen for rule in self.top_up_bonuses if amount_fen >= rule.at_least_fen), default=0)
+
+    def membership_plan(self, code: str) -> MembershipPlan:
+        for plan in self.membership_plans:
+            if plan.code == code:
+                return plan
+        raise KeyError(code)
 
     def store(self, code: str) -> StoreRule:
         for store in self.stores:

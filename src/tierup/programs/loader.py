@@ -22,7 +22,7 @@ from ..domain.benefits import PERIODS
 from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
 from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
-                              StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
+                              MembershipPlan, StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
 from ..domain.tiers import METRICS
 
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -151,7 +151,7 @@ def _join(path: str, key: str | int) -> str:
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
             "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
-            "stored_value", "checkout"}
+            "stored_value", "checkout", "membership_plans"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -235,6 +235,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     if not lifecycle.new_days < lifecycle.churned_days or not lifecycle.declining_days < lifecycle.churned_days:
         r.fail("lifecycle", "new_days and declining_days must be below churned_days")
     benefits = _benefits(r, doc, [t.code for t in tiers])
+    plans = _membership_plans(r, doc, {b.code for b in benefits})
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
     stores = _stores(r, doc)
@@ -261,7 +262,8 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         welcome_coupon=welcome_coupon, coupon_templates=tuple(templates), benefits=tuple(benefits),
         rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
         tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
-        top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap, source=doc,
+        top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap,
+        membership_plans=tuple(plans), source=doc,
     )
 
 
@@ -304,6 +306,33 @@ def _top_up_bonuses(r: _Reader, doc: dict) -> list[TopUpBonus]:
             r.fail(_join(path, "at_least"), "thresholds must rise from one rule to the next")
         rules.append(TopUpBonus(at_least, bonus))
     return rules
+
+
+def _membership_plans(r: _Reader, doc: dict, benefit_codes: set[str]) -> list[MembershipPlan]:
+    plans: list[MembershipPlan] = []
+    for i, raw in enumerate(r.array(doc, "", "membership_plans")):
+        path = _join("membership_plans", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "price", "months", "points_multiplier_bonus", "free_shipping",
+                                 "benefits"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {p.code for p in plans}:
+            r.fail(_join(path, "code"), f"duplicate plan code {code!r}")
+        price = _fen(r, _join(path, "price"), r.decimal(raw, path, "price", positive=True, high=Decimal(1_000_000)))
+        free_shipping = raw.get("free_shipping", False)
+        if not isinstance(free_shipping, bool):
+            r.fail(_join(path, "free_shipping"), "must be true or false")
+        benefits = [b for b in r.array(raw, path, "benefits") if isinstance(b, str)]
+        unknown = sorted(set(benefits) - benefit_codes)
+        if unknown or len(benefits) != len(r.array(raw, path, "benefits")):
+            r.fail(_join(path, "benefits"), f"unknown benefits {unknown}" if unknown else "must be benefit codes")
+        plans.append(MembershipPlan(
+            code, r.text(raw, path, "name") or "", price, r.integer(raw, path, "months", default=None, low=1, high=120) or 1,
+            r.decimal(raw, path, "points_multiplier_bonus", required=False, default=Decimal(0), high=Decimal(100))
+            or Decimal(0), free_shipping is True, tuple(benefits)))
+        if "months" not in raw:
+            r.fail(_join(path, "months"), "is required")
+    return plans
 
 
 def _stages(r: _Reader, ladder: dict) -> list[StageRule]:

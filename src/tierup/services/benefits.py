@@ -10,6 +10,7 @@ from typing import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .memberships import active_plan
 from ..domain.benefits import BenefitStanding, benefit_period, standing
 from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import BenefitRule, ProgramDefinition
@@ -34,12 +35,18 @@ async def claims_by_member(session: AsyncSession, member_ids: Iterable[int]) -> 
     return found
 
 
+def holds(definition: ProgramDefinition, benefit: BenefitRule, member: Member, at: datetime) -> bool:
+    """The member holds the benefit at `at`: their tier does, or a paid membership active then lists it."""
+    plan = active_plan(definition, member, at)
+    return member.tier_code in benefit.tiers or (plan is not None and benefit.code in plan.benefits)
+
+
 def member_standing(definition: ProgramDefinition, benefit: BenefitRule, member: Member, claims: Counter,
                     at: datetime) -> BenefitStanding:
     tz = definition.zone
     key, _ = benefit_period(benefit.period, at, tz)
-    return standing(benefit, tier_code=member.tier_code, birthday=member.birthday,
-                    claims_in_period=claims[(benefit.code, key)], at=at, tz=tz)
+    return standing(benefit, tier_code=member.tier_code, held=holds(definition, benefit, member, at),
+                    birthday=member.birthday, claims_in_period=claims[(benefit.code, key)], at=at, tz=tz)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ..store.db import Database
 from ..store.models import Coupon, Member
 from .coupons import coupon_problems, quote_coupons
 from .ledger import balance_of
+from .memberships import active_plan, earning_multiplier
 from .programs import ActiveProgram
 from .stored_value import stored_value_balance
 from .validation import check_amount, check_id, check_text
@@ -124,7 +125,9 @@ async def checkout_quote(db: Database, program: ActiveProgram, member: Member, r
     else:
         quote.stored_value_fen = min(wanted_fen, left)
     quote.payable_fen = left - quote.stored_value_fen
-    quote.points_to_earn = points_for_order(left, tier.points_multiplier)  # cash and stored value alike
+    quote.points_to_earn = points_for_order(left, earning_multiplier(program.definition, member, at))  # cash and stored value alike
+    plan = active_plan(program.definition, member, at)
+    quote.free_shipping = quote.free_shipping or (plan is not None and plan.free_shipping)
     return quote
 
 

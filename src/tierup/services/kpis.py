@@ -58,6 +58,7 @@ class Kpis:
     sales_by_channel: list[ChannelSales]
     omnichannel_members: int  # bought through two or more channels in the range (全渠道会员)
     stored_value_fen: int  # stored value owed to members at the end of the range
+    paid_members: int  # holding an active paid membership at the end of the range
 
     @staticmethod
     def ratio(part: int, whole: int | None) -> float | None:
@@ -146,6 +147,9 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
         sales, omnichannel = await _channel_figures(session, program, in_range)
         stored_value = (await session.execute(select(func.coalesce(func.sum(StoredValueEntry.amount_fen), 0)).where(
             StoredValueEntry.program_id == program.id, StoredValueEntry.occurred_at < at_end))).scalar_one()
+        paid_members = (await session.execute(select(func.count()).where(
+            Member.program_id == program.id, Member.membership_started_at < at_end,
+            Member.membership_until >= at_end))).scalar_one()
     return Kpis(
         members=members, customers=customers, silent_at_start=int(silent_at_start or 0), woken=int(woken or 0),
         repurchase=[TierRepurchase(t.code, int(by_tier.get(t.code, (0, 0))[0] or 0),
@@ -154,7 +158,8 @@ async def program_kpis(db: Database, program: ActiveProgram, start: datetime, en
         matured_points=int(matured), expired_points=int(expired),
         # Points that still expire some day are the ones that can break; all of them, in a program with expiry.
         expiring_outstanding=int(outstanding) if definition.points_expiry_months else 0,
-        sales_by_channel=sales, omnichannel_members=omnichannel, stored_value_fen=int(stored_value))
+        sales_by_channel=sales, omnichannel_members=omnichannel, stored_value_fen=int(stored_value),
+        paid_members=paid_members)
 
 
 async def _channel_figures(session, program: ActiveProgram, in_range) -> tuple[list[ChannelSales], int]:

@@ -24,6 +24,7 @@ from .programs import ActiveProgram
 from .checkout import LineInput, check_lines
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
+from .memberships import earning_multiplier
 from .reports import store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance
 from .tiers import upgrade_if_qualified
@@ -173,11 +174,11 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                    paid_fen=amount_fen + amounts.points_fen, paid_at=request.paid_at,
                                    order_id=stored.report_id)
     paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance)
-    tier = program.definition.tier(member.tier_code)
-    points = points_for_order(amount_fen, tier.points_multiplier)
+    multiplier = earning_multiplier(program.definition, member, request.paid_at)
+    points = points_for_order(amount_fen, multiplier)
     if points:
         await append_entry(session, program, member.id, "EARN", points,
-                           f"Order {request.external_id} at {tier.points_multiplier}×", source="ORDER",
+                           f"Order {request.external_id} at {multiplier}×", source="ORDER",
                            occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
     change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
                                         report_id=stored.report_id, reason="ORDER")

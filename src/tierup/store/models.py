@@ -46,6 +46,7 @@ class Member(Base):
         UniqueConstraint("program_id", "external_id"),
         Index("ix_members_program_tier", "program_id", "tier_code"),
         Index("ix_members_tier_valid_until", "program_id", "tier_valid_until"),
+        Index("ix_members_membership_until", "program_id", "membership_until"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -68,6 +69,10 @@ class Member(Base):
     # store.db.member_changed): answers kept about the member carry the version they were read at.
     version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     enrolled_via: Mapped[str] = mapped_column(String(16), default="ONLINE", server_default="ONLINE")
+    # The paid membership (PLUS) held or last held: its plan and the run of continuous membership.
+    membership_plan: Mapped[str | None] = mapped_column(String(40))
+    membership_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    membership_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Report(Base):
