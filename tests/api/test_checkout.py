@@ -167,3 +167,60 @@ async def test_order_lines_are_part_of_the_report(api):
                         lines=[{**lines[0], "categories": []}])
     assert (first["duplicate"], again["duplicate"]) == (False, True)
     assert [e["code"] for e in other["userErrors"]] == ["DUPLICATE"]
+
+
+async def test_the_same_basket_at_v7_pays_the_peak_stages_member_price(api, db, clock):
+    from tierup.programs import bundled_program_path, load_program_file
+    from tierup.services.programs import publish_program
+
+    await publish_program(db, load_program_file(bundled_program_path("nine-levels")), published_by="test",
+                          now=clock())
+    api.program_code = "nine-levels"
+    await enroll(api, "vic")
+    await order(api, "V-1", "vic", "30000", "2026-01-04T10:00:00+08:00")  # ¥30,000 in 12 months: V7
+    view = await api.as_member("vic", "{ viewer { tier { code memberPricePercent } } }")
+    assert view["data"]["viewer"]["tier"] == {"code": "V7", "memberPricePercent": "80"}
+    answer = await quote(api, "vic", lines=basket("100", "200"))
+    assert (answer["memberPriceDiscount"], answer["payable"]) == ({"amount": "60.00"}, {"amount": "240.00"})
+
+
+STORE_ORDER = """
+mutation($input: RecordOrderInput!) {
+  recordOrder(input: $input) {
+    order { channel storeCode pointsEarned pointsUsed storedValueUsed { amount } }
+    member { points { balance } storedValue { balance { amount } } }
+    userErrors { field code message }
+  }
+}"""
+BALANCES = """{ member(externalId: "silvia") { points { balance } storedValue { balance { amount } }
+  coupons(first: 10, status: USED) { totalCount } } }"""
+
+
+async def test_an_order_paid_every_way_at_a_store_then_half_refunded(api, clock):
+    """silvia (SILVER, 2×) quotes ¥300 with her 9折 coupon, 1,000 points and ¥60 stored value, pays the rest
+    at SH-001 and reports the order as quoted; then half of it is refunded."""
+    await silver_with_money(api, clock, 1000, "60")
+    code = next(e["node"]["code"] for e in (await api.as_member(
+        "silvia", "{ viewer { coupons(first: 5) { edges { node { code template { code } } } } } }"))
+        ["data"]["viewer"]["coupons"]["edges"] if e["node"]["template"]["code"] == "SILVER_MONTHLY_90")
+    quoted = await quote(api, "silvia", lines=basket("100", "200"), couponCodes=[code], usePoints=1000,
+                         useStoredValue="60")
+    money_paid = "260"  # ¥200 cash + ¥60 stored value: the ¥10 of points is not money paid
+    paid = (await api.as_service(STORE_ORDER, {"input": {
+        "externalId": "S-1", "memberExternalId": "silvia", "amount": money_paid,
+        "paidAt": "2026-02-10T10:00:00+08:00", "couponCodes": [code], "pointsUsed": quoted["pointsUsed"],
+        "storedValueUsed": quoted["storedValueUsed"]["amount"], "channel": "STORE", "storeCode": "SH-001",
+        "lines": basket("100", "200")}}))["data"]["recordOrder"]
+    assert paid["userErrors"] == []
+    assert paid["order"] == {"channel": "STORE", "storeCode": "SH-001", "pointsEarned": quoted["pointsToEarn"],
+                             "pointsUsed": 1000, "storedValueUsed": {"amount": "60.00"}}
+    assert paid["member"] == {"points": {"balance": 1000 - 1000 + 520}, "storedValue": {"balance": {"amount": "0.00"}}}
+    clock.now = datetime.fromisoformat("2026-02-11T12:00:00+08:00")
+    refunded = await api.as_service("""mutation { refundOrder(input: {externalId: "SR-1", orderExternalId: "S-1",
+        amount: "130", refundedAt: "2026-02-11T10:00:00+08:00", channel: STORE, storeCode: "SH-001"}) {
+        userErrors { code } } }""")
+    assert refunded["data"]["refundOrder"]["userErrors"] == []
+    after = (await api.as_operator(BALANCES))["data"]["member"]
+    # Half back: 500 of the points used, ¥30 of stored value; half of the 520 earned taken back.
+    assert after == {"points": {"balance": 520 + 500 - 260}, "storedValue": {"balance": {"amount": "30.00"}},
+                     "coupons": {"totalCount": 1}}

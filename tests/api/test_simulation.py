@@ -82,3 +82,22 @@ async def test_a_broken_draft_is_user_errors(api, history):
     result = await simulate(api, CLASSIC.replace('code = "SILVER"', 'code = "silver"'))
     assert result["result"] is None
     assert result["userErrors"][0]["field"] == ["input", "definition", "ladder", "tiers", "1", "code"]
+
+
+async def test_the_replay_knows_paid_memberships_and_points_paid_with(api, db, clock):
+    """Live: ann buys PLUS (+1 on orders), orders ¥100 at 2× paying 40 points, refunds half. A draft whose
+    PLUS gives +3 earns her 2 more points per yuan on that order; the live replay matches the ledger."""
+    from helpers import enroll, order
+    from test_memberships import buy
+
+    clock.now = datetime.fromisoformat("2026-01-20T10:00:00+08:00")
+    await enroll(api, "ann", joinedAt="2026-01-01T10:00:00+08:00")
+    await buy(api, "P-1", "PLUS_MONTH", "15")  # 2026-01-04, a month
+    await order(api, "A-1", "ann", "100", "2026-01-10T10:00:00+08:00", pointsUsed=40)
+    await api.as_service("""mutation { refundOrder(input: {externalId: "R-1", orderExternalId: "A-1", amount: "50",
+                            refundedAt: "2026-01-11T10:00:00+08:00"}) { userErrors { code } } }""")
+    balance = (await member_view(api, "ann"))["points"]["balance"]
+    richer = CLASSIC.replace('points_multiplier_bonus = "1"', 'points_multiplier_bonus = "3"')
+    outcome = (await simulate(api, richer, start="2026-01-01", end="2026-01-31"))["result"]
+    assert outcome["live"]["outstandingPoints"] == balance  # 100 welcome + 50 task − 40 + 200 + 20 back − 100
+    assert outcome["draft"]["outstandingPoints"] == balance + 200 - 100  # 400 earned, half taken back

@@ -60,7 +60,8 @@ class ProgramKpis:
     core_benefit_usage: Kpi = strawberry.field(
         description="Core benefit usage: members holding a core benefit who claimed one in the range ÷ those holding one (target ≥ 60%).")
     outstanding_points: int = strawberry.field(description="Points outstanding at the end of the range.")
-    liability: Money = strawberry.field(description="Outstanding points × the program's point value.")
+    liability: Money = strawberry.field(description="What the program owes its members at the end of the range: "
+                                                   "outstanding points × the point value, plus stored value.")
     breakage_rate: Optional[float] = strawberry.field(description="Of the points whose lots have reached expiry, the share that expired unspent.")
     expected_breakage: Optional[int] = strawberry.field(description="Outstanding points likely to expire unspent, at the observed breakage rate.")
     expected_breakage_value: Optional[Money] = strawberry.field(description="The expected breakage at the point value.")
@@ -93,7 +94,9 @@ async def program_kpis(context, start: date, end: date) -> ProgramKpis:
                             "top tier's repurchase rate − entry tier's"),
         core_benefit_usage=_kpi(figures.core_benefit_usage, kpi_service.CORE_BENEFIT_TARGET,
                                 "members who claimed a core benefit ÷ members holding one"),
-        outstanding_points=figures.outstanding_points, liability=money(figures.outstanding_points),
+        outstanding_points=figures.outstanding_points,
+        liability=Money(amount=money(figures.outstanding_points).amount
+                        + Money.of_fen(figures.stored_value_fen, currency).amount, currency=currency),
         breakage_rate=None if figures.breakage_rate is None else round(figures.breakage_rate, 4),
         expected_breakage=breakage, expected_breakage_value=None if breakage is None else money(breakage),
         sales_by_channel=[ChannelSales(channel=Channel(c.channel), orders=c.orders,

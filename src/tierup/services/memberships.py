@@ -86,7 +86,7 @@ async def purchase_membership(db: Database, program: ActiveProgram, request: Mem
         stored = await store_report(session, program, "MEMBERSHIP", request.external_id,
                                     {"member": request.member_external_id, "plan": plan.code, "amount": amount_fen,
                                      "paidAt": request.paid_at}, occurred_at=request.paid_at, now=now,
-                                    member_id=member.id, amount_fen=amount_fen)
+                                    member_id=member.id, amount_fen=amount_fen, reference=plan.code)
         if stored.duplicate:
             return PurchaseResult(member.id, duplicate=True)
         extend(definition, member, plan, request.paid_at)

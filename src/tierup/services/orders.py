@@ -160,6 +160,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
                                 occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen,
                                 channel=request.channel, store_code=request.store_code,
+                                points=request.points_used or None,
                                 lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)

@@ -17,6 +17,7 @@ from sqlalchemy import select, true
 
 from ..domain.activity import Activity, period_key
 from ..domain.clock import add_months, local, months_before, utc
+from ..domain.money import refunded_share
 from ..domain.points import points_for_order, points_to_reverse
 from ..domain.program import ProgramDefinition
 from ..domain.quests import due_levels, quest_active
@@ -24,6 +25,7 @@ from ..domain.tasks import Completion, due_tasks, reward_points
 from ..domain.tiers import MemberMetrics, counting_since, metric_windows, qualifying_tier
 from ..store.db import Database
 from ..store.models import Member, Redemption, Report
+from .memberships import active_plan, extend
 from .programs import ActiveProgram
 
 BATCH = 5000
@@ -35,6 +37,7 @@ class _Order:
     amount: int
     refunded: int = 0
     earned: int = 0
+    points_used: int = 0
 
     @property
     def net(self) -> int:
@@ -54,6 +57,10 @@ class _MemberState:
     activity: Activity = field(default_factory=Activity)
     completions: dict = field(default_factory=dict)
     passes: dict = field(default_factory=dict)
+    # A paid membership's run, named as on Member so that the live path's rules read it alike.
+    membership_plan: str | None = None
+    membership_started_at: datetime | None = None
+    membership_until: datetime | None = None
 
 
 @dataclass
@@ -211,8 +218,11 @@ class _Replay:
         self.evaluate_lapsed(member, at)
         if report.kind == "ORDER":
             first = not any(o.net > 0 for o in member.orders.values())
-            points = points_for_order(report.amount_fen, self.d.tier(member.tier).points_multiplier)
-            member.orders[report.id] = _Order(at, report.amount_fen, earned=points)
+            plan = active_plan(self.d, member, at)
+            multiplier = self.d.tier(member.tier).points_multiplier + (plan.points_multiplier_bonus if plan else 0)
+            points = points_for_order(report.amount_fen, multiplier)
+            member.orders[report.id] = _Order(at, report.amount_fen, earned=points, points_used=report.points or 0)
+            member.balance -= report.points or 0  # points that paid for it (a report checked them live)
             member.activity.orders.append((at, report.amount_fen))
             self.earn(member, points, at)
             self.upgrade(member, at)
@@ -227,11 +237,17 @@ class _Replay:
             if order is None:
                 return
             reverse = points_to_reverse(order.earned, order.amount, order.refunded, report.amount_fen)
+            member.balance += refunded_share(order.points_used, order.amount, order.refunded, report.amount_fen)
             order.refunded += report.amount_fen
             member.activity.orders = [(o.at, o.net) for o in member.orders.values() if o.net > 0]
             member.balance -= min(reverse, max(member.balance, 0))
         elif report.kind == "ADJUSTMENT":
             member.balance += report.points or 0
+        elif report.kind == "MEMBERSHIP":
+            try:  # the plan as this definition has it; a plan it lacks gives nothing
+                extend(self.d, member, self.d.membership_plan(report.reference), at)
+            except KeyError:
+                pass
         elif report.kind == "CHECK_IN":
             member.activity.check_ins.append(local(at, self.d.zone).date())
             self.grow(member, at)

@@ -78,9 +78,10 @@ class Member(Base):
 class Report(Base):
     """What the shop reported, stored as received. The UNIQUE key makes a repeat a no-op.
 
-    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT, REVIEW, CHECK_IN, COUPON_GRANT, CUSTOMER_COUNT. amount_fen is money for orders
-    and refunds; points is the signed amount of an adjustment; order_id ties a refund (or a
-    review) to its order.
+    kind: ENROLMENT, ORDER, REFUND, ADJUSTMENT, REVIEW, CHECK_IN, COUPON_GRANT, CUSTOMER_COUNT, TOP_UP,
+    VALUE_ADJUSTMENT, MEMBERSHIP. amount_fen is money (orders, refunds, top-ups, plans bought); points is
+    what the report moved by itself: an adjustment's signed amount, the points an order was paid with;
+    order_id ties a refund (or a review) to its order.
     """
 
     __tablename__ = "reports"
@@ -104,6 +105,7 @@ class Report(Base):
     channel: Mapped[str] = mapped_column(String(16), default="ONLINE", server_default="ONLINE")
     store_code: Mapped[str | None] = mapped_column(String(40))  # STORE reports: the program's store
     lines: Mapped[str | None] = mapped_column(Text)  # ORDER reports that name them: [[sku, unit fen, quantity, categories]]
+    reference: Mapped[str | None] = mapped_column(String(40))  # what else it names: a MEMBERSHIP's plan code
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     payload_hash: Mapped[str] = mapped_column(String(64))
