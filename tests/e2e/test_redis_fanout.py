@@ -6,11 +6,14 @@ import os
 import httpx
 import pytest
 
-from helpers import SECRET
+from helpers import SECRET, enroll, order
 from servers import start_server, stop, wait_ready
 from wsclient import GraphQLSocket, free_port
-from test_live_progress import TASK_PROGRESS
+from test_live_progress import MEMBER_EVENTS, TASK_PROGRESS
+from test_websocket_protocol import until
+from tierup.app import create_app
 from tierup.auth import Role, mint_token
+from tierup.events import RedisBroker
 
 REDIS_URL = os.environ.get("TIERUP_TEST_REDIS_URL")
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="set TIERUP_TEST_REDIS_URL to run the Redis tests")
@@ -76,4 +79,36 @@ async def test_subscribe_cycles_leave_no_state_behind():
         assert asyncio.all_tasks() == tasks  # no task per subscription, none left behind
     finally:
         await broker.close()
+        await probe.aclose()
+
+
+@pytest.fixture
+async def app(settings, db, clock, program):
+    """The app on a Redis broker of its own channel (the live `server` fixture serves it)."""
+    return create_app(settings, db=db, clock=clock, broker=RedisBroker(REDIS_URL, channel=f"tierup:test:{os.getpid()}"))
+
+
+async def test_sockets_closing_leave_no_subscriber_task_or_channel_behind(server, app):
+    import redis.asyncio as redis
+
+    broker = app.state.services.broker
+    await enroll(server.api, "alice")
+    tasks_before = set(asyncio.all_tasks())  # the broker's one reader among them
+    sockets = [await server.socket(server.api.token(Role.MEMBER, "alice")) for _ in range(3)]
+    for socket in sockets:
+        await socket.subscribe(MEMBER_EVENTS)
+        await socket.subscribe(TASK_PROGRESS)
+    await until(lambda: broker.subscriber_count == 6, "six subscriptions registered")
+    await order(server.api, "A-1", "alice", "100", "2026-01-05T09:00:00+08:00")  # back through Redis
+    for socket in sockets:
+        assert {next(iter(await socket.next_data())) for _ in range(2)} <= {"memberEvents", "taskProgress"}
+
+    for socket in sockets:
+        await socket.close()
+    await until(lambda: broker.subscriber_count == 0 and broker.subscribed_members == 0, "every subscriber forgotten")
+    await until(lambda: not (set(asyncio.all_tasks()) - tasks_before), "every socket's tasks ended")
+    probe = redis.from_url(REDIS_URL)
+    try:
+        assert (await probe.pubsub_numsub(broker.channel))[0][1] == 1  # the process's one subscription, still
+    finally:
         await probe.aclose()

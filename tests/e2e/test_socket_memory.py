@@ -1,14 +1,17 @@
-"""What a live socket keeps on the server: while it waits, no loaders and no buffers; once closed,
-no task and no broker entry. (Structural checks; the bytes are measured by bench/subscribers_bench.py.)"""
+"""What a live socket keeps on the server: while it waits, no task, no loaders and no buffers; once
+closed, no task and no broker entry; and the sockets of one member share the work of each event.
+(Structural checks; the bytes are measured by bench/subscribers_bench.py.)"""
 
 import asyncio
 import gc
 from collections import deque
+from datetime import datetime, timezone
 
 from helpers import enroll, order
 from tierup.api.context import Context
 from tierup.api.subscriptions import _ViewerLookup
 from tierup.auth import Role
+from tierup.events import Event
 from tierup.store.db import count_statements
 
 from test_live_progress import MEMBER_EVENTS, TASK_PROGRESS
@@ -60,11 +63,11 @@ async def test_a_completed_subscription_leaves_no_task_on_an_open_socket(server,
     tasks_before = set(asyncio.all_tasks())
     operation = await socket.subscribe(MEMBER_EVENTS)
     await _until(lambda: broker.subscriber_count == 1, "the subscription registered")
-    assert len(set(asyncio.all_tasks()) - tasks_before) == 1  # the operation's own task, nothing else
+    await _until(lambda: not (set(asyncio.all_tasks()) - tasks_before), "the start's task ended")  # live: no task
 
     await socket.send({"id": operation, "type": "complete"})
     await _until(lambda: broker.subscriber_count == 0 and broker.subscribed_members == 0, "the subscriber forgotten")
-    await _until(lambda: not (set(asyncio.all_tasks()) - tasks_before), "the operation's task ended")
+    assert not (set(asyncio.all_tasks()) - tasks_before)
 
 
 async def test_a_waiting_subscription_keeps_no_loaders_and_no_buffer(server, app):
@@ -86,6 +89,31 @@ async def test_a_waiting_subscription_keeps_no_loaders_and_no_buffer(server, app
         event = (await socket.next_data(timeout=5))["memberEvents"]
     assert event["member"]["points"]["balance"] == 100 + 250 + 50
     await _until(waiting_light, "the events' loaders and buffer let go")
+
+
+async def test_sockets_of_one_member_subscribed_alike_resolve_each_event_once(server, app, db):
+    api, broker = server.api, app.state.services.broker
+    await enroll(api, "alice")
+    query = "subscription { memberEvents { message member { points { balance } } } }"
+    sockets = [await server.socket(api.token(Role.MEMBER, "alice"))]
+    await sockets[0].subscribe(query)
+    await _until(lambda: broker.subscriber_count == 1, "the subscription registered")
+    [(program_id, member_id)] = broker._subscribers
+
+    async def statements_for_one_event(n: int) -> int:
+        before = db.statements_total
+        await broker.publish([Event(program_id, member_id, "POINTS_CHANGED", f"#{n}", datetime.now(timezone.utc))])
+        for socket in sockets:
+            assert (await socket.next_data())["memberEvents"] == {
+                "message": f"#{n}", "member": {"points": {"balance": 100}}}
+        return db.statements_total - before
+
+    one_socket = await statements_for_one_event(1)
+    for _ in range(9):
+        sockets.append(await server.socket(api.token(Role.MEMBER, "alice")))
+        await sockets[-1].subscribe(query)
+    await _until(lambda: broker.subscriber_count == 10, "ten subscriptions registered")
+    assert one_socket > 0 and await statements_for_one_event(2) == one_socket
 
 
 async def test_subscriptions_arriving_together_are_looked_up_in_one_query(db, api):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import weakref
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, AsyncGenerator, Optional
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from strawberry import relay
 from strawberry.types import Info
 
+from ..events import Event
 from ..store.models import Member as MemberRow, Program
 from .errors import bad_input, forbidden
 from .permissions import MemberOnly
@@ -35,6 +37,10 @@ class MemberEventKind(Enum):
     BENEFIT_UNLOCKED = strawberry.enum_value("BENEFIT_UNLOCKED", description="A benefit became available.")
     POINTS_EXPIRING = strawberry.enum_value("POINTS_EXPIRING", description="Points will expire within 30 days.")
     TIER_EXPIRING = strawberry.enum_value("TIER_EXPIRING", description="The tier's validity ends within 30 days.")
+    STORED_VALUE_CHANGED = strawberry.enum_value("STORED_VALUE_CHANGED", description="The stored-value balance changed.")
+    MEMBERSHIP_CHANGED = strawberry.enum_value("MEMBERSHIP_CHANGED", description="A paid membership was bought, renewed or ended.")
+    MEMBERSHIP_EXPIRING = strawberry.enum_value("MEMBERSHIP_EXPIRING", description="The paid membership ends within 7 days.")
+    COUPON_RECEIVED = strawberry.enum_value("COUPON_RECEIVED", description="A coupon was given to the member (a referral, a campaign).")
 
 
 @strawberry.type(description="A task's progress changed.")
@@ -136,11 +142,74 @@ async def _viewer(context) -> tuple[int, int]:
     return found
 
 
+class FeedClaim:
+    """The root value the graphql-transport-ws handler subscribes with: instead of streaming, a
+    subscription field hands it the feed it would read, and the handler fans that feed's events out
+    itself (see api.websocket). Any other root value (Strawberry's transports) gets a stream."""
+
+    __slots__ = ("feed",)
+
+    def __init__(self) -> None:
+        self.feed: Feed | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEventsFeed:
+    """What `memberEvents` reads: one member's events but task progress. Equal feeds of several
+    sockets resolve an event once."""
+
+    program_id: int
+    member_id: int
+
+    async def value(self, context, event: Event) -> MemberEvent | None:
+        """The field's value for this event; None when the event is not for this field."""
+        if event.kind == "TASK_PROGRESS":
+            return None
+        await context.program()  # the program's zone for `at`
+        return MemberEvent(kind=MemberEventKind(event.kind), member_id=self.member_id, message=event.message,
+                           at=context.local_time(event.at))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskProgressFeed:
+    """What `taskProgress` reads: one member's task progress, of one task when `task` is set."""
+
+    program_id: int
+    member_id: int
+    task: str | None
+
+    async def value(self, context, event: Event) -> TaskProgressEvent | None:
+        if event.kind != "TASK_PROGRESS" or (self.task is not None and event.task != self.task):
+            return None
+        definition = (await context.program()).definition
+        states = {s.task.code: s for s in await member_task_states(context, self.member_id, at=event.at)}
+        if event.task not in states:  # the task left the program since
+            return None
+        return TaskProgressEvent(progress=TaskProgress.of(context, definition, states[event.task]),
+                                 previous_status=TaskStatus(event.previous_status), at=context.local_time(event.at))
+
+
+Feed = MemberEventsFeed | TaskProgressFeed
+
+
+async def _stream(root, context, feed: Feed) -> AsyncGenerator:
+    """The feed's values as a stream, or nothing once `root` claims the feed."""
+    if isinstance(root, FeedClaim):
+        root.feed = feed
+        return
+    async with context.broker.subscribe(feed.program_id, feed.member_id) as subscriber:
+        async for event in subscriber:
+            context.refresh()  # fresh program and loaders for every event
+            value = await feed.value(context, event)
+            if value is not None:
+                yield value
+            context.reset_loaders()  # the event is resolved and sent: let what it read go
+
+
 @strawberry.type(description="Live updates over WebSocket (graphql-transport-ws); the token travels in connection_init.")
 class Subscription:
-    # Tens of thousands of these wait at once. While waiting, a subscription holds its ids and its
-    # broker subscriber only; the program and loaders are read afresh for each event and let go
-    # once the event is sent.
+    # Tens of thousands of these wait at once. Subscribing checks who asks and what for, and settles on a
+    # feed; each event is resolved afresh (program, loaders) and what it read is let go once it is sent.
     @strawberry.subscription(permission_classes=[MemberOnly], description=(
         "Every change to the signed-in member's task progress, as it happens; optionally one task only."))
     async def task_progress(self, info: Info, task_id: Optional[relay.GlobalID] = None
@@ -152,32 +221,12 @@ class Subscription:
             only = task_code_from_global_id((await context.program()).definition, task_id)
             if only is None:
                 raise bad_input("taskId is not a task of this program")
-        async with context.broker.subscribe(program_id, member_id) as subscriber:
-            async for event in subscriber:
-                if event.kind != "TASK_PROGRESS" or (only is not None and event.task != only):
-                    continue
-                context.refresh()  # fresh program and loaders for every event
-                definition = (await context.program()).definition
-                states = {s.task.code: s for s in await member_task_states(context, member_id, at=event.at)}
-                if event.task not in states:
-                    context.reset_loaders()
-                    continue
-                yield TaskProgressEvent(progress=TaskProgress.of(context, definition, states[event.task]),
-                                        previous_status=TaskStatus(event.previous_status),
-                                        at=context.local_time(event.at))
-                context.reset_loaders()  # the event is resolved and sent: let what it read go
+        async for value in _stream(self, context, TaskProgressFeed(program_id, member_id, only)):
+            yield value
 
     @strawberry.subscription(permission_classes=[MemberOnly], description=(
         "Points, tier, quest, badge and benefit changes of the signed-in member."))
     async def member_events(self, info: Info) -> AsyncGenerator[MemberEvent, None]:
-        context = info.context
-        program_id, member_id = await _viewer(context)
-        async with context.broker.subscribe(program_id, member_id) as subscriber:
-            async for event in subscriber:
-                if event.kind == "TASK_PROGRESS":
-                    continue
-                context.refresh()  # fresh program and loaders for every event
-                await context.program()  # the program's zone for `at`
-                yield MemberEvent(kind=MemberEventKind(event.kind), member_id=member_id, message=event.message,
-                                  at=context.local_time(event.at))
-                context.reset_loaders()  # the event is resolved and sent: let what it read go
+        program_id, member_id = await _viewer(info.context)
+        async for value in _stream(self, info.context, MemberEventsFeed(program_id, member_id)):
+            yield value

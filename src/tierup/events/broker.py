@@ -11,6 +11,11 @@ Design, after what other GraphQL servers learned the hard way:
   resubscribe and refetch — and every other subscriber is unaffected.
 - An idle subscriber costs next to nothing (tens of thousands sit on one process): its queue is
   a deque created when an event arrives and released when it is read empty.
+- A subscriber is anything with `key` (program id, member id), `offer(event) -> bool` (take it
+  without waiting; False when full), `overflow()` (dropped for falling behind) and `subscriptions`
+  (how many it serves): a `Subscriber` mailbox read by one consumer, or the WebSocket handler's one
+  fan-out per member, which resolves each event once for all of that member's sockets
+  (api.websocket.LiveMember).
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ class Event:
 class Overflow(Exception):
     """The subscriber fell QUEUE_SIZE events behind and was dropped; resubscribe and refetch."""
 
+    def __init__(self) -> None:
+        super().__init__(f"more than {QUEUE_SIZE} events were waiting for this subscription; "
+                         "resubscribe and refetch the member")
+
 
 class Subscriber:
     """One subscription's mailbox: at most QUEUE_SIZE events waiting, read by one consumer.
@@ -67,6 +76,7 @@ class Subscriber:
     """
 
     __slots__ = ("key", "overflowed", "_broker", "_waiting", "_waiter")
+    subscriptions = 1
 
     def __init__(self, broker: "Broker", key: tuple[int, int]):
         self.key = key
@@ -76,11 +86,11 @@ class Subscriber:
         self._waiter: asyncio.Future | None = None
 
     async def __aenter__(self) -> "Subscriber":
-        self._broker._add(self)
+        self._broker.add(self)
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        self._broker._forget(self)
+        self._broker.remove(self)
 
     def offer(self, event: Event) -> bool:
         """Take an event without waiting; False when QUEUE_SIZE events are already waiting."""
@@ -121,8 +131,7 @@ class Subscriber:
 
     def get_nowait(self) -> Event:
         if self.overflowed:
-            raise Overflow(f"more than {QUEUE_SIZE} events were waiting for this subscription; "
-                           "resubscribe and refetch the member")
+            raise Overflow()
         if not self._waiting:
             raise asyncio.QueueEmpty
         event = self._waiting.popleft()
@@ -141,7 +150,7 @@ class Broker:
     """Local fan-out; subclasses decide how an event reaches `deliver` in every process."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[tuple[int, int], set[Subscriber]] = {}
+        self._subscribers: dict[tuple[int, int], set] = {}
 
     async def start(self) -> None:
         pass
@@ -156,10 +165,11 @@ class Broker:
         """A subscriber of one member's events, registered from `async with` until its end."""
         return Subscriber(self, (program_id, member_id))
 
-    def _add(self, subscriber: Subscriber) -> None:
+    def add(self, subscriber) -> None:
+        """Deliver the events of `subscriber.key` to it from now on, until `remove`."""
         self._subscribers.setdefault(subscriber.key, set()).add(subscriber)
 
-    def _forget(self, subscriber: Subscriber) -> None:
+    def remove(self, subscriber) -> None:
         group = self._subscribers.get(subscriber.key)
         if group is not None:
             group.discard(subscriber)
@@ -172,14 +182,15 @@ class Broker:
             if not subscriber.offer(event):
                 self._drop(subscriber)
 
-    def _drop(self, subscriber: Subscriber) -> None:
-        self._forget(subscriber)
+    def _drop(self, subscriber) -> None:
+        self.remove(subscriber)
         subscriber.overflow()
         log.warning("dropped a slow subscriber of member %s", subscriber.key[1])
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(group) for group in self._subscribers.values())
+        """Subscriptions served on this process."""
+        return sum(subscriber.subscriptions for group in self._subscribers.values() for subscriber in group)
 
     @property
     def subscribed_members(self) -> int:
