@@ -32,6 +32,7 @@ class RecordReviewInput:
 class RecordReviewPayload:
     member: Optional[MemberRef] = strawberry.field(default=None, description="The member after the review.")
     duplicate: bool = strawberry.field(default=False, description="True when this externalId had been recorded before; nothing changed.")
+    points_earned: int = strawberry.field(default=0, description="Points this review earned: the first review of an order earns (more with photos).")
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was recorded, if so.")
 
 
@@ -53,4 +54,5 @@ class ReviewMutations:
         except Rejected as rejection:
             return RecordReviewPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
-        return RecordReviewPayload(member=await member_node(context, result.member_id), duplicate=result.duplicate)
+        return RecordReviewPayload(member=await member_node(context, result.member_id), duplicate=result.duplicate,
+                                   points_earned=result.points)

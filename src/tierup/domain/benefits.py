@@ -80,3 +80,8 @@ def standing(benefit: BenefitRule, *, tier_code: str, held: bool, birthday: date
         refusal = ("LIMIT_REACHED", f"{benefit.name} was already claimed {benefit.quota}× this {benefit.period}")
     return BenefitStanding(benefit, remaining, period_end, opens, refusal)
 
+
+
+def unlocked_by(definition, old_tier: str, new_tier: str) -> list[str]:
+    """Names of the benefits a move from one tier to another opens (BENEFIT_UNLOCKED)."""
+    return [b.name for b in definition.benefits if new_tier in b.tiers and old_tier not in b.tiers]

@@ -226,6 +226,10 @@ class ProgramDefinition:
     top_up_bonuses: tuple[TopUpBonus, ...] = ()  # ascending thresholds
     points_cap_percent: int = 0  # 积分抵扣: points pay at most this share of what is left after coupons
     membership_plans: tuple[MembershipPlan, ...] = ()
+    review_points: int = 0  # 评价晒单: what the first review of an order earns
+    photo_review_points: int = 0  # … when it carries photos
+    referral_coupon: str | None = None  # 推荐有礼: the new member's coupon when enrolling with a code
+    referrer_points: int = 0  # … and the referrer's points on that member's first paid order
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

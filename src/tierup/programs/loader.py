@@ -151,7 +151,8 @@ def _join(path: str, key: str | int) -> str:
 
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
             "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
-            "stored_value", "checkout", "membership_plans"}
+            "stored_value", "checkout", "membership_plans",
+            "reviews", "referrals"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -240,6 +241,16 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     quests = _quests(r, doc)
     stores = _stores(r, doc)
     top_up_bonuses = _top_up_bonuses(r, doc)
+    reviews = r.table(doc.get("reviews", {}), "reviews")
+    r.known_keys(reviews, "reviews", {"points", "photo_points"})
+    review_points = r.integer(reviews, "reviews", "points", default=0, low=0, high=1_000_000)
+    photo_review_points = r.integer(reviews, "reviews", "photo_points", default=review_points, low=0, high=1_000_000)
+    referrals = r.table(doc.get("referrals", {}), "referrals")
+    r.known_keys(referrals, "referrals", {"new_member_coupon", "referrer_points"})
+    referral_coupon = r.text(referrals, "referrals", "new_member_coupon", required=False)
+    if referral_coupon is not None:
+        r.coupon_references.append(("referrals.new_member_coupon", referral_coupon))
+    referrer_points = r.integer(referrals, "referrals", "referrer_points", default=0, low=0, high=1_000_000)
     checkout = r.table(doc.get("checkout", {}), "checkout")
     r.known_keys(checkout, "checkout", {"points_cap_percent"})
     points_cap = r.integer(checkout, "checkout", "points_cap_percent", default=0, low=0, high=100)
@@ -263,7 +274,8 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         rewards=tuple(items), points_expiry_months=expiry_months, lifecycle=lifecycle,
         tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
         top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap,
-        membership_plans=tuple(plans), source=doc,
+        membership_plans=tuple(plans), review_points=review_points, photo_review_points=photo_review_points,
+        referral_coupon=referral_coupon, referrer_points=referrer_points, source=doc,
     )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.activity import Activity, period_key
+from ..domain.benefits import unlocked_by
 from ..domain.clock import local_date
 from ..domain.program import Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
@@ -227,8 +228,11 @@ class GrowthTracker:
                                          f"{state.task.title}: {state.status} {state.current}/{state.target}", at,
                                          task=code, previous_status=old.status))
         if after.tier != before.tier:
-            name = self.program.definition.tier(after.tier).name
-            self.events.append(self._event(member, "TIER_CHANGED", f"Tier is now {name}", at))
+            definition = self.program.definition
+            self.events.append(self._event(member, "TIER_CHANGED", f"Tier is now {definition.tier(after.tier).name}", at))
+            opened = unlocked_by(definition, before.tier, after.tier)
+            if opened:
+                self.events.append(self._event(member, "BENEFIT_UNLOCKED", f"Benefits unlocked: {', '.join(opened)}", at))
         if after.balance != before.balance:
             change = after.balance - before.balance
             self.events.append(self._event(member, "POINTS_CHANGED",

@@ -14,7 +14,7 @@ from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Member, Report, TierChange
-from ..events import Broker
+from ..events import Broker, Event
 from .coupons import issue_coupon
 from .growth import GrowthTracker, publish
 from .ledger import append_entry
@@ -98,6 +98,12 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
                                source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
         if definition.welcome_coupon:
             await issue_coupon(session, program, member.id, definition.welcome_coupon, joined_at, source="ENROLMENT")
+        if referrer_id is not None and definition.referral_coupon:  # 推荐有礼: the new member's side
+            coupon = await issue_coupon(session, program, member.id, definition.referral_coupon, joined_at,
+                                        source="REFERRAL")
+            growth.events.append(Event(program.id, member.id, "COUPON_RECEIVED",
+                                       f"Coupon {definition.coupon_template(coupon.template_code).name} received",
+                                       joined_at))
         await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
     await publish(broker, growth.events)
     return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)

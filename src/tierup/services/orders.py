@@ -167,9 +167,15 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     growth = GrowthTracker(session, program, states)
     before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
     if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
-        # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND).
+        # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND) and earns them the
+        # program's referral points (推荐有礼).
         referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
-        await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
+        referrer_before = await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
+        if program.definition.referrer_points:
+            await append_entry(session, program, referrer.id, "EARN", program.definition.referrer_points,
+                               f"Referral: first order of {member.external_id}", source="REFERRAL",
+                               occurred_at=request.paid_at, report_id=stored.report_id,
+                               balance=referrer_before.balance)
     if request.coupon_codes:  # their minimum spend is judged before points paid
         await use_coupons_on_order(session, program, member, request.coupon_codes,
                                    paid_fen=amount_fen + amounts.points_fen, paid_at=request.paid_at,

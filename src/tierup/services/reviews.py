@@ -1,4 +1,5 @@
-"""Reviews reported by the shop (评价晒单): a review with photos counts toward photo-review tasks."""
+"""Reviews reported by the shop (评价晒单): the first review of an order earns points (more with photos),
+and a review with photos counts toward photo-review tasks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..store.db import Database
 from ..store.models import Report
 from ..store.queries import lock_member
 from .growth import GrowthTracker, publish
+from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id, check_time
@@ -31,6 +33,7 @@ class ReviewInput:
 class ReviewResult:
     member_id: int
     duplicate: bool
+    points: int = 0
 
 
 async def record_review(db: Database, program: ActiveProgram, request: ReviewInput, *, now: datetime,
@@ -60,7 +63,27 @@ async def record_review(db: Database, program: ActiveProgram, request: ReviewInp
         if stored.duplicate:
             return ReviewResult(member.id, duplicate=True)
         growth = GrowthTracker(session, program)
-        await growth.watch(member, request.posted_at, exclude_report=stored.report_id)
+        before = await growth.watch(member, request.posted_at, exclude_report=stored.report_id)
+        points = await _review_points(session, program, request, order_id, stored.report_id)
+        if points:
+            await append_entry(session, program, member.id, "EARN", points,
+                               f"Review of order {request.order_external_id}" + (" with photos" if request.with_photos else ""),
+                               source="REVIEW", occurred_at=request.posted_at, report_id=stored.report_id,
+                               balance=before.balance)
         await growth.settle(request.posted_at)
     await publish(broker, growth.events)
-    return ReviewResult(member.id, duplicate=False)
+    return ReviewResult(member.id, duplicate=False, points=points)
+
+
+async def _review_points(session, program: ActiveProgram, request: ReviewInput, order_id: int | None,
+                         review_id: int) -> int:
+    """What the review earns: the program's points for the first review of an order (more with photos);
+    a review of no order, or of an order reviewed before, earns nothing."""
+    if order_id is None:
+        return 0
+    reviewed_before = (await session.execute(select(Report.id).where(
+        Report.order_id == order_id, Report.kind == "REVIEW", Report.id != review_id).limit(1))).first()
+    if reviewed_before is not None:
+        return 0
+    definition = program.definition
+    return definition.photo_review_points if request.with_photos else definition.review_points

@@ -11,6 +11,7 @@ from typing import Iterable
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..domain.benefits import unlocked_by
 from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
@@ -177,6 +178,9 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                 restart_qualification(member, as_of)
                 if target.rank != current.rank:
                     events.append(Event(program.id, member.id, "TIER_CHANGED", f"Tier is now {target.name}", as_of))
+                if opened := unlocked_by(definition, current.code, target.code):
+                    events.append(Event(program.id, member.id, "BENEFIT_UNLOCKED",
+                                        f"Benefits unlocked: {', '.join(opened)}", as_of))
                 if target.rank < current.rank:
                     downgraded += 1
                     move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
