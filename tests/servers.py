@@ -14,11 +14,12 @@ import httpx
 from helpers import SECRET
 
 
-def start_server(database_url: str, port: int, workdir: Path, **env: str) -> subprocess.Popen:
+def start_server(database_url: str, port: int, workdir: Path, *, workers: int = 1, **env: str) -> subprocess.Popen:
     settings = {**os.environ, "TIERUP_DATABASE_URL": database_url, "TIERUP_JWT_SECRET": SECRET,
                 "TIERUP_LOG_LEVEL": "warning", "TIERUP_ASSET_CACHE_DIR": str(workdir), **env}
     log = open(workdir / f"server-{port}.log", "wb")  # a file, not a pipe: nothing blocks the server
-    return subprocess.Popen([str(Path(sys.executable).parent / "tierup"), "serve", "--port", str(port)],
+    return subprocess.Popen([str(Path(sys.executable).parent / "tierup"), "serve", "--port", str(port),
+                             "--workers", str(workers)],
                             env=settings, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
 
 

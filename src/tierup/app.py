@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -19,21 +21,26 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from cross_web import HTTPException
+from prometheus_client import CONTENT_TYPE_LATEST
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from .api.cache import ResponseCache
 from .api.context import NOW_HEADER, Context, utcnow
+from .api.graphql_over_http import GRAPHQL_RESPONSE, JSON, answer_media_type, is_request_error
+from .api.operations import REQUEST_ID_HEADER, Operation, OperationNames, current_operation
 from .api.persisted import PersistedQueries, PersistedQueryError, create_persisted_queries
-from .api.schema import build_schema
+from .api.schema import build_schema, error_code
 from .api.websocket import picks_graphql_transport_ws, serve_graphql_transport_ws
 from .auth import TokenError
 from .config import Settings
 from .events import Broker, MemoryBroker, create_broker
 from .graphiql import AssetError, GraphiQLAssets
+from .observability import WEBSOCKET_CONNECTIONS, exposition
 from .services.jobs import run_periodically
 from .store.db import Database
 
@@ -51,6 +58,7 @@ class Services:
     broker: Broker = field(default_factory=MemoryBroker)
     response_cache: ResponseCache | None = None
     persisted_queries: PersistedQueries = field(default_factory=lambda: PersistedQueries(0))
+    operation_names: OperationNames = field(default_factory=OperationNames)
     requests_total: int = 0
     started_at: datetime = field(default_factory=utcnow)
 
@@ -71,15 +79,35 @@ class TierupGraphQL(GraphQL):
             return await self._serve_websocket(scope, receive, send)
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        headers = Headers(scope=scope)
+        operation = Operation.begin(headers.get(REQUEST_ID_HEADER))
         try:
-            response = await self.run(Request(scope, receive=self._bounded(scope, receive)))
+            response = await self._answer(scope, receive, answer_media_type(headers.get("accept")), operation)
+        finally:
+            operation.end()
+        response.headers[REQUEST_ID_HEADER] = operation.request_id
+        if response.media_type in (JSON, GRAPHQL_RESPONSE):  # a GraphQL answer, not the GraphiQL page
+            operation.record(self.services.operation_names)
+        await response(scope, receive, send)
+
+    async def _answer(self, scope, receive, media_type: str, operation: Operation) -> Response:
+        try:
+            request = Request(scope, receive=self._bounded(scope, receive))
+            request.state.media_type = media_type
+            response = await self.run(request)
         except HTTPException as exc:
-            response = self._errors(exc.status_code, HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST"), exc.reason)
+            code = HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
+            operation.failed(code)
+            response = self._errors(exc.status_code, code, exc.reason)
         except PersistedQueryError as exc:
+            operation.failed(exc.code)
             response = self._errors(200, exc.code, exc.message)  # 200: what Apollo's link expects to retry on
+        if response.media_type == JSON:  # every GraphQL-shaped answer, refusals too, as the client asked
+            response.media_type = media_type
+            response.headers["content-type"] = media_type
         if scope["method"] == "GET":
             response.headers.update(GET_ANSWER_HEADERS)
-        await response(scope, receive, send)
+        return response
 
     async def _serve_websocket(self, scope, receive, send) -> None:
         handshake = WebSocket(scope, receive, send)
@@ -87,15 +115,16 @@ class TierupGraphQL(GraphQL):
         # refused before any handler runs, whichever protocol it asks for. Clients sending none pass.
         if not self._check_websocket_origin(handshake):
             return await self.reject_websocket(handshake)
-        if picks_graphql_transport_ws(scope, self.protocols):
-            # Our own handler keeps far less per socket than Strawberry's; legacy graphql-ws stays with Strawberry.
-            return await serve_graphql_transport_ws(self, scope, receive, send)
-        return await super().__call__(scope, receive, send)
+        with WEBSOCKET_CONNECTIONS.track_inprogress():
+            if picks_graphql_transport_ws(scope, self.protocols):
+                # Our own handler keeps far less per socket than Strawberry's; legacy graphql-ws stays with Strawberry.
+                return await serve_graphql_transport_ws(self, scope, receive, send)
+            return await super().__call__(scope, receive, send)
 
     def _errors(self, status: int, code: str, message: str) -> Response:
         # The same shape as any GraphQL error, so clients read one format.
         return Response(self.encode_json({"errors": [{"message": message, "extensions": {"code": code}}]}),
-                        status_code=status, media_type="application/json")
+                        status_code=status, media_type=JSON)
 
     def _bounded(self, scope, receive):
         """Refuse a body above the limit (413) as its length is announced, or as it arrives."""
@@ -133,14 +162,28 @@ class TierupGraphQL(GraphQL):
         data = await super().parse_http_body(request)
         if isinstance(data, GraphQLRequestData):  # a batch was already refused: batching is off
             data.query = await self.services.persisted_queries.query_for(data.query, data.extensions)
+            current_operation().describe(data.query, data.operation_name, self.services.settings.max_tokens)
         return data
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        answer = await super().process_result(request, result)
+        codes = [error_code(error) for error in result.errors or ()]
+        current_operation().failed(*codes)
+        if request.state.media_type == GRAPHQL_RESPONSE and is_request_error(result, codes):
+            del answer["data"]  # the spec's mark of a request error; create_response makes it a 400
+        return answer
+
+    def create_response(self, response_data: GraphQLHTTPResponse, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if isinstance(response_data, dict) and "data" not in response_data:
+            response.status_code = 400
+        return response
 
     def should_render_graphql_ide(self, request) -> bool:
         # A GET naming its query by hash carries no `query` either, yet asks for an answer, not the page.
         return super().should_render_graphql_ide(request) and "extensions" not in request.query_params
 
     async def get_context(self, request, response) -> Context:
-        self.services.requests_total += 1
         headers = request.headers
         return Context(self.services, authorization=headers.get("authorization"),
                        now_header=headers.get(NOW_HEADER), request=request, response=response)
@@ -190,15 +233,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         return JSONResponse({"status": "ok", "database": services.db.dialect})
 
     async def metrics(request: Request) -> Response:
-        lines = [
-            "# HELP tierup_graphql_requests_total GraphQL requests and WebSocket connections served.",
-            "# TYPE tierup_graphql_requests_total counter",
-            f"tierup_graphql_requests_total {services.requests_total}",
-            "# HELP tierup_sql_statements_total SQL statements sent to the database.",
-            "# TYPE tierup_sql_statements_total counter",
-            f"tierup_sql_statements_total {services.db.statements_total}",
-        ]
-        return PlainTextResponse("\n".join(lines) + "\n")
+        refusal = _metrics_refusal(settings, request.headers.get("authorization"))
+        if refusal is not None:
+            return refusal
+        return Response(await asyncio.to_thread(exposition), media_type=CONTENT_TYPE_LATEST)
 
     async def graphiql_asset(request: Request) -> Response:
         path = services.assets.path_of(request.path_params["asset"])
@@ -242,6 +280,23 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     ], middleware=_middleware(settings), lifespan=lifespan)
     app.state.services = services
     return app
+
+
+def _metrics_refusal(settings: Settings, authorization: str | None) -> Response | None:
+    """/metrics asks for TIERUP_METRICS_TOKEN as a bearer token when one is set; production serves it only then
+    (the figures name operations and show traffic)."""
+    if settings.metrics_token is None:
+        if settings.production:
+            return PlainTextResponse("/metrics is closed: set TIERUP_METRICS_TOKEN to open it to its bearer",
+                                     status_code=403)
+        return None
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return PlainTextResponse("send 'Authorization: Bearer <TIERUP_METRICS_TOKEN>'", status_code=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    if not hmac.compare_digest(token.strip().encode(), settings.metrics_token.encode()):
+        return PlainTextResponse("wrong metrics token", status_code=403)
+    return None
 
 
 # What browser clients send besides the safelisted headers: the token, a tester's clock, Apollo's client name.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -434,10 +433,14 @@ def _serve(args, settings: Settings) -> int:
               "worker; set TIERUP_BROKER_URL=redis://…", file=sys.stderr)
     if not settings.production:
         _print_headers(settings, args.host, args.port)
-    uvicorn.run("tierup.app:create_app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=os.environ.get("TIERUP_LOG_LEVEL", "info"),
-                ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like a request body
-                ws_per_message_deflate=settings.ws_deflate)  # off by default: zlib state costs ~40 KiB a socket
+    from .observability import log_config, worker_metrics_directory
+
+    with worker_metrics_directory(args.workers):
+        uvicorn.run("tierup.app:create_app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=settings.log_level,
+                    log_config=log_config(settings.log_level, settings.log_format),
+                    ws_max_size=settings.max_body_bytes,  # a WebSocket message is bounded like a request body
+                    ws_per_message_deflate=settings.ws_deflate)  # off by default: zlib state costs ~40 KiB a socket
     return 0
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./tierup.db"
 DEV_JWT_SECRET = "tierup-development-secret-do-not-use-in-production"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
@@ -21,6 +24,17 @@ def _int(env: dict[str, str], name: str, default: int | None) -> int | None:
         return int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    return env.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {env[name]!r}")
+    return value
 
 
 def _seconds(env: dict[str, str], name: str, default: float) -> float:
@@ -76,6 +90,10 @@ class Settings:
     persisted_queries: int = 1000  # query texts kept for automatic persisted queries; 0 turns them off
     cors_origins: tuple[str, ...] = ()  # pages on these origins may call the API and open sockets; "*" for any
     gzip_min_bytes: int = 1024  # answers at least this large are gzipped when the client accepts it
+    metrics_token: str | None = None  # when set, /metrics asks for it as a bearer token; production needs one
+    log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
+    otel_tracing: bool = False  # OpenTelemetry spans per operation (the `otel` extra)
 
     @property
     def production(self) -> bool:
@@ -106,7 +124,7 @@ class Settings:
             npm_registry=(env.get("TIERUP_NPM_REGISTRY") or defaults.npm_registry).rstrip("/"),
             asset_cache_dir=env.get("TIERUP_ASSET_CACHE_DIR") or defaults.asset_cache_dir,
             jobs_interval=_int(env, "TIERUP_JOBS_INTERVAL", None),
-            legacy_graphql_ws=env.get("TIERUP_LEGACY_GRAPHQL_WS", "") in ("1", "true", "yes"),
+            legacy_graphql_ws=_flag(env, "TIERUP_LEGACY_GRAPHQL_WS"),
             max_query_depth=_int(env, "TIERUP_MAX_QUERY_DEPTH", defaults.max_query_depth),
             max_aliases=_int(env, "TIERUP_MAX_ALIASES", defaults.max_aliases),
             max_tokens=_int(env, "TIERUP_MAX_TOKENS", defaults.max_tokens),
@@ -115,9 +133,21 @@ class Settings:
             max_body_bytes=_int(env, "TIERUP_MAX_BODY_BYTES", defaults.max_body_bytes),
             max_member_token_days=_int(env, "TIERUP_MAX_MEMBER_TOKEN_DAYS", defaults.max_member_token_days),
             max_staff_token_days=_int(env, "TIERUP_MAX_STAFF_TOKEN_DAYS", defaults.max_staff_token_days),
-            ws_deflate=env.get("TIERUP_WS_DEFLATE", "") in ("1", "true", "yes"),
+            ws_deflate=_flag(env, "TIERUP_WS_DEFLATE"),
             response_cache_members=_int(env, "TIERUP_RESPONSE_CACHE_MEMBERS", defaults.response_cache_members),
             persisted_queries=_int(env, "TIERUP_PERSISTED_QUERIES", defaults.persisted_queries),
             cors_origins=_origins(env, "TIERUP_CORS_ORIGINS"),
             gzip_min_bytes=_int(env, "TIERUP_GZIP_MIN_BYTES", defaults.gzip_min_bytes),
+            metrics_token=env.get("TIERUP_METRICS_TOKEN") or None,
+            log_level=_choice(env, "TIERUP_LOG_LEVEL", LOG_LEVELS, defaults.log_level),
+            log_format=_choice(env, "TIERUP_LOG_FORMAT", LOG_FORMATS, defaults.log_format),
+            otel_tracing=_otel_tracing(env),
         )
+
+
+def _otel_tracing(env: dict[str, str]) -> bool:
+    if not _flag(env, "TIERUP_OTEL_TRACING"):
+        return False
+    if importlib.util.find_spec("opentelemetry") is None:
+        raise ConfigError("TIERUP_OTEL_TRACING needs OpenTelemetry: pip install 'tierup[otel]'")
+    return True

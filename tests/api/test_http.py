@@ -1,4 +1,4 @@
-"""The HTTP surface: health, readiness, metrics, and a GraphiQL page whose every asset tierup serves."""
+"""The HTTP surface: health, readiness, and a GraphiQL page whose every asset tierup serves."""
 
 import base64
 import hashlib
@@ -23,13 +23,6 @@ async def test_readiness_fails_when_the_database_is_unreachable(settings, clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         ready = await client.get("/readyz")
     assert ready.status_code == 503
-
-
-async def test_metrics_count_requests_and_statements(api):
-    await api.as_operator("{ program { code } }")
-    text = (await api.client.get("/metrics")).text
-    assert re.search(r"^tierup_graphql_requests_total [1-9]", text, re.M)
-    assert re.search(r"^tierup_sql_statements_total [1-9]", text, re.M)
 
 
 ASSET = re.compile(r'(?:src|href)="([^"]+)"')

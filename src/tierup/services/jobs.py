@@ -1,4 +1,5 @@
-"""Scheduled jobs: points expiry, tier evaluation and RFM scores for every program, from cron or inside `tierup serve`.
+"""Scheduled jobs: points expiry, tier evaluation, RFM scores and paid-membership reminders for every program,
+from cron or inside `tierup serve`.
 
 Each job is safe to run twice for the same time and from several servers at once: the work is
 found afresh under each member's lock, and reminders are keyed UNIQUE.
@@ -10,16 +11,19 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Awaitable, Callable, TypeVar
 
 from ..events import Broker
+from ..observability import JOB_FAILURES, JOB_SECONDS
 from ..store.db import Database
 from .analytics import refresh_rfm
 from .expiry import ExpiryRun, expire_points
+from .memberships import remind_memberships
 from .programs import active_program, program_codes
 from .tiers import Evaluation, evaluate_tiers
 
 log = logging.getLogger("tierup.jobs")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,18 @@ async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = Non
         active = await active_program(db, code)
         if active is None:
             raise ValueError(f"no program {code!r}")
-        expiry = await expire_points(db, active, as_of=as_of, broker=broker)
-        evaluation = await evaluate_tiers(db, active, as_of=as_of, broker=broker)
-        scored = await refresh_rfm(db, active, as_of=as_of)
+        expiry = await _measured("expire-points", expire_points(db, active, as_of=as_of, broker=broker))
+        evaluation = await _measured("evaluate-tiers", evaluate_tiers(db, active, as_of=as_of, broker=broker))
+        scored = await _measured("refresh-rfm", refresh_rfm(db, active, as_of=as_of))
+        await _measured("remind-memberships", remind_memberships(db, active, as_of=as_of, broker=broker))
         runs.append(JobRun(code, expiry, evaluation, scored))
     return runs
+
+
+async def _measured(job: str, run: Awaitable[T]) -> T:
+    """A job's run in tierup_job_duration_seconds, labelled with the job, and in tierup_job_failures_total if it raises."""
+    with JOB_SECONDS.labels(job=job).time(), JOB_FAILURES.labels(job=job).count_exceptions():
+        return await run
 
 
 async def run_periodically(db: Database, broker: Broker, interval: int, clock: Callable[[], datetime]) -> None:

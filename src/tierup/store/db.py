@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
+from ..observability import SQL_STATEMENTS
 from .models import Member
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
@@ -110,6 +111,7 @@ class Database:
         if statement.startswith("BEGIN"):  # SQLite's explicit BEGIN: transaction control, not a query
             return
         self.statements_total += 1
+        SQL_STATEMENTS.inc()
         for counter in _counters.get():
             counter[0] += 1
 
