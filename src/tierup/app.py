@@ -59,7 +59,6 @@ class Services:
     response_cache: ResponseCache | None = None
     persisted_queries: PersistedQueries = field(default_factory=lambda: PersistedQueries(0))
     operation_names: OperationNames = field(default_factory=OperationNames)
-    requests_total: int = 0
     started_at: datetime = field(default_factory=utcnow)
 
 
@@ -270,7 +269,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             await services.broker.close()
             await services.db.dispose()
 
-    app = Starlette(routes=[
+    app = TierupApp(graphql=graphql, routes=[
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/graphiql/assets/{asset:path}", graphiql_asset),
@@ -280,6 +279,22 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
     ], middleware=_middleware(settings), lifespan=lifespan)
     app.state.services = services
     return app
+
+
+class TierupApp(Starlette):
+    """Starlette, with the /graphql WebSocket handed straight to the GraphQL view: none of the middleware acts
+    on a WebSocket (CORS and gzip are HTTP only; the view checks the origin and answers its own errors), and
+    each of its frames would stay alive for the socket's whole life (~3 KiB a socket, subscribers_bench)."""
+
+    def __init__(self, *, graphql: TierupGraphQL, **options):
+        super().__init__(**options)
+        self.graphql = graphql
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket" and scope["path"].removeprefix(scope.get("root_path", "")) == "/graphql":
+            scope["app"] = self
+            return await self.graphql(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def _metrics_refusal(settings: Settings, authorization: str | None) -> Response | None:

@@ -59,3 +59,64 @@ async def test_an_upgrade_announces_the_benefits_it_opens(api, db, program):
         events = [subscriber.queue.get_nowait() for _ in range(subscriber.queue.qsize())]
     unlocked = [e.message for e in events if e.kind == "BENEFIT_UNLOCKED"]
     assert unlocked == ["Benefits unlocked: 银卡月度9折券, 包邮券, 会员专享商品"]
+
+
+BOOSTS = "{ program { boosts { code name multiplier appliesWhen } } }"
+LEDGER_TOP = """query($id: String!) { member(externalId: $id) { points { ledger(first: 1) { edges { node { amount reason } } } } } }"""
+QUOTE_EARN = """query($input: CheckoutQuoteInput!) { viewer { checkoutQuote(input: $input) { pointsToEarn } } }"""
+
+
+async def test_the_program_lists_its_boosts_in_words(api):
+    boosts = (await api.as_member("anyone", BOOSTS))["data"]["program"]["boosts"]
+    assert boosts == [
+        {"code": "MEMBER_DAY", "name": "会员日双倍积分", "multiplier": "2", "appliesWhen": "2× points on day 18 of every month"},
+        {"code": "ECO_PRODUCTS", "name": "可持续消费奖励", "multiplier": "2",
+         "appliesWhen": "2× points every day, on lines in ECO"}]
+
+
+async def test_a_boost_doubles_what_qualifies_and_the_ledger_names_it(api, clock):
+    from datetime import datetime
+
+    clock.now = datetime.fromisoformat("2026-01-19T10:00:00+08:00")
+    await enroll(api, "ann")
+    await order(api, "A-0", "ann", "10", "2026-01-16T10:00:00+08:00")  # the first order's task is paid now
+
+    async def earned(external_id: str, paid_at: str, **fields) -> tuple[int, str]:
+        answer = await order(api, external_id, "ann", "100", paid_at, **fields)
+        top = (await api.as_operator(LEDGER_TOP, {"id": "ann"}))["data"]["member"]["points"]["ledger"]["edges"][0]
+        return answer["order"]["pointsEarned"], top["node"]["reason"]
+
+    assert await earned("A-1", "2026-01-17T10:00:00+08:00") == (100, "Order A-1 at 1×")
+    assert await earned("A-2", "2026-01-18T10:00:00+08:00") == (200, "Order A-2 at 1× (会员日双倍积分 2×)")
+    # Half the money paid was for ECO lines: those earn double, the rest once; on the member day both are 2×.
+    eco = [{"sku": "ECO-1", "unitPrice": "60", "categories": ["ECO"]}, {"sku": "TEE", "unitPrice": "60"}]
+    assert await earned("A-3", "2026-01-17T11:00:00+08:00", lines=eco) == (150, "Order A-3 at 1× (可持续消费奖励 2×)")
+    assert (await earned("A-4", "2026-01-18T11:00:00+08:00", lines=eco))[0] == 200  # never stacked: 2×, not 4×
+    quote = await api.as_member("ann", QUOTE_EARN, {"input": {"lines": eco, "couponCodes": []}})
+    assert quote["data"]["viewer"]["checkoutQuote"]["pointsToEarn"] == 180  # ¥120 on the 19th, ECO half doubled
+
+
+async def test_the_birthday_coupon_comes_on_the_day_once_and_a_missed_one_can_still_be_claimed(api, db, program):
+    from datetime import datetime
+
+    from tierup.services.benefits import give_birthday_benefits
+
+    await enroll(api, "ann", birthday="1990-03-14")
+    await enroll(api, "bob", birthday="1992-03-20")
+    broker = MemoryBroker()
+    on_the_day = datetime.fromisoformat("2026-03-14T00:30:00+08:00")
+    async with broker.subscribe(program.id, await member_id(api, "ann")) as subscriber:
+        assert await give_birthday_benefits(db, program, as_of=on_the_day, broker=broker) == 1  # ann, not bob
+        assert await give_birthday_benefits(db, program, as_of=on_the_day, broker=broker) == 0  # never twice
+        events = [subscriber.queue.get_nowait() for _ in range(subscriber.queue.qsize())]
+    assert [(e.kind, e.message) for e in events] == [("COUPON_RECEIVED", "Happy birthday: 生日8折券")]
+    coupons = (await api.as_operator(COUPONS, {"id": "ann"}))["data"]["member"]["coupons"]["edges"]
+    assert [(c["node"]["template"]["code"], c["node"]["source"]) for c in coupons].count(("BIRTHDAY_80", "BENEFIT")) == 1
+    # bob's day passed without the jobs: he may still claim it in his birthday month, once.
+    claim = 'mutation($id: ID!) { claimBenefit(input: {benefitId: $id}) { userErrors { code } } }'
+    ids = {b["code"]: b["id"] for b in (await api.as_operator("{ program { benefits { id code } } }"))["data"]["program"]["benefits"]}
+    late = datetime.fromisoformat("2026-03-25T10:00:00+08:00").isoformat()
+    first = await api.as_member("bob", claim, {"id": ids["BIRTHDAY_COUPON"]}, now=late)
+    again = await api.as_member("bob", claim, {"id": ids["BIRTHDAY_COUPON"]}, now=late)
+    assert (first["data"]["claimBenefit"]["userErrors"], again["data"]["claimBenefit"]["userErrors"]) == (
+        [], [{"code": "LIMIT_REACHED"}])

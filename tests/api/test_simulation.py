@@ -101,3 +101,25 @@ async def test_the_replay_knows_paid_memberships_and_points_paid_with(api, db, c
     outcome = (await simulate(api, richer, start="2026-01-01", end="2026-01-31"))["result"]
     assert outcome["live"]["outstandingPoints"] == balance  # 100 welcome + 50 task − 40 + 200 + 20 back − 100
     assert outcome["draft"]["outstandingPoints"] == balance + 200 - 100  # 400 earned, half taken back
+
+
+async def test_the_replay_pays_rewards_when_members_claimed_them(api, db, clock):
+    """Three months in a row complete THREE_MONTH_STREAK, whose 300 points wait for alice's claim. Replaying
+    the live definition pays them when she claimed: its figure is the real ledger's."""
+    from helpers import enroll, order
+    from sqlalchemy import func
+
+    clock.now = datetime.fromisoformat("2026-03-20T10:00:00+08:00")
+    await enroll(api, "alice", joinedAt="2026-01-01T10:00:00+08:00")
+    for month in (1, 2, 3):
+        await order(api, f"A-{month}", "alice", "50", f"2026-0{month}-03T10:00:00+08:00")
+    tasks = (await api.as_member("alice", "{ viewer { tasks { task { id code } status } } }"))["data"]["viewer"]["tasks"]
+    streak = next(t for t in tasks if t["task"]["code"] == "THREE_MONTH_STREAK")
+    assert streak["status"] == "COMPLETED"
+    claimed = await api.as_member("alice", 'mutation($id: ID!) { claimTaskReward(input: {taskId: $id}) { userErrors { code } } }',
+                                  {"id": streak["task"]["id"]})
+    assert claimed["data"]["claimTaskReward"]["userErrors"] == []
+    outcome = (await simulate(api, CLASSIC, start="2026-01-01", end="2026-03-31"))["result"]
+    async with db.read() as session:
+        ledger = (await session.execute(select(func.sum(PointsEntry.amount)))).scalar_one()
+    assert outcome["live"]["outstandingPoints"] == outcome["draft"]["outstandingPoints"] == ledger

@@ -69,10 +69,12 @@ async def test_member_grows_through_check_ins_streaks_and_a_referral(server, clo
     referral = (await api.as_member("alice", CLAIM, {"taskId": tasks["REFER_A_FRIEND"]["task"]["id"]}))
     referral = referral["data"]["claimTaskReward"]
     assert referral["userErrors"] == []
-    assert referral["member"]["points"]["balance"] == 1305
-    assert referral["member"]["badges"] == [{"code": "TOP_REFERRER", "name": "推荐达人"}]
-    # growth: FIRST_ORDER 10 + THREE_MONTH_STREAK 50 + SPRING_QUEST level 1 20 + REFER_A_FRIEND 100
-    assert referral["member"]["growthValue"] == 180
+    assert referral["member"]["points"]["balance"] == 1505  # 200 of them for bob's first order (推荐有礼)
+    # The 200 referral points count toward the spring quest: its second level (and badge) falls too.
+    assert referral["member"]["badges"] == [{"code": "TOP_REFERRER", "name": "推荐达人"},
+                                            {"code": "SPRING_STAR", "name": "春日达人"}]
+    # growth: FIRST_ORDER 10 + THREE_MONTH_STREAK 50 + SPRING_QUEST levels 1 and 2 20 + 50 + REFER_A_FRIEND 100
+    assert referral["member"]["growthValue"] == 230
 
     changes = []
     for _ in range(15):
@@ -94,4 +96,4 @@ async def test_member_grows_through_check_ins_streaks_and_a_referral(server, clo
     assert view["points"]["balance"] == sum(e["node"]["amount"] for e in view["points"]["ledger"]["edges"])
     quests = (await api.as_member("alice", "{ viewer { quests { currentLevel progress target passedLevels quest { code } } } }"))
     assert quests["data"]["viewer"]["quests"] == [
-        {"currentLevel": 2, "progress": 900, "target": 1000, "passedLevels": [1], "quest": {"code": "SPRING_QUEST"}}]
+        {"currentLevel": 3, "progress": 1100, "target": 3000, "passedLevels": [1, 2], "quest": {"code": "SPRING_QUEST"}}]

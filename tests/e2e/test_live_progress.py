@@ -42,10 +42,10 @@ async def test_member_events_follow_points_and_tier(server):
     await asyncio.sleep(0.1)
     await order(api, "A-1", "alice", "250", "2026-01-05T09:00:00+08:00")
     kinds = []
-    for _ in range(3):
+    for _ in range(4):
         event = (await alice.next_data(timeout=2))["memberEvents"]
         kinds.append(event["kind"])
-    assert kinds == ["TASK_COMPLETED", "TIER_CHANGED", "POINTS_CHANGED"]
+    assert kinds == ["TASK_COMPLETED", "TIER_CHANGED", "BENEFIT_UNLOCKED", "POINTS_CHANGED"]
     assert event["member"] == {"points": {"balance": 100 + 250 + 50}, "tier": {"code": "SILVER"}}
 
 

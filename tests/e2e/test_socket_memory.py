@@ -85,7 +85,7 @@ async def test_a_waiting_subscription_keeps_no_loaders_and_no_buffer(server, app
 
     assert waiting_light()  # after looking the member up
     await order(api, "A-1", "alice", "250", "2026-01-05T09:00:00+08:00")
-    for _ in range(3):  # TASK_COMPLETED, TIER_CHANGED, POINTS_CHANGED, each resolved with fresh loaders
+    for _ in range(4):  # TASK_COMPLETED, TIER_CHANGED, BENEFIT_UNLOCKED, POINTS_CHANGED, each with fresh loaders
         event = (await socket.next_data(timeout=5))["memberEvents"]
     assert event["member"]["points"]["balance"] == 100 + 250 + 50
     await _until(waiting_light, "the events' loaders and buffer let go")

@@ -6,12 +6,11 @@ from decimal import Decimal
 from typing import Optional
 
 import strawberry
-from strawberry.types import Info
 
 from ..domain.coupons import EXPIRED_AFTER
 from ..domain.errors import Rejected
 from ..services import checkout as checkout_service
-from .channels import Channel
+from .channels import Channel, channel_value
 from .coupons import Coupon
 from .errors import UserError, user_errors
 from .money import Money
@@ -65,7 +64,8 @@ async def checkout_quote(context, member_row, input: CheckoutQuoteInput) -> Chec
     request = checkout_service.QuoteRequest(
         lines=line_inputs(input.lines), coupon_codes=tuple(input.coupon_codes) if input.coupon_codes is not None else None,
         use_points=input.use_points or 0,
-        use_stored_value=sent_text(input.use_stored_value) if input.use_stored_value is not None else None)
+        use_stored_value=sent_text(input.use_stored_value) if input.use_stored_value is not None else None,
+        channel=channel_value(input.channel))
     quote = await checkout_service.checkout_quote(context.db, program, member_row, request, at=context.now)
     for coupon in await (await context.loaders()).coupons_by_member_id.load(member_row.id):
         context.changes_at(coupon.valid_from)  # a coupon enters and leaves the quote at these moments

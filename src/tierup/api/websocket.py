@@ -48,6 +48,7 @@ from strawberry.types.unset import UnsetType
 from strawberry.utils.operation import get_operation_type
 
 from ..events.broker import QUEUE_SIZE, Broker, Event, Overflow
+from ..observability import SUBSCRIPTIONS
 from .context import NOW_HEADER, Context
 from .errors import BAD_USER_INPUT
 from .subscriptions import Feed, FeedClaim
@@ -116,7 +117,6 @@ class TransportWSConnection:
             await self.view.reject_websocket(websocket)
             return False
         await websocket.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
-        self.view.services.requests_total += 1
         # The token comes with connection_init; a tester's clock may come with the handshake or with it.
         self.context = Context(self.view.services, authorization=None, now_header=websocket.headers.get(NOW_HEADER))
         self.timer = asyncio.get_running_loop().call_later(
@@ -398,7 +398,9 @@ class LiveOperation:
                                                self.key.operation_name, (OperationType.SUBSCRIPTION,))
 
     def leave(self, socket: TransportWSConnection, id: str) -> None:
-        self.subscribers.pop((socket, id), None)
+        if (socket, id) in self.subscribers:  # every removal comes here, end() included
+            del self.subscribers[(socket, id)]
+            SUBSCRIPTIONS.dec()
         if not self.subscribers:
             self.member.forget(self)
 
@@ -435,6 +437,7 @@ class LiveMember:
         if operation is None:
             operation = self.operations[key] = LiveOperation(self, key, schema, variables, socket.context)
         operation.subscribers[(socket, id)] = None
+        SUBSCRIPTIONS.inc()
         return operation
 
     def forget(self, operation: LiveOperation) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from .rfm import LifecycleRules
+
+if TYPE_CHECKING:
+    from .boosts import BoostRule
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,7 @@ class ProgramDefinition:
     photo_review_points: int = 0  # … when it carries photos
     referral_coupon: str | None = None  # 推荐有礼: the new member's coupon when enrolling with a code
     referrer_points: int = 0  # … and the referrer's points on that member's first paid order
+    boosts: tuple["BoostRule", ...] = ()  # 积分翻倍, 会员日
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..domain.money import MoneyError, to_fen
 from ..domain.activity import GOAL_METRICS
 from ..domain.benefits import PERIODS
+from ..domain.boosts import BoostRule
 from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
-from ..domain.program import (Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
+from ..domain.program import (CHANNELS, Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
                               MembershipPlan, StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
 from ..domain.tiers import METRICS
 
@@ -152,7 +153,7 @@ def _join(path: str, key: str | int) -> str:
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
             "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
             "stored_value", "checkout", "membership_plans",
-            "reviews", "referrals"}
+            "reviews", "referrals", "boosts"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -237,6 +238,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         r.fail("lifecycle", "new_days and declining_days must be below churned_days")
     benefits = _benefits(r, doc, [t.code for t in tiers])
     plans = _membership_plans(r, doc, {b.code for b in benefits})
+    boosts = _boosts(r, doc, [t.code for t in tiers])
     tasks = _tasks(r, doc)
     quests = _quests(r, doc)
     stores = _stores(r, doc)
@@ -275,7 +277,7 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
         top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap,
         membership_plans=tuple(plans), review_points=review_points, photo_review_points=photo_review_points,
-        referral_coupon=referral_coupon, referrer_points=referrer_points, source=doc,
+        referral_coupon=referral_coupon, referrer_points=referrer_points, boosts=tuple(boosts), source=doc,
     )
 
 
@@ -318,6 +320,45 @@ def _top_up_bonuses(r: _Reader, doc: dict) -> list[TopUpBonus]:
             r.fail(_join(path, "at_least"), "thresholds must rise from one rule to the next")
         rules.append(TopUpBonus(at_least, bonus))
     return rules
+
+
+def _boosts(r: _Reader, doc: dict, tier_codes: list[str]) -> list[BoostRule]:
+    boosts: list[BoostRule] = []
+    for i, raw in enumerate(r.array(doc, "", "boosts")):
+        path = _join("boosts", i)
+        raw = r.table(raw, path)
+        r.known_keys(raw, path, {"code", "name", "multiplier", "starts", "ends", "weekday", "day_of_month", "tiers",
+                                 "categories", "channels"})
+        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
+        if code and code in {b.code for b in boosts}:
+            r.fail(_join(path, "code"), f"duplicate boost code {code!r}")
+        multiplier = r.decimal(raw, path, "multiplier", positive=True, high=Decimal(100)) or Decimal(1)
+        when = [key for key in ("starts", "weekday", "day_of_month") if key in raw]
+        if len(when) > 1:  # none: every day
+            r.fail(path, "name at most one of: starts (with ends), weekday, day_of_month")
+        starts, ends = raw.get("starts"), raw.get("ends")
+        if "starts" in raw and not (isinstance(starts, date) and isinstance(ends, date) and starts <= ends):
+            r.fail(_join(path, "ends"), "starts and ends must be dates, ends on or after starts")
+            starts = ends = None
+        tiers = _codes(r, raw, path, "tiers", allowed=tier_codes)
+        channels = _codes(r, raw, path, "channels", allowed=list(CHANNELS))
+        categories = _codes(r, raw, path, "categories", allowed=None)
+        boosts.append(BoostRule(code, r.text(raw, path, "name") or "", multiplier,
+                                starts if isinstance(starts, date) else None, ends if isinstance(ends, date) else None,
+                                r.integer(raw, path, "weekday", default=None, low=1, high=7),
+                                r.integer(raw, path, "day_of_month", default=None, low=1, high=31),
+                                tiers, categories, channels))
+    return boosts
+
+
+def _codes(r: _Reader, raw: dict, path: str, key: str, *, allowed: list[str] | None) -> tuple[str, ...]:
+    """A list of codes; `allowed` (when given) names every one it may hold."""
+    values = r.array(raw, path, key)
+    codes = tuple(v for v in values if isinstance(v, str) and v)
+    unknown = sorted(set(codes) - set(allowed)) if allowed is not None else []
+    if len(codes) != len(values) or unknown:
+        r.fail(_join(path, key), f"unknown {key} {unknown}" if unknown else "must be a list of codes")
+    return codes
 
 
 def _membership_plans(r: _Reader, doc: dict, benefit_codes: set[str]) -> list[MembershipPlan]:

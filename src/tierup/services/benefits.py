@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,8 +12,8 @@ from typing import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .memberships import active_plan
 from ..domain.benefits import BenefitStanding, benefit_period, standing
+from ..domain.clock import local_date
 from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import BenefitRule, ProgramDefinition
 from ..events import Broker, Event
@@ -21,6 +23,7 @@ from ..store.queries import lock_member
 from .activity import insert_once
 from .coupons import issue_coupon
 from .growth import publish
+from .memberships import active_plan
 from .programs import ActiveProgram
 
 
@@ -85,6 +88,33 @@ async def claim_benefit(db: Database, program: ActiveProgram, member_external_id
                                  period_key=key, claimed_at=now, coupon_id=coupon_id))
     await publish(broker, events)
     return ClaimResult(member.id, benefit.code, coupon_id)
+
+
+async def give_birthday_benefits(db: Database, program: ActiveProgram, *, as_of: datetime,
+                                 broker: Broker | None = None) -> int:
+    """On a member's birthday (program time; 29 February falls on the 28th in other years) the jobs claim the
+    birthday benefits for them (生日当天), once a year by the benefit's own quota, with a COUPON_RECEIVED event.
+    A member the jobs missed may still claim in the birthday month; nobody gets it twice. Returns the claims."""
+    definition = program.definition
+    day = local_date(as_of, definition.zone)
+    days = [day.day] + ([29] if (day.month, day.day) == (2, 28) and not calendar.isleap(day.year) else [])
+    given = 0
+    for benefit in (b for b in definition.benefits if b.birthday_month):
+        async with db.read() as session:
+            members = list((await session.execute(select(Member.external_id).where(
+                Member.program_id == program.id, Member.tier_code.in_(benefit.tiers),
+                func.extract("month", Member.birthday) == day.month,
+                func.extract("day", Member.birthday).in_(days)).order_by(Member.id))).scalars())
+        for external_id in members:
+            try:
+                claimed = await claim_benefit(db, program, external_id, benefit.code, now=as_of, broker=broker)
+            except Rejected:  # claimed already this year (by the member, or by an earlier run)
+                continue
+            given += 1
+            if claimed.coupon_id is not None:
+                await publish(broker, [Event(program.id, claimed.member_id, "COUPON_RECEIVED",
+                                             f"Happy birthday: {benefit.name}", as_of)])
+    return given
 
 
 @dataclass(frozen=True)

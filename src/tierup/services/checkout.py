@@ -14,10 +14,11 @@ from decimal import Decimal
 
 from sqlalchemy import or_, select
 
+from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, member_price_fen, points_allowed, points_value_fen
+from ..domain.program import DEFAULT_CHANNEL
 from ..domain.coupons import FREE_SHIPPING, discount_fen
 from ..domain.errors import Checks, ErrorCode, Problem
-from ..domain.points import points_for_order
 from ..store.db import Database
 from ..store.models import Coupon, Member
 from .coupons import coupon_problems, quote_coupons
@@ -72,6 +73,7 @@ class QuoteRequest:
     coupon_codes: tuple[str, ...] | None = None  # None: the best usable combination
     use_points: int = 0
     use_stored_value: Decimal | str | None = None
+    channel: str = DEFAULT_CHANNEL
 
 
 @dataclass
@@ -125,7 +127,9 @@ async def checkout_quote(db: Database, program: ActiveProgram, member: Member, r
     else:
         quote.stored_value_fen = min(wanted_fen, left)
     quote.payable_fen = left - quote.stored_value_fen
-    quote.points_to_earn = points_for_order(left, earning_multiplier(program.definition, member, at))  # cash and stored value alike
+    quote.points_to_earn = points_with_boosts(  # on the money paid: cash and stored value alike
+        left, earning_multiplier(program.definition, member, at), lines, program.definition.boosts, at=at,
+        tz=program.definition.zone, tier=member.tier_code, channel=request.channel).points
     plan = active_plan(program.definition, member, at)
     quote.free_shipping = quote.free_shipping or (plan is not None and plan.free_shipping)
     return quote

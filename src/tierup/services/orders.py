@@ -10,12 +10,13 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_allowed, points_value_fen
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
-from ..domain.points import points_for_order, points_to_reverse, reversal_within_balance
+from ..domain.points import points_to_reverse, reversal_within_balance
 from ..store.db import Database, member_changed
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
@@ -181,11 +182,14 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                    paid_fen=amount_fen + amounts.points_fen, paid_at=request.paid_at,
                                    order_id=stored.report_id)
     paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance)
-    multiplier = earning_multiplier(program.definition, member, request.paid_at)
-    points = points_for_order(amount_fen, multiplier)
+    definition = program.definition
+    multiplier = earning_multiplier(definition, member, request.paid_at)
+    earning = points_with_boosts(amount_fen, multiplier, amounts.lines, definition.boosts, at=request.paid_at,
+                                 tz=definition.zone, tier=member.tier_code, channel=request.channel)
+    points = earning.points
     if points:
         await append_entry(session, program, member.id, "EARN", points,
-                           f"Order {request.external_id} at {multiplier}×", source="ORDER",
+                           f"Order {request.external_id} at {multiplier}×{earning.named()}", source="ORDER",
                            occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
     change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
                                         report_id=stored.report_id, reason="ORDER")

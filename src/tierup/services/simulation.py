@@ -10,21 +10,23 @@ refunds, tasks and quests with their rewards. Nothing is written.
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import select, true
 
 from ..domain.activity import Activity, period_key
 from ..domain.clock import add_months, local, months_before, utc
+from ..domain.boosts import order_lines, points_with_boosts
 from ..domain.money import refunded_share
-from ..domain.points import points_for_order, points_to_reverse
+from ..domain.program import DEFAULT_CHANNEL
+from ..domain.points import points_to_reverse
 from ..domain.program import ProgramDefinition
 from ..domain.quests import due_levels, quest_active
 from ..domain.tasks import Completion, due_tasks, reward_points
 from ..domain.tiers import MemberMetrics, counting_since, metric_windows, qualifying_tier
 from ..store.db import Database
-from ..store.models import Member, Redemption, Report
+from ..store.models import Member, Redemption, Report, TaskCompletion
 from .memberships import active_plan, extend
 from .programs import ActiveProgram
 
@@ -57,6 +59,7 @@ class _MemberState:
     activity: Activity = field(default_factory=Activity)
     completions: dict = field(default_factory=dict)
     passes: dict = field(default_factory=dict)
+    unclaimed: dict = field(default_factory=dict)  # (task, period) → reward points waiting for the member's claim
     # A paid membership's run, named as on Member so that the live path's rules read it alike.
     membership_plan: str | None = None
     membership_started_at: datetime | None = None
@@ -182,9 +185,11 @@ class _Replay:
             if self.recording is not None:
                 self.recording.completions.append((member.key, task.code, period_key(task.repeat, at, tz),
                                                    at, at if automatic else None, points, task.reward.growth_value))
-            if automatic:  # member-claimed rewards wait for the member, whom a replay cannot speak for
+            if automatic:
                 self.earn(member, points, at, source="TASK")
                 member.growth += task.reward.growth_value
+            else:  # member-claimed rewards wait for the member's claim, replayed when the member made it
+                member.unclaimed[(task.code, period_key(task.repeat, at, tz))] = points
         for quest in self.d.quests:
             if not quest_active(quest, at, tz):
                 continue
@@ -220,7 +225,9 @@ class _Replay:
             first = not any(o.net > 0 for o in member.orders.values())
             plan = active_plan(self.d, member, at)
             multiplier = self.d.tier(member.tier).points_multiplier + (plan.points_multiplier_bonus if plan else 0)
-            points = points_for_order(report.amount_fen, multiplier)
+            points = points_with_boosts(report.amount_fen, multiplier, order_lines(getattr(report, "lines", None)),
+                                        self.d.boosts, at=at, tz=self.d.zone, tier=member.tier,
+                                        channel=getattr(report, "channel", None) or DEFAULT_CHANNEL).points
             member.orders[report.id] = _Order(at, report.amount_fen, earned=points, points_used=report.points or 0)
             member.balance -= report.points or 0  # points that paid for it (a report checked them live)
             member.activity.orders.append((at, report.amount_fen))
@@ -256,6 +263,19 @@ class _Replay:
                 member.activity.photo_reviews.append(at)
             self.grow(member, at)
 
+    def claim(self, completion: TaskCompletion) -> None:
+        """A member claimed a completed task's reward: paid now, if this definition's member completed it too
+        and its reward waits for a claim."""
+        member = self.members.get(completion.member_id)
+        key = (completion.task_code, completion.period_key)
+        if member is None or key not in member.unclaimed:
+            return
+        at = completion.claimed_at
+        member.completions[key] = replace(member.completions[key], claimed_at=at)
+        self.earn(member, member.unclaimed.pop(key), at, source="TASK")
+        member.growth += self.d.task(completion.task_code).reward.growth_value
+        self.grow(member, at)
+
     def redeem(self, redemption: Redemption) -> None:
         """A mall redemption is no report, but it spent points: the replay spends them too (never below zero,
         for a draft whose members earned less)."""
@@ -288,10 +308,14 @@ async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinitio
     async with db.read() as session:  # one transaction, rolled back when the session closes
         members = {m.id: m for m in (await session.execute(select(Member).where(
             Member.program_id == program.id))).scalars()}
-        # Few beside the reports: held in time order and spent as the reports pass them.
-        redemptions = deque((await session.execute(
-            select(Redemption).where(Redemption.program_id == program.id, Redemption.redeemed_at < end)
-            .order_by(Redemption.redeemed_at, Redemption.id))).scalars())
+        # Few beside the reports: what members did themselves (redemptions, claims), in time order, replayed
+        # as the reports pass them.
+        acts = deque(sorted([(r.redeemed_at, 0, r.id, r) for r in (await session.execute(
+            select(Redemption).where(Redemption.program_id == program.id, Redemption.redeemed_at < end))).scalars()]
+            + [(c.claimed_at, 1, c.id, c) for c in (await session.execute(
+                select(TaskCompletion).where(TaskCompletion.program_id == program.id,
+                                             TaskCompletion.task_code.in_(_claimed_by_members(program.definition, draft)),
+                                             TaskCompletion.claimed_at < end))).scalars()], key=lambda a: a[:3]))
         after = true()  # keyset pagination on (occurred_at, id): the reports in the order they happened
         while True:
             batch = list((await session.execute(
@@ -300,16 +324,16 @@ async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinitio
             if not batch:
                 break
             for report in batch:
-                while redemptions and redemptions[0].redeemed_at < report.occurred_at:
-                    _redeem(replays, redemptions.popleft())
+                while acts and acts[0][0] < report.occurred_at:
+                    _act(replays, acts.popleft()[3])
                 for replay in replays:
                     replay.apply(report, members.get(report.member_id))
             reports += len(batch)
             last = batch[-1]
             after = (Report.occurred_at > last.occurred_at) | (
                 (Report.occurred_at == last.occurred_at) & (Report.id > last.id))
-        while redemptions:
-            _redeem(replays, redemptions.popleft())
+        while acts:
+            _act(replays, acts.popleft()[3])
         await session.rollback()
     live, drafted = (replay.finish(end) for replay in replays)
     changed = sorted((member, tier, drafted.tiers.get(member, tier)) for member, tier in live.tiers.items()
@@ -317,6 +341,13 @@ async def simulate(db: Database, program: ActiveProgram, draft: ProgramDefinitio
     return Simulation(live, drafted, changed, reports)
 
 
-def _redeem(replays: list[_Replay], redemption: Redemption) -> None:
+def _claimed_by_members(*definitions: ProgramDefinition) -> list[str]:
+    return sorted({t.code for d in definitions for t in d.tasks if t.claim != "automatic"})
+
+
+def _act(replays: list[_Replay], act: Redemption | TaskCompletion) -> None:
     for replay in replays:
-        replay.redeem(redemption)
+        if isinstance(act, Redemption):
+            replay.redeem(act)
+        else:
+            replay.claim(act)
