@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..domain.money import MoneyError, to_fen
@@ -291,18 +291,29 @@ def _fen(r: _Reader, path: str, amount: Decimal | None) -> int:
         return 0
 
 
-def _stores(r: _Reader, doc: dict) -> list[StoreRule]:
-    stores: list[StoreRule] = []
-    for i, raw in enumerate(r.array(doc, "", "stores")):
-        path = _join("stores", i)
+def _entries(r: _Reader, doc: dict, section: str, allowed: set[str]) -> Iterator[tuple[str, dict]]:
+    """Each table of a top-level array of rules, with its key path; unknown keys are problems."""
+    for i, raw in enumerate(r.array(doc, "", section)):
+        path = _join(section, i)
         raw = r.table(raw, path)
-        r.known_keys(raw, path, {"code", "name", "city"})
-        code = r.text(raw, path, "code", pattern=STORE_CODE)
-        if code and code in {s.code for s in stores}:
-            r.fail(_join(path, "code"), f"duplicate store code {code!r}")
-        stores.append(StoreRule(code or "", r.text(raw, path, "name") or "",
-                                r.text(raw, path, "city", required=False)))
-    return stores
+        r.known_keys(raw, path, allowed)
+        yield path, raw
+
+
+def _code(r: _Reader, raw: dict, path: str, seen: set[str], what: str, pattern: re.Pattern = RULE_CODE) -> str:
+    """The rule's code, which no earlier rule of its kind may have."""
+    code = r.text(raw, path, "code", pattern=pattern) or ""
+    if code and code in seen:
+        r.fail(_join(path, "code"), f"duplicate {what} code {code!r}")
+    seen.add(code)
+    return code
+
+
+def _stores(r: _Reader, doc: dict) -> list[StoreRule]:
+    seen: set[str] = set()
+    return [StoreRule(_code(r, raw, path, seen, "store", STORE_CODE), r.text(raw, path, "name") or "",
+                      r.text(raw, path, "city", required=False))
+            for path, raw in _entries(r, doc, "stores", {"code", "name", "city"})]
 
 
 def _top_up_bonuses(r: _Reader, doc: dict) -> list[TopUpBonus]:
@@ -324,14 +335,10 @@ def _top_up_bonuses(r: _Reader, doc: dict) -> list[TopUpBonus]:
 
 def _boosts(r: _Reader, doc: dict, tier_codes: list[str]) -> list[BoostRule]:
     boosts: list[BoostRule] = []
-    for i, raw in enumerate(r.array(doc, "", "boosts")):
-        path = _join("boosts", i)
-        raw = r.table(raw, path)
-        r.known_keys(raw, path, {"code", "name", "multiplier", "starts", "ends", "weekday", "day_of_month", "tiers",
-                                 "categories", "channels"})
-        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
-        if code and code in {b.code for b in boosts}:
-            r.fail(_join(path, "code"), f"duplicate boost code {code!r}")
+    seen: set[str] = set()
+    for path, raw in _entries(r, doc, "boosts", {"code", "name", "multiplier", "starts", "ends", "weekday",
+                                                 "day_of_month", "tiers", "categories", "channels"}):
+        code = _code(r, raw, path, seen, "boost")
         multiplier = r.decimal(raw, path, "multiplier", positive=True, high=Decimal(100)) or Decimal(1)
         when = [key for key in ("starts", "weekday", "day_of_month") if key in raw]
         if len(when) > 1:  # none: every day
@@ -363,14 +370,10 @@ def _codes(r: _Reader, raw: dict, path: str, key: str, *, allowed: list[str] | N
 
 def _membership_plans(r: _Reader, doc: dict, benefit_codes: set[str]) -> list[MembershipPlan]:
     plans: list[MembershipPlan] = []
-    for i, raw in enumerate(r.array(doc, "", "membership_plans")):
-        path = _join("membership_plans", i)
-        raw = r.table(raw, path)
-        r.known_keys(raw, path, {"code", "name", "price", "months", "points_multiplier_bonus", "free_shipping",
-                                 "benefits"})
-        code = r.text(raw, path, "code", pattern=RULE_CODE) or ""
-        if code and code in {p.code for p in plans}:
-            r.fail(_join(path, "code"), f"duplicate plan code {code!r}")
+    seen: set[str] = set()
+    for path, raw in _entries(r, doc, "membership_plans", {"code", "name", "price", "months",
+                                                           "points_multiplier_bonus", "free_shipping", "benefits"}):
+        code = _code(r, raw, path, seen, "plan")
         price = _fen(r, _join(path, "price"), r.decimal(raw, path, "price", positive=True, high=Decimal(1_000_000)))
         free_shipping = raw.get("free_shipping", False)
         if not isinstance(free_shipping, bool):
