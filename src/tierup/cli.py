@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .auth import Role, mint_token
 from .config import ConfigError, Settings
+from .domain.program import CHANNELS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     export_members.add_argument("--quadrant", choices=["HIGH_VALUE_ACTIVE", "HIGH_VALUE_SILENT", "LOW_VALUE_ACTIVE",
                                                        "LOW_VALUE_SILENT"])
     export_members.add_argument("--tier", help="tier code")
+    export_members.add_argument("--channel", choices=CHANNELS,
+                                help="members the channel reached (joined or ordered through it)")
     export_members.add_argument("--format", choices=["csv"], default="csv")
     export_members.add_argument("--output", help="file to write (default: standard output)")
     export_members.add_argument("--program", default=DEFAULT_PROGRAM)
@@ -308,7 +311,7 @@ def _export_members(args, settings: Settings) -> int:
             written = await export_members(
                 db, program, out, at=utcnow(), progress=progress_bar("exporting members"), segment=args.segment,
                 lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
-                tier_code=args.tier)
+                tier_code=args.tier, channel=args.channel)
             print(f"{written:,} members exported", file=sys.stderr)
             return 0
         return asyncio.run(_on_program(settings, args.program, run))

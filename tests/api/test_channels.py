@@ -142,3 +142,17 @@ async def test_an_import_names_channels_and_refuses_unknown_stores(db, program, 
     assert refused.value.problems == ["line 2: storeCode: no store 'XX-9' in this program",
                                       "line 3: channel must be one of ONLINE, APP, MINI_PROGRAM, STORE"]
     assert await row_counts(db) == before
+
+
+async def test_the_members_of_a_channel_export_as_csv(api, db, program, clock):
+    import csv
+    import io
+
+    from tierup.services.export import export_members
+
+    await api.as_service(ENROLL_VIA, {"input": {"externalId": "ann", "channel": "STORE", "storeCode": "SH-001"}})
+    await enroll(api, "bob")
+    out = io.StringIO()
+    written = await export_members(db, program, out, at=clock(), progress=lambda done, total: None, channel="STORE")
+    assert written == 1
+    assert [row["external_id"] for row in csv.DictReader(io.StringIO(out.getvalue()))] == ["ann"]
