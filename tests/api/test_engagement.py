@@ -2,7 +2,7 @@
 announces the benefits it opens."""
 
 from conftest import START
-from helpers import enroll, member_view, order
+from helpers import enroll, member_view, order, row_counts
 from test_jobs import member_id
 from tierup.events import MemoryBroker
 from tierup.services.orders import OrderInput, record_order
@@ -120,3 +120,46 @@ async def test_the_birthday_coupon_comes_on_the_day_once_and_a_missed_one_can_st
     again = await api.as_member("bob", claim, {"id": ids["BIRTHDAY_COUPON"]}, now=late)
     assert (first["data"]["claimBenefit"]["userErrors"], again["data"]["claimBenefit"]["userErrors"]) == (
         [], [{"code": "LIMIT_REACHED"}])
+
+
+ACTIVITY = """mutation($input: RecordActivityInput!) { recordActivity(input: $input) {
+  pointsAwarded duplicate member { growthValue } userErrors { field code } } }"""
+ECO_WEEK = """{ viewer { tasks { task { code } status current target } badges { code } } }"""
+
+
+async def act(api, external_id: str, kind: str, at: str, member: str = "ann") -> dict:
+    result = await api.as_service(ACTIVITY, {"input": {"externalId": external_id, "memberExternalId": member,
+                                                       "kind": kind, "occurredAt": at}})
+    assert "errors" not in result, result
+    return result["data"]["recordActivity"]
+
+
+async def test_activities_earn_up_to_their_daily_cap(api, db):
+    await enroll(api, "ann")
+    shares = [await act(api, f"S-{n}", "SHARE", "2026-01-04T10:00:00+08:00") for n in range(4)]
+    assert [s["pointsAwarded"] for s in shares] == [5, 5, 5, 0]  # 3 a day; the 4th is recorded with 0
+    assert (await act(api, "S-4", "SHARE", "2026-01-05T09:00:00+08:00"))["pointsAwarded"] == 5  # a new day
+    again = await act(api, "S-3", "SHARE", "2026-01-04T10:00:00+08:00")
+    assert (again["duplicate"], again["pointsAwarded"]) == (True, 0)
+    before = await row_counts(db)
+    unknown = await act(api, "X-1", "DANCE", "2026-01-04T10:00:00+08:00")
+    assert [(e["field"], e["code"]) for e in unknown["userErrors"]] == [(["input", "kind"], "NOT_FOUND")]
+    assert await row_counts(db) == before
+
+
+async def test_three_eco_actions_in_a_week_complete_the_eco_week(api, clock):
+    from datetime import datetime
+
+    clock.now = datetime.fromisoformat("2026-01-10T12:00:00+08:00")
+    await enroll(api, "ann", joinedAt="2026-01-01T10:00:00+08:00")
+    first = await act(api, "E-1", "ECO_ACTION", "2026-01-05T10:00:00+08:00")  # Monday
+    assert (first["pointsAwarded"], first["member"]["growthValue"]) == (20, 2)
+    await act(api, "E-2", "ECO_ACTION", "2026-01-06T10:00:00+08:00")
+    view = (await api.as_member("ann", ECO_WEEK, now="2026-01-06T12:00:00+08:00"))["data"]["viewer"]
+    eco = next(t for t in view["tasks"] if t["task"]["code"] == "ECO_WEEK")
+    assert (eco["status"], eco["current"], eco["target"]) == ("IN_PROGRESS", 2, 3)
+    await act(api, "E-3", "ECO_ACTION", "2026-01-07T10:00:00+08:00")
+    view = (await api.as_member("ann", ECO_WEEK, now="2026-01-07T12:00:00+08:00"))["data"]["viewer"]
+    eco = next(t for t in view["tasks"] if t["task"]["code"] == "ECO_WEEK")
+    assert eco["status"] in ("COMPLETED", "CLAIMED")
+    assert {"code": "ECO_HERO"} in view["badges"]

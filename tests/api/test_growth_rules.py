@@ -95,7 +95,7 @@ async def test_the_growth_tree_is_served_in_dependency_order(api):
     result = await api.as_member("nobody", "{ program { growthTree { tasks { code kind prerequisites { code } "
                                            "reward { points growthValue badge { name } } } } } }")
     tasks = result["data"]["program"]["growthTree"]["tasks"]
-    assert [t["code"] for t in tasks] == ["FIRST_ORDER", "FIRST_PHOTO_REVIEW", "DAILY_CHECK_IN",
+    assert [t["code"] for t in tasks] == ["FIRST_ORDER", "FIRST_PHOTO_REVIEW", "ECO_WEEK", "DAILY_CHECK_IN",
                                           "THREE_MONTH_STREAK", "REFER_A_FRIEND"]
     refer = tasks[-1]
     assert refer["prerequisites"] == [{"code": "THREE_MONTH_STREAK"}]

@@ -193,7 +193,7 @@ def test_a_growth_tree_with_unknown_names_or_a_cycle_fails_naming_them():
         parse_program_text(GROWTH, "g.toml")
     assert [str(p) for p in error.value.problems] == [
         "tasks[1].goal.metric: unknown metric 'steps_walked' (known: orders, spend, order_month_streak, "
-        "check_in_days, check_in_streak, photo_reviews, referred_first_orders)",
+        "check_in_days, check_in_streak, photo_reviews, referred_first_orders, activities)",
         "tasks[2].goal.window: unknown window 'fortnight' (known: lifetime, day, week, month, campaign)",
         "tasks[1].prerequisites: unknown task 'GHOST'",
         "tasks: prerequisites form a cycle among ONE → THREE → TWO",

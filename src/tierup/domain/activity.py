@@ -19,6 +19,7 @@ class Activity:
     photo_reviews: list[datetime] = field(default_factory=list)
     referral_first_orders: list[datetime] = field(default_factory=list)  # first order of each referred member
     points_earned: list[tuple[datetime, int]] = field(default_factory=list)  # EARN entries, quest rewards excluded
+    actions: list[tuple[datetime, str]] = field(default_factory=list)  # reported activities: (when, kind)
 
 
 def period_bounds(window: Window, at: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
@@ -88,12 +89,15 @@ def check_in_streak(days: list[date], today: date) -> int:
 
 
 GOAL_METRICS = ("orders", "spend", "order_month_streak", "check_in_days", "check_in_streak", "photo_reviews",
-                "referred_first_orders")
+                "referred_first_orders", "activities")
 
 
-def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo) -> int:
-    """The member's figure for a goal at `at`. Spend is in whole currency units."""
+def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo,
+               kind: str | None = None) -> int:
+    """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
     bounds = period_bounds(window, at, tz)
+    if metric == "activities":
+        return sum(1 for moment, done in activity.actions if _inside(moment, bounds, at) and kind in (None, done))
     if metric == "orders":
         return sum(1 for moment, _ in activity.orders if _inside(moment, bounds, at))
     if metric == "spend":

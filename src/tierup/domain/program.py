@@ -59,6 +59,17 @@ class TopUpBonus:
 
 
 @dataclass(frozen=True)
+class ActivityRule:
+    """A kind of thing members do that the shop reports (分享, 环保行为, 互动游戏), and what it earns."""
+
+    code: str
+    name: str
+    points: int = 0
+    growth_value: int = 0
+    daily_cap: int | None = None  # how many earn per member per day (program time); None: no cap
+
+
+@dataclass(frozen=True)
 class MembershipPlan:
     """A paid membership (付费会员, PLUS): bought for money, it runs beside the tier ladder."""
 
@@ -133,6 +144,7 @@ class Goal:
     metric: str
     target: int
     window: Window = Window("lifetime")
+    activity: str | None = None  # metric "activities": the kind counted (None: every kind)
 
 
 @dataclass(frozen=True)
@@ -235,6 +247,7 @@ class ProgramDefinition:
     referral_coupon: str | None = None  # 推荐有礼: the new member's coupon when enrolling with a code
     referrer_points: int = 0  # … and the referrer's points on that member's first paid order
     boosts: tuple["BoostRule", ...] = ()  # 积分翻倍, 会员日
+    activities: tuple[ActivityRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -278,6 +291,12 @@ class ProgramDefinition:
     def top_up_bonus(self, amount_fen: int) -> int:
         """The bonus of the highest rule a top-up meets; 0 when it meets none."""
         return max((rule.bonus_fen for rule in self.top_up_bonuses if amount_fen >= rule.at_least_fen), default=0)
+
+    def activity(self, code: str) -> ActivityRule:
+        for activity in self.activities:
+            if activity.code == code:
+                return activity
+        raise KeyError(code)
 
     def membership_plan(self, code: str) -> MembershipPlan:
         for plan in self.membership_plans:

@@ -49,7 +49,7 @@ def unlocked(task: TaskRule, done: set[str]) -> bool:
 def task_state(task: TaskRule, activity: Activity, completions: Completions, at: datetime, tz: ZoneInfo) -> TaskState:
     key = period_key(task.repeat, at, tz)
     target = task.goal.target
-    current = min(goal_value(task.goal.metric, activity, task.goal.window, at, tz), target)
+    current = min(goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity), target)
     completion = completions.get((task.code, key))
     if completion is not None:
         status = CLAIMED if task.claim == "member" and completion.claimed_at else COMPLETED
@@ -77,7 +77,7 @@ def due_tasks(program: ProgramDefinition, activity: Activity, completions: Compl
     for task in program.tasks:
         if (task.code, period_key(task.repeat, at, tz)) in completions or not unlocked(task, done):
             continue
-        if goal_value(task.goal.metric, activity, task.goal.window, at, tz) >= task.goal.target:
+        if goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity) >= task.goal.target:
             due.append(task)
             done.add(task.code)
     return due

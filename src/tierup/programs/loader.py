@@ -23,7 +23,7 @@ from ..domain.boosts import BoostRule
 from ..domain.rfm import LifecycleRules
 from ..domain.coupons import COUPON_KINDS, FREE_SHIPPING, PERCENT_OFF, THRESHOLD_REDUCTION
 from ..domain.program import (CHANNELS, Badge, BenefitRule, Condition, CouponTemplateRule, RewardItemRule, Goal, ProgramDefinition, QuestLevel, QuestRule, Reward, StageRule,
-                              MembershipPlan, StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
+                              ActivityRule, MembershipPlan, StoreRule, StreakBonus, TaskRule, TierRule, TopUpBonus, Window)
 from ..domain.tiers import METRICS
 
 PROGRAM_CODE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -153,7 +153,7 @@ def _join(path: str, key: str | int) -> str:
 TOP_KEYS = {"code", "name", "currency", "currency_symbol", "time_zone", "point_value", "enrolment", "orders", "ladder",
             "description", "tasks", "quests", "coupons", "benefits", "rewards", "points", "lifecycle", "stores",
             "stored_value", "checkout", "membership_plans",
-            "reviews", "referrals", "boosts"}
+            "reviews", "referrals", "boosts", "activities"}
 BENEFIT_CATEGORIES = ("ECONOMIC", "SERVICE", "SOCIAL", "IDENTITY")
 TASK_KINDS = ("BASIC", "ADVANCED", "CHALLENGE", "DAILY")
 WINDOWS = ("lifetime", "day", "week", "month", "campaign")
@@ -239,7 +239,8 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
     benefits = _benefits(r, doc, [t.code for t in tiers])
     plans = _membership_plans(r, doc, {b.code for b in benefits})
     boosts = _boosts(r, doc, [t.code for t in tiers])
-    tasks = _tasks(r, doc)
+    activities = _activities(r, doc)
+    tasks = _tasks(r, doc, {a.code for a in activities})
     quests = _quests(r, doc)
     stores = _stores(r, doc)
     top_up_bonuses = _top_up_bonuses(r, doc)
@@ -277,7 +278,8 @@ def parse_program(doc: Any, source: str = "program") -> ProgramDefinition:
         tasks=tuple(tasks), quests=tuple(quests), stores=tuple(stores),
         top_up_bonuses=tuple(top_up_bonuses), points_cap_percent=points_cap,
         membership_plans=tuple(plans), review_points=review_points, photo_review_points=photo_review_points,
-        referral_coupon=referral_coupon, referrer_points=referrer_points, boosts=tuple(boosts), source=doc,
+        referral_coupon=referral_coupon, referrer_points=referrer_points, boosts=tuple(boosts),
+        activities=tuple(activities), source=doc,
     )
 
 
@@ -307,6 +309,15 @@ def _code(r: _Reader, raw: dict, path: str, seen: set[str], what: str, pattern: 
         r.fail(_join(path, "code"), f"duplicate {what} code {code!r}")
     seen.add(code)
     return code
+
+
+def _activities(r: _Reader, doc: dict) -> list[ActivityRule]:
+    seen: set[str] = set()
+    return [ActivityRule(_code(r, raw, path, seen, "activity"), r.text(raw, path, "name") or "",
+                         r.integer(raw, path, "points", default=0, low=0, high=1_000_000),
+                         r.integer(raw, path, "growth", default=0, low=0, high=1_000_000),
+                         r.integer(raw, path, "daily_cap", default=None, low=1, high=1_000))
+            for path, raw in _entries(r, doc, "activities", {"code", "name", "points", "growth", "daily_cap"})]
 
 
 def _stores(r: _Reader, doc: dict) -> list[StoreRule]:
@@ -647,7 +658,7 @@ def _window(r: _Reader, goal: dict, path: str) -> Window:
     return Window(kind, starts, ends)
 
 
-def _tasks(r: _Reader, doc: dict) -> list[TaskRule]:
+def _tasks(r: _Reader, doc: dict, activity_codes: set[str]) -> list[TaskRule]:
     tasks: dict[str, TaskRule] = {}
     for i, raw in enumerate(r.array(doc, "", "tasks")):
         path = _join("tasks", i)
@@ -662,10 +673,14 @@ def _tasks(r: _Reader, doc: dict) -> list[TaskRule]:
             r.fail(_join(path, "kind"), f"must be one of {', '.join(TASK_KINDS)}, got {kind!r}")
         goal_doc = r.table(raw.get("goal", {}), _join(path, "goal"))
         goal_path = _join(path, "goal")
-        r.known_keys(goal_doc, goal_path, {"metric", "target", "window", "starts", "ends"})
+        r.known_keys(goal_doc, goal_path, {"metric", "target", "window", "starts", "ends", "activity"})
         metric = r.text(goal_doc, goal_path, "metric") or ""
         if metric and metric not in GOAL_METRICS:
             r.fail(_join(goal_path, "metric"), f"unknown metric {metric!r} (known: {', '.join(GOAL_METRICS)})")
+        counted = r.text(goal_doc, goal_path, "activity", required=False)
+        if counted is not None and (metric != "activities" or counted not in activity_codes):
+            r.fail(_join(goal_path, "activity"), f"unknown activity {counted!r}" if metric == "activities"
+                   else "only the activities metric counts an activity")
         target = r.integer(goal_doc, goal_path, "target", default=None, low=1, high=1_000_000)
         if target is None and "target" not in goal_doc:
             r.fail(_join(goal_path, "target"), "is required")
@@ -689,7 +704,7 @@ def _tasks(r: _Reader, doc: dict) -> list[TaskRule]:
         tasks[code] = TaskRule(
             code=code, kind=kind if kind in TASK_KINDS else "BASIC",
             title=r.text(raw, path, "title") or "", description=r.text(raw, path, "description", max_length=2000) or "",
-            goal=Goal(metric, target or 1, _window(r, goal_doc, goal_path)), reward=_reward(r, raw, path),
+            goal=Goal(metric, target or 1, _window(r, goal_doc, goal_path), counted), reward=_reward(r, raw, path),
             prerequisites=tuple(prerequisites), claim=claim, repeat=repeat, streak_bonus=bonus)
     return _dependency_order(r, tasks)
 

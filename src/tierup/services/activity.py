@@ -38,8 +38,10 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
                 activity.photo_reviews.append(at)
         elif what == "REFERRAL":
             activity.referral_first_orders.append(at)
-        else:
+        elif what == "EARN":
             activity.points_earned.append((at, number))
+        else:  # ACTIVITY:<kind>
+            activity.actions.append((at, what.removeprefix(ACTIVITY_PREFIX)))
     return found
 
 
@@ -62,11 +64,15 @@ def _activity_statement():
                              .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
     points = (select(literal("EARN"), PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
               .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST"))
-    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points).subquery()
+    actions = (select(literal(ACTIVITY_PREFIX) + Report.reference, Report.member_id, Report.occurred_at,
+                      cast(null(), Integer))
+               .where(Report.kind == "ACTIVITY", Report.member_id.in_(ids), other))
+    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points, actions).subquery()
     return select(done).order_by(done.c[2])
 
 
 # Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
+ACTIVITY_PREFIX = "ACTIVITY:"  # an ACTIVITY report's row names its kind after this
 _ACTIVITY = _activity_statement()
 _COMPLETIONS = (select(TaskCompletion.member_id, TaskCompletion.task_code, TaskCompletion.period_key,
                        TaskCompletion.completed_at, TaskCompletion.claimed_at)

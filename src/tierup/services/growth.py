@@ -141,6 +141,8 @@ class GrowthTracker:
                 bisect.insort(activity.check_ins, local_date(w.at, tz))
             elif w.kind == "REVIEW" and w.with_photos:
                 bisect.insort(activity.photo_reviews, w.at)
+            elif w.kind == "ACTIVITY":
+                bisect.insort(activity.actions, (w.at, w.reference))
         for w in self._written(watched, "ENTRY"):
             if w.kind == "EARN" and w.source != "QUEST":
                 bisect.insort(activity.points_earned, (w.at, w.amount))

@@ -64,7 +64,7 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
         if columns.get("member_id") is not None:
             journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
                                             columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
-                                            report_id=report_id))
+                                            report_id=report_id, reference=columns.get("reference")))
         return Stored(report_id, duplicate=False)
     existing = (await session.execute(select(Report.id, Report.payload_hash).where(
         Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()

@@ -262,6 +262,22 @@ class _Replay:
             if report.with_photos:
                 member.activity.photo_reviews.append(at)
             self.grow(member, at)
+        elif report.kind == "ACTIVITY":
+            self.act(member, report.reference, at)
+
+    def act(self, member: _MemberState, kind: str, at: datetime) -> None:
+        """An activity: this definition's points and growth for its kind, the first `daily_cap` of a day."""
+        member.activity.actions.append((at, kind))
+        try:
+            rule = self.d.activity(kind)
+        except KeyError:  # a kind this definition does not have earns nothing, but tasks may still count it
+            rule = None
+        day = local(at, self.d.zone).date()
+        done = sum(1 for moment, done in member.activity.actions if done == kind and local(moment, self.d.zone).date() == day)
+        if rule is not None and (rule.daily_cap is None or done <= rule.daily_cap):
+            self.earn(member, rule.points, at, source="ACTIVITY")
+            member.growth += rule.growth_value
+        self.grow(member, at)
 
     def claim(self, completion: TaskCompletion) -> None:
         """A member claimed a completed task's reward: paid now, if this definition's member completed it too

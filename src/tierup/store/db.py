@@ -50,6 +50,7 @@ class Written:
     source: str | None = None
     with_photos: bool = False
     report_id: int | None = None
+    reference: str | None = None  # an ACTIVITY report's kind
 
 
 def journal(session: AsyncSession | Session) -> list[Written]:
