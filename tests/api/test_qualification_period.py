@@ -234,7 +234,7 @@ async def test_a_growth_value_target_reads_as_a_plain_number(api, db, clock):
     assert member["tier"]["code"] == "V2"
     assert member["nextTier"] == {"tier": {"code": "V3"}, "conditions": [
         {"description": "cumulative spend ≥ ¥1,000", "current": "250.00", "target": "1000.00", "met": False},
-        {"description": "growth value ≥ 300", "current": "0", "target": "300", "met": False}]}
+        {"description": "growth value ≥ 300", "current": "30", "target": "300", "met": False}]}  # FIRST_ORDER's
 
 
 def test_the_migration_backfills_the_latest_evaluation(tmp_path):
@@ -265,3 +265,25 @@ def test_the_migration_backfills_the_latest_evaluation(tmp_path):
         started = dict(conn.execute("SELECT external_id, qualification_started_at FROM members").fetchall())
     assert started == {"kept": "2026-02-01 02:00:00", "lowered": "2025-03-01 02:00:00", "ordered": None,
                        "regular": None}
+
+
+async def test_the_nine_levels_growth_tree_can_reach_v3_by_growth_value(api, db, clock):
+    """Growth value alone reaches V3 (300): three orders a month for three months (FIRST_ORDER 30, then
+    MONTHLY_THREE_ORDERS 100 a month), at amounts too small for any spend condition."""
+    from tierup.programs import bundled_program_path, load_program_file
+    from tierup.services.programs import publish_program
+
+    await publish_program(db, load_program_file(bundled_program_path("nine-levels")), published_by="test",
+                          now=clock())
+    clock.now = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    service = api.token(Role.SERVICE, "shop", program="nine-levels")
+    await api.post('mutation { enrollMember(input: {externalId: "gia", joinedAt: "2025-12-01T10:00:00+08:00"}) '
+                   '{ userErrors { code } } }', token=service)
+    for month in (1, 2, 3):
+        for n in range(3):
+            await api.post(f'mutation {{ recordOrder(input: {{externalId: "G-{month}-{n}", memberExternalId: "gia", '
+                           f'amount: "1", paidAt: "2026-0{month}-1{n}T10:00:00+08:00"}}) {{ userErrors {{ code }} }} }}',
+                           token=service)
+    view = await api.post('{ member(externalId: "gia") { growthValue tier { code } } }',
+                          token=api.token(Role.OPERATOR, "ops", program="nine-levels"))
+    assert view["data"]["member"] == {"growthValue": 330, "tier": {"code": "V3"}}
