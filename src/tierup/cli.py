@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     export_members.add_argument("--tier", help="tier code")
     export_members.add_argument("--channel", choices=CHANNELS,
                                 help="members the channel reached (joined or ordered through it)")
+    export_members.add_argument("--tag", help="tag code (MANUAL or RULE): the members holding it now")
     export_members.add_argument("--format", choices=["csv"], default="csv")
     export_members.add_argument("--output", help="file to write (default: standard output)")
     export_members.add_argument("--program", default=DEFAULT_PROGRAM)
@@ -301,6 +302,7 @@ def _export_members(args, settings: Settings) -> int:
     from .domain.rfm import SEGMENTS
     from .services.export import export_members
     from .services.seed import progress_bar
+    from .services.tags import tag_selection
 
     if args.segment is not None and args.segment not in SEGMENTS:
         print(f"tierup: --segment must be one of: {', '.join(SEGMENTS)}", file=sys.stderr)
@@ -308,10 +310,14 @@ def _export_members(args, settings: Settings) -> int:
 
     def to(out):
         async def run(db, program) -> int:
+            tag = await tag_selection(db, program, args.tag) if args.tag is not None else None
+            if args.tag is not None and tag is None:
+                print(f"tierup: no tag {args.tag!r} in program {program.code}", file=sys.stderr)
+                return 2
             written = await export_members(
                 db, program, out, at=utcnow(), progress=progress_bar("exporting members"), segment=args.segment,
                 lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
-                tier_code=args.tier, channel=args.channel)
+                tier_code=args.tier, channel=args.channel, tag=tag)
             print(f"{written:,} members exported", file=sys.stderr)
             return 0
         return asyncio.run(_on_program(settings, args.program, run))

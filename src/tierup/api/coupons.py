@@ -69,7 +69,7 @@ class Coupon(relay.Node):
     issued_at: datetime = strawberry.field(description="When it was issued.")
     valid_from: datetime = strawberry.field(description="First moment it can be used.")
     valid_until: datetime = strawberry.field(description="Last moment it can be used: the end of its last day, program time.")
-    source: str = strawberry.field(description="What issued it: ENROLMENT, BENEFIT, TASK, QUEST, REDEMPTION or OPERATOR.")
+    source: str = strawberry.field(description="What issued it: ENROLMENT, REFERRAL, BENEFIT, TASK, QUEST, REDEMPTION, CAMPAIGN or OPERATOR.")
 
     @classmethod
     def of(cls, context, definition: ProgramDefinition, row: CouponRow) -> "Coupon":

@@ -37,6 +37,7 @@ from .benefits import MemberBenefit, member_benefits
 from .checkins import CheckInStatus, member_check_in_status
 from .quests import QuestProgress
 from .rewards import Badge
+from .tags import MemberTag, member_tags, tag_selection
 from .tasks import TaskKind, TaskProgress, TaskStatus, member_task_states
 from .tiers import Tier, TierProgress, tier_code_from_global_id, tier_progress
 
@@ -106,7 +107,8 @@ class Member(relay.Node):
                     status: Optional[TaskStatus] = None) -> list[TaskProgress]:
         context = info.context
         definition = (await context.program()).definition
-        progress = [TaskProgress.of(context, definition, s) for s in await member_task_states(context, self.member_id)]
+        progress = [TaskProgress.of(context, definition, s, self.member_id)
+                    for s in await member_task_states(context, self.member_id)]
         return [p for p in progress if (kind is None or p.task.kind == kind) and (status is None or p.status == status)]
 
     @strawberry.field(description="Standing in each quest running now.")
@@ -117,7 +119,7 @@ class Member(relay.Node):
         activity = await loaders.activity_by_member_id.load(self.member_id)
         passes = await loaders.quest_passes_by_member_id.load(self.member_id)
         tz = definition.zone
-        return [QuestProgress.of(definition, quest_state(q, activity, passes.get(q.code, set()), tz))
+        return [QuestProgress.of(definition, quest_state(q, activity, passes.get(q.code, set()), tz), self.member_id)
                 for q in definition.quests if quest_active(q, context.now, tz)]
 
     @strawberry.field(description="Badges earned, oldest first.")
@@ -171,6 +173,12 @@ class Member(relay.Node):
     @strawberry.field(description="Lifecycle stage now (会员生命周期), from the program's lifecycle rules.")
     async def lifecycle_stage(self, info: Info) -> LifecycleStage:
         return LifecycleStage(await (await info.context.loaders()).lifecycle_by_member_id.load(self.member_id))
+
+    @strawberry.field(permission_classes=[OperatorOrService],
+                      description="Tags the member holds now: MANUAL tags put on them and RULE tags whose audience "
+                                  "includes them, in the order they were defined. OPERATOR or SERVICE.")
+    async def tags(self, info: Info) -> list[MemberTag]:
+        return await member_tags(info.context, self.member_id)
 
     @strawberry.field(description="Daily check-in status (签到).")
     async def check_in(self, info: Info) -> CheckInStatus:
@@ -233,7 +241,8 @@ class MemberQueries:
     @strawberry.field(permission_classes=[OperatorOrService],
                       description="Members of the caller's program, oldest first, with the total. Filter by tier, "
                                   "search in externalId and displayName, RFM segment, lifecycle stage, or silence "
-                                  "(no order for `silentForDays` days: the 沉默预警 list) or value quadrant. `first` is 1–100 "
+                                  "(no order for `silentForDays` days: the 沉默预警 list), value quadrant, channel or tag; filters "
+                                  "combine (all must hold). `first` is 1–100 "
                                   "(default 20). OPERATOR or SERVICE.")
     async def members(self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
                       tier: Optional[relay.GlobalID] = None, search: Optional[str] = None,
@@ -242,6 +251,8 @@ class MemberQueries:
                       quadrant: Optional[ValueQuadrant] = None,
                       channel: Annotated[Optional[Channel], strawberry.argument(
                           description="Members the channel reached: joined or ordered through it.")] = None,
+                      tag: Annotated[Optional[str], strawberry.argument(
+                          description="A tag code (MANUAL or RULE): the members holding it now.")] = None,
                       ) -> MemberConnection:
         context = info.context
         size, after_id = page_args(first, after)
@@ -256,7 +267,8 @@ class MemberQueries:
         page = await (await context.loaders()).members_page(
             first=size, after=after_id, tier_code=tier_code, search=search, segment=segment,
             lifecycle_stage=lifecycle_stage.value if lifecycle_stage else None, silent_for_days=silent_for_days,
-            quadrant=quadrant.value if quadrant else None, channel=channel.value if channel else None)
+            quadrant=quadrant.value if quadrant else None, channel=channel.value if channel else None,
+            tag=await tag_selection(context, tag) if tag is not None else None)
         return connection(page, lambda row: Member.of(context, row), after_id, MemberConnection)
 
 

@@ -10,11 +10,14 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from .activities import ActivityKind
+from .boosts import PointsBoost
+from .campaigns import CampaignConnection, program_campaigns
 from .channels import Store
 from .memberships import PaidMembershipPlan
 from ..services.programs import ActiveProgram
 from .errors import forbidden
-from .permissions import OperatorOnly, SignedIn
+from .permissions import OperatorOnly, OperatorOrService, SignedIn
 from .quests import Quest
 from .tasks import GrowthTree, Task
 from .analytics import QuadrantCount, value_map
@@ -22,6 +25,7 @@ from .benefits import Benefit
 from .kpis import ProgramKpis, program_kpis
 from .publishing import ProgramVersion, program_versions
 from .mall import RewardConnection, reward_page
+from .tags import MemberTag, program_tags
 from .tiers import TierLadder, tier_code_from_global_id
 
 
@@ -48,6 +52,16 @@ class Program(relay.Node):
     async def value_map(self, info: Info) -> list[QuadrantCount]:
         return await value_map(info.context)
 
+    @strawberry.field(description="The program's tags (标签) in the order they were defined, each with its members "
+                                  "now. OPERATOR or SERVICE.", permission_classes=[OperatorOrService])
+    async def tags(self, info: Info) -> list[MemberTag]:
+        return await program_tags(info.context)
+
+    @strawberry.field(description="Campaigns launched, newest first, with what each reached and converted. "
+                                  "OPERATOR only.", permission_classes=[OperatorOnly])
+    async def campaigns(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> CampaignConnection:
+        return await program_campaigns(info.context, first, after)
+
     @strawberry.field(description="Every published version of the definition, newest first. OPERATOR only.",
                       permission_classes=[OperatorOnly])
     async def versions(self, info: Info) -> list[ProgramVersion]:
@@ -57,6 +71,14 @@ class Program(relay.Node):
     async def membership_plans(self, info: Info) -> list[PaidMembershipPlan]:
         definition = (await info.context.program()).definition
         return [PaidMembershipPlan.of(definition, plan) for plan in definition.membership_plans]
+
+    @strawberry.field(description="The activity kinds the shop may report (分享, 环保行为, 游戏…), with what each earns.")
+    async def activities(self, info: Info) -> list[ActivityKind]:
+        return [ActivityKind.of(rule) for rule in (await info.context.program()).definition.activities]
+
+    @strawberry.field(description="Points boosts and member days (积分翻倍, 会员日).")
+    async def boosts(self, info: Info) -> list[PointsBoost]:
+        return [PointsBoost.of(rule) for rule in (await info.context.program()).definition.boosts]
 
     @strawberry.field(description="The program's physical stores (线下门店): STORE reports name one.")
     async def stores(self, info: Info) -> list[Store]:

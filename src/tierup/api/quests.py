@@ -49,6 +49,8 @@ class Quest(relay.Node):
 
 @strawberry.type(description="A member's standing in a quest.")
 class QuestProgress:
+    id: strawberry.ID = strawberry.field(description="The same on every read of this member's standing in this quest: "
+                                                     "what normalised client caches key it by. Not a node id.")
     quest: Quest = strawberry.field(description="The quest.")
     current_level: int = strawberry.field(description="The level being played; the last level once all are passed.")
     progress: int = strawberry.field(description="Points earned since the quest began (quest rewards excluded).")
@@ -56,6 +58,7 @@ class QuestProgress:
     passed_levels: list[int] = strawberry.field(description="Levels passed so far.")
 
     @classmethod
-    def of(cls, definition: ProgramDefinition, state: QuestState) -> "QuestProgress":
-        return cls(quest=Quest.of(definition, state.quest), current_level=state.current_level,
+    def of(cls, definition: ProgramDefinition, state: QuestState, member_id: int) -> "QuestProgress":
+        return cls(id=strawberry.ID(relay.to_base64("QuestProgress", f"{member_id}:{state.quest.code}")),
+                   quest=Quest.of(definition, state.quest), current_level=state.current_level,
                    progress=state.progress, target=state.target, passed_levels=list(state.passed_levels))

@@ -26,8 +26,10 @@ from .operations import current_request_id, tracing_extension
 from .orders import OrderMutations
 from .points import PointsMutations
 from .programs import ProgramQueries
+from .activities import ActivityMutations
 from .analytics import AnalyticsMutations
 from .benefits import BenefitMutations
+from .campaigns import CampaignMutations
 from .checkins import CheckInMutations
 from .coupons import CouponMutations
 from .kpis import KpiMutations
@@ -39,6 +41,7 @@ from .memberships import MembershipMutations
 from .reviews import ReviewMutations
 from .scalars import SCALAR_OVERRIDES
 from .subscriptions import Subscription
+from .tags import TagMutations
 from .tasks import TaskMutations
 from .tiers import TierMutations
 
@@ -65,7 +68,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
                PublishingMutations, KpiMutations, SimulationMutations, StoredValueMutations,
-               MembershipMutations):
+               MembershipMutations, TagMutations, CampaignMutations, ActivityMutations):
     pass
 
 

@@ -185,7 +185,7 @@ class TaskProgressFeed:
         states = {s.task.code: s for s in await member_task_states(context, self.member_id, at=event.at)}
         if event.task not in states:  # the task left the program since
             return None
-        return TaskProgressEvent(progress=TaskProgress.of(context, definition, states[event.task]),
+        return TaskProgressEvent(progress=TaskProgress.of(context, definition, states[event.task], self.member_id),
                                  previous_status=TaskStatus(event.previous_status), at=context.local_time(event.at))
 
 

@@ -91,6 +91,9 @@ class GrowthTree:
 
 @strawberry.type(description="One member's progress on one task.")
 class TaskProgress:
+    id: strawberry.ID = strawberry.field(description="The same on every read of this member's progress on this task: "
+                                                     "what normalised client caches (Apollo, urql) key it by. Not a "
+                                                     "node id.")
     task: Task = strawberry.field(description="The task.")
     status: TaskStatus = strawberry.field(description="Locked, available, in progress, completed or claimed.")
     current: int = strawberry.field(description="Progress on the goal, up to the target.")
@@ -99,8 +102,9 @@ class TaskProgress:
     claimed_at: Optional[datetime] = strawberry.field(description="When its reward was delivered.")
 
     @classmethod
-    def of(cls, context, definition: ProgramDefinition, state: TaskState) -> "TaskProgress":
-        return cls(task=Task.of(definition, state.task), status=TaskStatus(state.status), current=state.current,
+    def of(cls, context, definition: ProgramDefinition, state: TaskState, member_id: int) -> "TaskProgress":
+        return cls(id=strawberry.ID(relay.to_base64("TaskProgress", f"{member_id}:{state.task.code}")),
+                   task=Task.of(definition, state.task), status=TaskStatus(state.status), current=state.current,
                    target=state.target, completed_at=context.local_time(state.completed_at),
                    claimed_at=context.local_time(state.claimed_at))
 
@@ -147,5 +151,6 @@ class TaskMutations:
             return ClaimTaskRewardPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
         states = {s.task.code: s for s in await member_task_states(context, result.member_id)}
-        return ClaimTaskRewardPayload(progress=TaskProgress.of(context, program.definition, states[code]),
+        return ClaimTaskRewardPayload(progress=TaskProgress.of(context, program.definition, states[code],
+                                                               result.member_id),
                                       member=await member_node(context, result.member_id))

@@ -7,6 +7,7 @@ into Python to score it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, true
 from sqlalchemy.sql import Select
@@ -14,9 +15,12 @@ from sqlalchemy.sql import Select
 from ..domain.clock import months_before
 from ..domain.rfm import ACTIVE_MIN_R, HIGH_VALUE_MIN_M, QUADRANTS, RFM_MONTHS, SEGMENT_GRID, LifecycleRules
 from ..store.db import Database
-from ..store.models import Member, Report, RfmScore
+from ..store.models import Member, Report, RfmScore, TagAssignment
 from ..store.types import UtcDateTime
 from .programs import ActiveProgram
+
+if TYPE_CHECKING:  # tags build on this module's selection
+    from .tags import TagSelection
 
 
 def order_figures(program: ActiveProgram, as_of: datetime, member_ids: list[int] | None = None):
@@ -129,35 +133,80 @@ def quadrant_sql(scores=RfmScore):
 def member_selection(program: ActiveProgram, at: datetime, *, tier_code: str | None = None, search: str | None = None,
                      segment: str | None = None, lifecycle_stage: str | None = None,
                      silent_for_days: int | None = None, quadrant: str | None = None,
-                     channel: str | None = None) -> tuple[list, list]:
-    """(outer joins, filters) selecting members of the program: the operator's list and its CSV export.
-    A channel selects the members it reached: those who joined or ordered through it."""
-    filters = [Member.program_id == program.id]
-    joins: list = []
-    if tier_code is not None:
-        filters.append(Member.tier_code == tier_code)
-    if channel is not None:
-        ordered_there = (select(Report.id).where(Report.member_id == Member.id, Report.kind == "ORDER",
-                                                 Report.channel == channel).exists())
-        filters.append(or_(Member.enrolled_via == channel, ordered_there))
+                     channel: str | None = None, tag: TagSelection | None = None,
+                     member_ids: list[int] | None = None) -> tuple[list, list]:
+    """(outer joins, filters) selecting members of the program: the operator's list and its CSV export,
+    tags' members and campaigns' audiences. A channel selects the members it reached: those who joined
+    or ordered through it. A tag selects its holders now (see services.tags); `member_ids` narrows the
+    selection to those members, and the order figures read to theirs."""
+    selection = _Selection(program, at, member_ids)
+    selection.add(tier_code=tier_code, segment=segment, lifecycle_stage=lifecycle_stage,
+                  silent_for_days=silent_for_days, channel=channel, tag=tag)
     if search:
         pattern = f"%{escape_like(search.lower())}%"
-        filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),
-                           func.lower(Member.display_name).like(pattern, escape="\\")))
-    if segment is not None or quadrant is not None:
-        joins.append((RfmScore, RfmScore.member_id == Member.id))
+        selection.filters.append(or_(func.lower(Member.external_id).like(pattern, escape="\\"),
+                                     func.lower(Member.display_name).like(pattern, escape="\\")))
+    if quadrant is not None:
+        selection.join_scores()
+        selection.filters.append(quadrant_sql() == quadrant)
+    return selection.joins, selection.filters
+
+
+class _Selection:
+    """Filters of one selection, each join added once however many criteria (and tags' rules) need it."""
+
+    def __init__(self, program: ActiveProgram, at: datetime, member_ids: list[int] | None):
+        self.program = program
+        self.at = at
+        self.member_ids = member_ids
+        self.joins: list = []
+        self.filters: list = [Member.program_id == program.id]
+        if member_ids is not None:
+            self.filters.append(Member.id.in_(member_ids))
+        self._scores = False
+        self._figures = None
+
+    def join_scores(self) -> None:
+        if not self._scores:
+            self._scores = True
+            self.joins.append((RfmScore, RfmScore.member_id == Member.id))
+
+    def figures(self):
+        if self._figures is None:
+            self._figures = order_figures(self.program, self.at, self.member_ids)
+            self.joins.append((self._figures, self._figures.c.member_id == Member.id))
+        return self._figures
+
+    def add(self, *, tier_code: str | None, segment: str | None, lifecycle_stage: str | None,
+            silent_for_days: int | None, channel: str | None, tag: TagSelection | None) -> None:
+        """The criteria of an audience: every one given must hold."""
+        filters = self.filters
+        if tier_code is not None:
+            filters.append(Member.tier_code == tier_code)
+        if channel is not None:
+            ordered_there = (select(Report.id).where(Report.member_id == Member.id, Report.kind == "ORDER",
+                                                     Report.channel == channel).exists())
+            filters.append(or_(Member.enrolled_via == channel, ordered_there))
         if segment is not None:
+            self.join_scores()
             filters.append(RfmScore.segment == segment)
-        if quadrant is not None:
-            filters.append(quadrant_sql() == quadrant)
-    if lifecycle_stage is not None or silent_for_days is not None:
-        figures = order_figures(program, at)
-        joins.append((figures, figures.c.member_id == Member.id))
         if lifecycle_stage is not None:
-            filters.append(lifecycle_stage_sql(program.definition.lifecycle, figures, at) == lifecycle_stage)
+            filters.append(lifecycle_stage_sql(self.program.definition.lifecycle, self.figures(), self.at)
+                           == lifecycle_stage)
         if silent_for_days is not None:
-            filters.append(silent_for_sql(figures, at, silent_for_days))
-    return joins, filters
+            filters.append(silent_for_sql(self.figures(), self.at, silent_for_days))
+        if tag is not None:
+            self.add_tag(tag)
+
+    def add_tag(self, tag: TagSelection) -> None:
+        rule = tag.rule
+        if rule is None:  # a MANUAL tag: the members it was put on
+            filters = (TagAssignment.tag_id == tag.tag_id, TagAssignment.member_id == Member.id)
+            self.filters.append(select(TagAssignment.id).where(*filters).exists())
+            return
+        # A RULE tag: its audience's criteria join the others, so one statement selects either way.
+        self.add(tier_code=rule.tier_code, segment=rule.segment, lifecycle_stage=rule.lifecycle_stage,
+                 silent_for_days=rule.silent_for_days, channel=rule.channel, tag=tag.inner)
 
 
 def escape_like(text: str) -> str:

@@ -1,5 +1,5 @@
-"""Scheduled jobs: points expiry, tier evaluation, RFM scores, paid-membership reminders and birthday gifts for every
-program, from cron or inside `tierup serve`.
+"""Scheduled jobs: points expiry, tier evaluation, RFM scores, paid-membership reminders, birthday gifts and
+campaigns left running, for every program, from cron or inside `tierup serve`.
 
 Each job is safe to run twice for the same time and from several servers at once: the work is
 found afresh under each member's lock, and reminders are keyed UNIQUE.
@@ -18,6 +18,7 @@ from ..observability import JOB_FAILURES, JOB_SECONDS
 from ..store.db import Database
 from .analytics import refresh_rfm
 from .benefits import give_birthday_benefits
+from .campaigns import resume_campaigns
 from .expiry import ExpiryRun, expire_points
 from .memberships import remind_memberships
 from .programs import active_program, program_codes
@@ -47,6 +48,7 @@ async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = Non
         scored = await _measured("refresh-rfm", refresh_rfm(db, active, as_of=as_of))
         await _measured("remind-memberships", remind_memberships(db, active, as_of=as_of, broker=broker))
         await _measured("birthdays", give_birthday_benefits(db, active, as_of=as_of, broker=broker))
+        await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
         runs.append(JobRun(code, expiry, evaluation, scored))
     return runs
 

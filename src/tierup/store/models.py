@@ -322,3 +322,68 @@ class StoredValueEntry(Base):
     reason: Mapped[str] = mapped_column(String(300))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+
+
+class MemberTag(Base):
+    """A tag (标签) of a program. A MANUAL tag is on the members operators put it on (TagAssignment);
+    a RULE tag keeps its audience (JSON) and never a member list: who holds it is found when read."""
+
+    __tablename__ = "member_tags"
+    __table_args__ = (UniqueConstraint("program_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    code: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))  # MANUAL RULE
+    rule: Mapped[str | None] = mapped_column(Text)  # RULE tags: the audience, as JSON
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class TagAssignment(Base):
+    """A MANUAL tag on a member: (tag, member) is unique, so tagging twice changes nothing."""
+
+    __tablename__ = "tag_assignments"
+    __table_args__ = (UniqueConstraint("tag_id", "member_id"), Index("ix_tag_assignments_member", "member_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("member_tags.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    tagged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Campaign(Base):
+    """An operator's gift (a coupon and/or points) to an audience, once per member; idempotent on
+    external_id, the request's content fingerprinted in payload_hash like a report's."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("program_id", "external_id"),
+                      Index("ix_campaigns_program_status", "program_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    external_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    name: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[str] = mapped_column(Text)  # as JSON, the names AudienceInput gives them
+    coupon_template: Mapped[str | None] = mapped_column(String(40))
+    points: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10))  # RUNNING DONE
+    launched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    converts_until: Mapped[datetime] = mapped_column(UtcDateTime)  # orders before this count as conversions
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    launched_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+
+
+class CampaignRecipient(Base):
+    """A member a campaign is aimed at. reached_at is set in the transaction that gives the gift, and
+    (campaign, member) is unique: nobody is given twice, whatever crashes or runs at the same time."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (UniqueConstraint("campaign_id", "member_id"), Index("ix_campaign_recipients_member", "member_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reached_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
