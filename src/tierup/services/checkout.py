@@ -25,7 +25,7 @@ from .coupons import coupon_problems, quote_coupons
 from .ledger import balance_of
 from .memberships import active_plan, earning_multiplier
 from .programs import ActiveProgram
-from .stored_value import stored_value_balance
+from .stored_value import spend_problem, stored_value_balance
 from .validation import check_amount, check_id, check_text
 
 MAX_LINES = 200
@@ -121,9 +121,9 @@ async def checkout_quote(db: Database, program: ActiveProgram, member: Member, r
     left = member_fen - quote.coupon_discount_fen
     _apply_points(quote, program, request.use_points, points_balance, left)
     left -= quote.points_discount_fen
-    if wanted_fen > stored_value:
-        quote.problems.append(Problem(ErrorCode.INSUFFICIENT_BALANCE, "the member has less stored value than that",
-                                      ("input", "useStoredValue")))
+    short = spend_problem(stored_value, wanted_fen, program.definition.currency_symbol, "input", "useStoredValue")
+    if short is not None:
+        quote.problems.append(short)
     else:
         quote.stored_value_fen = min(wanted_fen, left)
     quote.payable_fen = left - quote.stored_value_fen
@@ -158,15 +158,22 @@ def _apply_coupons(quote: CheckoutQuote, program: ActiveProgram, member: Member,
 
 
 def _apply_points(quote: CheckoutQuote, program: ActiveProgram, wanted: int, balance: int, left_fen: int) -> None:
+    problem = points_problem(program, wanted, balance, left_fen, "input", "usePoints")
+    if problem is not None:
+        quote.problems.append(problem)
+    else:
+        quote.points_used = wanted
+        quote.points_discount_fen = points_value_fen(wanted, program.definition.point_value)
+
+
+def points_problem(program: ActiveProgram, wanted: int, balance: int, left_fen: int, *field: str) -> Problem | None:
+    """Why `wanted` points may not pay for what is left after coupons (积分抵扣), quoted or reported: beyond
+    the balance (INSUFFICIENT_POINTS) or beyond the program's cap (LIMIT_REACHED); None when they may."""
     definition = program.definition
     allowed = points_allowed(left_fen, definition.points_cap_percent, definition.point_value)
     if wanted > balance:
-        quote.problems.append(Problem(ErrorCode.INSUFFICIENT_POINTS, f"the member has {balance} points",
-                                      ("input", "usePoints")))
-    elif wanted > allowed:
-        quote.problems.append(Problem(ErrorCode.LIMIT_REACHED, f"at most {allowed} points may pay for this order "
-                                      f"({definition.points_cap_percent}% of what is left after coupons)",
-                                      ("input", "usePoints")))
-    else:
-        quote.points_used = wanted
-        quote.points_discount_fen = points_value_fen(wanted, definition.point_value)
+        return Problem(ErrorCode.INSUFFICIENT_POINTS, f"the member has {balance} points", field)
+    if wanted > allowed:
+        return Problem(ErrorCode.LIMIT_REACHED, f"at most {allowed} points may pay for this order "
+                       f"({definition.points_cap_percent}% of what is left after coupons)", field)
+    return None

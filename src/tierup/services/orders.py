@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from ..domain.boosts import points_with_boosts
-from ..domain.checkout import Line, points_allowed, points_value_fen
+from ..domain.checkout import Line, points_value_fen
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
@@ -20,9 +20,9 @@ from ..domain.points import points_to_reverse, reversal_within_balance
 from ..store.db import Database, member_changed
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
-from .ledger import append_entry, balance_of
+from .ledger import append_entry
 from .programs import ActiveProgram
-from .checkout import LineInput, check_lines
+from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
 from .memberships import earning_multiplier
@@ -205,14 +205,11 @@ async def _pay_with(session, program: ActiveProgram, member: Member, request: Or
     definition = program.definition
     events: list[Event] = []
     if request.points_used:
-        allowed = points_allowed(amounts.paid_fen + amounts.points_fen, definition.points_cap_percent,
-                                 definition.point_value)
-        if request.points_used > points_balance:
-            raise Rejected.one(ErrorCode.INSUFFICIENT_POINTS, f"the member has {points_balance} points",
-                               "input", "pointsUsed")
-        if request.points_used > allowed:
-            raise Rejected.one(ErrorCode.LIMIT_REACHED, f"at most {allowed} points may pay for this order "
-                               f"({definition.points_cap_percent}% of what is left after coupons)", "input", "pointsUsed")
+        # What was left after coupons: the money paid and what the points paid.
+        problem = points_problem(program, request.points_used, points_balance, amounts.paid_fen + amounts.points_fen,
+                                 "input", "pointsUsed")
+        if problem is not None:
+            raise Rejected(problem)
         await append_entry(session, program, member.id, "SPEND", -request.points_used,
                            f"Order {request.external_id} paid with points", source="ORDER",
                            occurred_at=request.paid_at, report_id=report_id, balance=points_balance)
@@ -266,7 +263,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
         if stored.duplicate:
             return RefundResult(order.id, member.id, duplicate=True)
         growth = GrowthTracker(session, program)
-        await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
+        before = await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
         if request.refunded_at < order.occurred_at:
             raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
         # int(): PostgreSQL sums a BIGINT column as NUMERIC.
@@ -280,7 +277,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalar_one()
         reverse = points_to_reverse(earned, order.amount_fen, refunded_before, refund_fen)
         taken = shortfall = 0
-        balance = await balance_of(session, member.id)
+        balance = before.balance  # nothing moved points since the picture
         balance += await _return_points(session, program, order, refunded_before, refund_fen, stored.report_id,
                                         balance, at=request.refunded_at, reason=f"Refund {request.external_id} of "
                                         f"order {request.order_external_id}: points that paid for it")

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import bindparam, func, select
 
-from ..domain.errors import Checks, ErrorCode, Rejected
+from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
 from ..domain.program import DEFAULT_CHANNEL
 from ..events import Broker, Event
@@ -49,11 +49,17 @@ def append_stored_value(session, program: ActiveProgram, member_id: int, kind: s
                  f"({'+' if amount_fen > 0 else '−'}{change})", occurred_at)
 
 
+def spend_problem(balance_fen: int, spend_fen: int, symbol: str, *field: str) -> Problem | None:
+    """Spending beyond the balance is refused (INSUFFICIENT_BALANCE), quoted or done; None within it."""
+    if spend_fen <= balance_fen:
+        return None
+    return Problem(ErrorCode.INSUFFICIENT_BALANCE,
+                   f"the member has {format_yuan(to_yuan(balance_fen), symbol)} of stored value", field)
+
+
 def check_spend(balance_fen: int, spend_fen: int, symbol: str, *field: str) -> None:
-    """Spending beyond the balance is refused (INSUFFICIENT_BALANCE)."""
-    if spend_fen > balance_fen:
-        raise Rejected.one(ErrorCode.INSUFFICIENT_BALANCE,
-                           f"the member has {format_yuan(to_yuan(balance_fen), symbol)} of stored value", *field)
+    if (problem := spend_problem(balance_fen, spend_fen, symbol, *field)) is not None:
+        raise Rejected(problem)
 
 
 @dataclass(frozen=True)
