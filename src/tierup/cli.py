@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tierup", description="Member programs over GraphQL.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="run the server (migrates and loads the default program first)")
@@ -76,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(run=_seed)
 
     export = commands.add_parser("export", help="export data").add_subparsers(title="export commands")
-    export_members = export.add_parser("members", help="members of a selection, as CSV (progress on stderr)")
+    export_members = export.add_parser("members", help="members of a selection, as CSV (a progress bar on a terminal)")
     export_members.add_argument("--segment", help="RFM segment, e.g. 'At risk'")
     export_members.add_argument("--stage", choices=["NEW", "GROWING", "MATURE", "DECLINING", "CHURNED"])
     export_members.add_argument("--silent-days", type=int, help="no order for this many days (沉默预警)")
@@ -120,6 +121,15 @@ def _parser() -> argparse.ArgumentParser:
     fetch = assets.add_parser("fetch", help="download and verify the GraphiQL page's npm packages")
     fetch.set_defaults(run=_assets_fetch)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tierup")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _iso_date(text: str):
@@ -276,6 +286,7 @@ async def _on_program(settings: Settings, code: str, work) -> int:
 
 def _seed(args, settings: Settings) -> int:
     from .api.context import utcnow
+    from .progress import Bars
     from .services.seed import AlreadySeeded, SeedPlan, seed
     from .store.migrate import upgrade
 
@@ -287,7 +298,9 @@ def _seed(args, settings: Settings) -> int:
 
     async def run(db, program) -> int:
         try:
-            summary = await seed(db, program, SeedPlan(args.members, args.orders, args.seed), now=utcnow())
+            with Bars() as bars:
+                summary = await seed(db, program, SeedPlan(args.members, args.orders, args.seed), now=utcnow(),
+                                     progress=bars.bar)
         except AlreadySeeded as exc:
             print(f"tierup: {exc}", file=sys.stderr)
             return 1
@@ -300,8 +313,8 @@ def _seed(args, settings: Settings) -> int:
 def _export_members(args, settings: Settings) -> int:
     from .api.context import utcnow
     from .domain.rfm import SEGMENTS
+    from .progress import Bars
     from .services.export import export_members
-    from .services.seed import progress_bar
     from .services.tags import tag_selection
 
     if args.segment is not None and args.segment not in SEGMENTS:
@@ -314,10 +327,11 @@ def _export_members(args, settings: Settings) -> int:
             if args.tag is not None and tag is None:
                 print(f"tierup: no tag {args.tag!r} in program {program.code}", file=sys.stderr)
                 return 2
-            written = await export_members(
-                db, program, out, at=utcnow(), progress=progress_bar("exporting members"), segment=args.segment,
-                lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
-                tier_code=args.tier, channel=args.channel, tag=tag)
+            with Bars() as bars:
+                written = await export_members(
+                    db, program, out, at=utcnow(), progress=bars.bar("exporting members"), segment=args.segment,
+                    lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
+                    tier_code=args.tier, channel=args.channel, tag=tag)
             print(f"{written:,} members exported", file=sys.stderr)
             return 0
         return asyncio.run(_on_program(settings, args.program, run))
@@ -332,8 +346,8 @@ def _import(args, settings: Settings) -> int:
     from pathlib import Path
 
     from .api.context import utcnow
+    from .progress import Bars
     from .services.importing import ImportRefused, import_file
-    from .services.seed import progress_bar
     from .store.migrate import upgrade
 
     path = Path(args.file)
@@ -345,8 +359,9 @@ def _import(args, settings: Settings) -> int:
 
     async def run(db, program) -> int:
         try:
-            show = progress_bar(f"importing {args.kind}") if sys.stderr.isatty() else None
-            done = await import_file(db, program, args.kind, path, now=utcnow(), progress=show)
+            with Bars() as bars:
+                done = await import_file(db, program, args.kind, path, now=utcnow(),
+                                         progress=bars.bar(f"importing {args.kind}"))
         except ImportRefused as refused:
             for problem in refused.problems:
                 print(problem, file=sys.stderr)

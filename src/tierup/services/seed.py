@@ -10,7 +10,6 @@ those reports. Refunds, reviews and check-ins are not generated.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from types import SimpleNamespace
@@ -42,16 +41,9 @@ class AlreadySeeded(Exception):
     pass
 
 
-def progress_bar(label: str) -> Callable[[int, int], None]:
-    """A text progress bar on stderr: label [#####.....] 50% (n/total)."""
-    def show(done: int, total: int) -> None:
-        filled = int(30 * done / total) if total else 30
-        sys.stderr.write(f"\r{label:<18} [{'#' * filled}{'.' * (30 - filled)}] {done * 100 // max(total, 1):3d}% "
-                         f"({done:,}/{total:,})")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-    return show
+def no_progress(label: str) -> Callable[[int, int], None]:
+    """Progress for callers that show none (the CLI passes its bars)."""
+    return lambda done, total: None
 
 
 def _referral_code(member_id: int) -> str:
@@ -93,7 +85,7 @@ def synthetic_history(program: ActiveProgram, plan: SeedPlan, first_member: int,
 
 
 async def seed(db: Database, program: ActiveProgram, plan: SeedPlan, *, now: datetime,
-               progress: Callable[[str], Callable[[int, int], None]] = progress_bar) -> dict[str, int]:
+               progress: Callable[[str], Callable[[int, int], None]] = no_progress) -> dict[str, int]:
     definition = program.definition
     async with db.write() as session:
         if (await session.execute(select(func.count()).select_from(Member).where(
