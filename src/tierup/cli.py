@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    if getattr(args, "without_settings", False):  # reads files only: works whatever the environment holds
+        return args.run(args, None) or 0
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -46,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     load = program.add_parser("load", help="create or update a program from a TOML file")
     load.add_argument("file")
     load.set_defaults(run=_program_load)
+    validate = program.add_parser("validate", help="check program files without loading them (every problem with "
+                                                   "its key path)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=_program_validate, without_settings=True)
+    schema = program.add_parser("schema", help="print the JSON Schema of program files, for editors (Taplo / Even "
+                                               "Better TOML, VS Code, JetBrains)")
+    schema.add_argument("--output", help="file to write (default: standard output)")
+    schema.set_defaults(run=_program_schema, without_settings=True)
 
     token = commands.add_parser("token", help="mint a development token")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
@@ -160,14 +170,48 @@ def _program_load(args, settings: Settings) -> int:
     try:
         definition = load_program_file(args.file)
     except ProgramError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+        _print_problems(exc)
         print(f"{len(exc.problems)} problem(s); nothing was loaded", file=sys.stderr)
         return 1
     upgrade(settings.database_url)
     publication = asyncio.run(_publish(settings, definition))
     state = "created" if publication.created else ("updated" if publication.changed else "unchanged")
     print(f"program {definition.code} {state} (version {publication.program.version})")
+    return 0
+
+
+def _print_problems(error) -> None:
+    for problem in error.problems:
+        print(f"{error.source}: {problem}", file=sys.stderr)
+
+
+def _program_validate(args, settings: None) -> int:
+    from .programs import ProgramError, load_program_file
+
+    failed = 0
+    for file in args.files:
+        try:
+            definition = load_program_file(file)
+        except ProgramError as exc:
+            _print_problems(exc)
+            print(f"{file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{file}: ok (program {definition.code}, {len(definition.tiers)} tiers)")
+    return 1 if failed else 0
+
+
+def _program_schema(args, settings: None) -> int:
+    import json
+
+    from .programs.document import json_schema
+
+    text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -393,8 +437,7 @@ def _simulate(args, settings: Settings) -> int:
     try:
         draft = load_program_file(args.draft)
     except ProgramError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+        _print_problems(exc)
         return 1
 
     async def run() -> int:
