@@ -41,6 +41,12 @@ JOB_SECONDS = Histogram(
     "tierup_job_duration_seconds", "Scheduled job runs (expiry, tier evaluation, RFM) and how long each took.",
     ["job"], buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0))
 JOB_FAILURES = Counter("tierup_job_failures", "Scheduled job runs that raised.", ["job"])
+# Observed once per event in each process that receives it, whether or not anyone there subscribes.
+BROKER_LAG = Histogram(
+    "tierup_broker_lag_seconds",
+    "Live events from their publication (after the commit) to their arrival in this process's fan-out: "
+    "next to nothing on the memory broker, the trip through Redis with the Redis broker.",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 
 
 @contextlib.contextmanager

@@ -11,6 +11,10 @@ Design, after what other GraphQL servers learned the hard way:
   resubscribe and refetch — and every other subscriber is unaffected.
 - An idle subscriber costs next to nothing (tens of thousands sit on one process): its queue is
   a deque created when an event arrives and released when it is read empty.
+- Broker lag (tierup_broker_lag_seconds): each event is timed once per process on arrival, from the
+  moment it was published; over Redis the publication time travels in the message (wall clocks, so
+  servers on several hosts need synchronised clocks). One observation per event and process, never
+  per subscriber.
 - A subscriber is anything with `key` (program id, member id), `offer(event) -> bool` (take it
   without waiting; False when full), `overflow()` (dropped for falling behind) and `subscriptions`
   (how many it serves): a `Subscriber` mailbox read by one consumer, or the WebSocket handler's one
@@ -24,9 +28,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+
+from ..observability import BROKER_LAG
 
 log = logging.getLogger("tierup.events")
 
@@ -50,13 +57,25 @@ class Event:
     task: str | None = None
     previous_status: str | None = None
 
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "at": self.at.isoformat()})
+    def to_json(self, published: float | None = None) -> str:
+        """The event as a broker message; `published` (epoch seconds) rides along for the lag metric."""
+        data = {**asdict(self), "at": self.at.isoformat()}
+        if published is not None:
+            data["published"] = published
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> "Event":
-        data = json.loads(text)
-        return cls(**{**data, "at": datetime.fromisoformat(data["at"])})
+        return cls.from_message(json.loads(text))
+
+    @classmethod
+    def from_message(cls, data: dict) -> "Event":
+        """The event in a decoded message; keys it does not know (such as `published`) are left out, so
+        a message from a newer process still reads."""
+        return cls(**{name: data[name] for name in _FIELDS if name in data}, at=datetime.fromisoformat(data["at"]))
+
+
+_FIELDS = tuple(field.name for field in fields(Event) if field.name != "at")
 
 
 class Overflow(Exception):
@@ -176,8 +195,11 @@ class Broker:
             if not group:
                 del self._subscribers[subscriber.key]
 
-    def deliver(self, event: Event) -> None:
-        """Hand an event to this process's subscribers of its member, never waiting."""
+    def deliver(self, event: Event, published: float | None = None) -> None:
+        """Hand an event to this process's subscribers of its member, never waiting. `published`: when it
+        was published (time.time()), for the lag metric; None for a message that did not say."""
+        if published is not None:
+            BROKER_LAG.observe(max(0.0, time.time() - published))  # clocks of two hosts may disagree
         for subscriber in list(self._subscribers.get((event.program_id, event.member_id), ())):
             if not subscriber.offer(event):
                 self._drop(subscriber)
@@ -201,8 +223,9 @@ class MemoryBroker(Broker):
     """One process: publishing is delivering."""
 
     async def publish(self, events: list[Event]) -> None:
+        published = time.time()
         for event in events:
-            self.deliver(event)
+            self.deliver(event, published)
 
 
 class RedisBroker(Broker):
@@ -235,16 +258,25 @@ class RedisBroker(Broker):
                 continue
             if message is not None and message.get("type") == "message":
                 try:
-                    self.deliver(Event.from_json(message["data"]))
-                except (ValueError, TypeError, KeyError):
+                    data = json.loads(message["data"])
+                    event, published = Event.from_message(data), data.get("published")
+                    if not isinstance(published, (int, float)) or isinstance(published, bool):
+                        published = None  # a process from before the lag metric, or a stray message
+                except (ValueError, TypeError, KeyError, AttributeError):
                     log.warning("ignored a malformed event on %s", self.channel)
+                else:
+                    try:
+                        self.deliver(event, published)
+                    except Exception:  # one bad subscriber must not stop this process's events
+                        log.exception("delivering an event from %s failed", self.channel)
 
     async def publish(self, events: list[Event]) -> None:
         if not events:
             return
+        published = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.publish(self.channel, event.to_json())
+                pipe.publish(self.channel, event.to_json(published))
             await pipe.execute()
 
     async def close(self) -> None:
