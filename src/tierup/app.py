@@ -42,6 +42,7 @@ from .events import Broker, MemoryBroker, create_broker
 from .graphiql import AssetError, GraphiQLAssets
 from .observability import WEBSOCKET_CONNECTIONS, exposition
 from .services.jobs import run_periodically
+from .services.webhooks import run_deliveries
 from .store.db import Database
 
 log = logging.getLogger("tierup")
@@ -256,6 +257,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         if settings.jobs_interval:
             jobs = asyncio.create_task(run_periodically(services.db, services.broker, settings.jobs_interval,
                                                         services.clock), name="tierup-jobs")
+        # Webhooks go out as soon as their transaction commits, whether or not the other jobs run here.
+        deliveries = asyncio.create_task(run_deliveries(services.db, services.clock), name="tierup-webhooks")
         prefetch = None
         if not settings.production and not settings.graphiql_cdn and not services.assets.ready():
             prefetch = asyncio.create_task(asyncio.to_thread(_prefetch, services.assets))
@@ -265,6 +268,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
             for task in (prefetch, jobs):
                 if task is not None:
                     task.cancel()
+            deliveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliveries  # out of the database before it is disposed
             await services.persisted_queries.close()
             await services.broker.close()
             await services.db.dispose()

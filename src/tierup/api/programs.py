@@ -27,6 +27,7 @@ from .publishing import ProgramVersion, program_versions
 from .mall import RewardConnection, reward_page
 from .tags import MemberTag, program_tags
 from .tiers import TierLadder, tier_code_from_global_id
+from .webhooks import WebhookEndpoint, program_webhooks
 
 
 @strawberry.type(description="A member program (会员计划): one brand's tiers, rules and catalogue.")
@@ -61,6 +62,11 @@ class Program(relay.Node):
                                   "OPERATOR only.", permission_classes=[OperatorOnly])
     async def campaigns(self, info: Info, first: Optional[int] = None, after: Optional[str] = None) -> CampaignConnection:
         return await program_campaigns(info.context, first, after)
+
+    @strawberry.field(description="The endpoints member events are delivered to (signed webhooks), oldest first; "
+                                  "disabled ones too. OPERATOR only.", permission_classes=[OperatorOnly])
+    async def webhooks(self, info: Info) -> list[WebhookEndpoint]:
+        return await program_webhooks(info.context)
 
     @strawberry.field(description="Every published version of the definition, newest first. OPERATOR only.",
                       permission_classes=[OperatorOnly])

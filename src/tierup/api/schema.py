@@ -44,6 +44,7 @@ from .subscriptions import Subscription
 from .tags import TagMutations
 from .tasks import TaskMutations
 from .tiers import TierMutations
+from .webhooks import WebhookMutations
 
 log = logging.getLogger("tierup.api")
 
@@ -68,7 +69,7 @@ class Query(NodeQueries, MemberQueries, ProgramQueries):
 class Mutation(MemberMutations, OrderMutations, ReviewMutations, CheckInMutations, TaskMutations, BenefitMutations,
                MallMutations, CouponMutations, PointsMutations, TierMutations, AnalyticsMutations,
                PublishingMutations, KpiMutations, SimulationMutations, StoredValueMutations,
-               MembershipMutations, TagMutations, CampaignMutations, ActivityMutations):
+               MembershipMutations, TagMutations, CampaignMutations, ActivityMutations, WebhookMutations):
     pass
 
 

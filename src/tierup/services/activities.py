@@ -22,6 +22,7 @@ from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report, with_channel
 from .validation import check_channel, check_id, check_time
+from .webhooks import stage_webhooks
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ async def record_activity(db: Database, program: ActiveProgram, request: Activit
                                    balance=before.balance)
         await session.execute(Report.__table__.update().where(Report.id == stored.report_id).values(points=points))
         await growth.settle(request.occurred_at)
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return ActivityResult(member.id, duplicate=False, points=points)
 

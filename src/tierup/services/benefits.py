@@ -25,6 +25,7 @@ from .coupons import issue_coupon
 from .growth import publish
 from .memberships import active_plan
 from .programs import ActiveProgram
+from .webhooks import stage_webhooks
 
 
 async def claims_by_member(session: AsyncSession, member_ids: Iterable[int]) -> dict[int, Counter]:
@@ -60,8 +61,9 @@ class ClaimResult:
 
 
 async def claim_benefit(db: Database, program: ActiveProgram, member_external_id: str, benefit_code: str, *,
-                        now: datetime, broker: Broker | None = None) -> ClaimResult:
-    """Enforce tier, window, early access, birthday month and quota; record the claim and give what it gives."""
+                        now: datetime, broker: Broker | None = None, gift: str | None = None) -> ClaimResult:
+    """Enforce tier, window, early access, birthday month and quota; record the claim and give what it gives.
+    `gift`: the jobs claimed it for the member; a coupon it gives is announced (COUPON_RECEIVED) with this message."""
     definition = program.definition
     try:
         benefit = definition.benefit(benefit_code)
@@ -86,6 +88,9 @@ async def claim_benefit(db: Database, program: ActiveProgram, member_external_id
         key, _ = benefit_period(benefit.period, now, definition.zone)
         session.add(BenefitClaim(program_id=program.id, member_id=member.id, benefit_code=benefit.code,
                                  period_key=key, claimed_at=now, coupon_id=coupon_id))
+        if gift is not None and coupon_id is not None:
+            events.append(Event(program.id, member.id, "COUPON_RECEIVED", gift, now))
+        await stage_webhooks(session, program, events, now=now)
     await publish(broker, events)
     return ClaimResult(member.id, benefit.code, coupon_id)
 
@@ -107,13 +112,11 @@ async def give_birthday_benefits(db: Database, program: ActiveProgram, *, as_of:
                 func.extract("day", Member.birthday).in_(days)).order_by(Member.id))).scalars())
         for external_id in members:
             try:
-                claimed = await claim_benefit(db, program, external_id, benefit.code, now=as_of, broker=broker)
+                await claim_benefit(db, program, external_id, benefit.code, now=as_of, broker=broker,
+                                    gift=f"Happy birthday: {benefit.name}")
             except Rejected:  # claimed already this year (by the member, or by an earlier run)
                 continue
             given += 1
-            if claimed.coupon_id is not None:
-                await publish(broker, [Event(program.id, claimed.member_id, "COUPON_RECEIVED",
-                                             f"Happy birthday: {benefit.name}", as_of)])
     return given
 
 

@@ -37,6 +37,7 @@ from .programs import ActiveProgram
 from .reports import payload_hash
 from .tags import Audience, TagIndex, TagSelection, check_audience, count_selected, insert_new, read_tags, selected
 from .validation import check_id, check_text
+from .webhooks import stage_webhooks
 
 log = logging.getLogger("tierup.campaigns")
 
@@ -180,6 +181,7 @@ async def _run_batch(db: Database, program: ActiveProgram, campaign_id: int, aft
         members = await lock_members(session, program.id, picked.values())
         recipients = [members[picked[i]] for i in sorted(await _claim(session, campaign_id, list(picked), at))]
         events = await _give(session, program, campaign, recipients, at)
+        await stage_webhooks(session, program, events, now=at)
         if len(picked) < BATCH:
             await _finish(session, campaign_id, at)
     await publish(broker, events)

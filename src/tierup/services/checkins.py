@@ -16,6 +16,7 @@ from ..store.queries import lock_member
 from .growth import GrowthTracker, publish
 from .programs import ActiveProgram
 from .reports import store_report
+from .webhooks import stage_webhooks
 
 
 @dataclass(frozen=True)
@@ -56,5 +57,6 @@ async def check_in(db: Database, program: ActiveProgram, member_external_id: str
         growth = GrowthTracker(session, program)
         before = await growth.watch(member, now, exclude_report=stored.report_id)
         after = (await growth.settle(now))[member.id]
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return CheckInResult(member.id, after.balance - before.balance)

@@ -16,6 +16,7 @@ from .activity import insert_once
 from .growth import publish
 from .ledger import append_entry, lots_of
 from .programs import ActiveProgram
+from .webhooks import stage_webhooks
 
 REMINDER_DAYS = 30
 BATCH = 500
@@ -80,6 +81,7 @@ async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: dateti
     events: list[Event] = []
     for start in range(0, len(candidates), BATCH):
         async with db.write() as session:
+            batch_start = len(events)
             lots = await lots_of(session, candidates[start:start + BATCH])
             for member_id, member_lots in lots.items():
                 for lot in member_lots:
@@ -91,5 +93,6 @@ async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: dateti
                     when = local(lot.expires_at, program.definition.zone).strftime("%Y-%m-%d %H:%M")
                     events.append(Event(program.id, member_id, "POINTS_EXPIRING",
                                         f"{lot.remaining} points expire at {when}", as_of))
+            await stage_webhooks(session, program, events[batch_start:], now=as_of)
     await publish(broker, events)
     return len(events)

@@ -1,5 +1,5 @@
-"""Scheduled jobs: points expiry, tier evaluation, RFM scores, paid-membership reminders, birthday gifts and
-campaigns left running, for every program, from cron or inside `tierup serve`.
+"""Scheduled jobs: points expiry, tier evaluation, RFM scores, paid-membership reminders, birthday gifts,
+campaigns left running and webhook deliveries due, for every program, from cron or inside `tierup serve`.
 
 Each job is safe to run twice for the same time and from several servers at once: the work is
 found afresh under each member's lock, and reminders are keyed UNIQUE.
@@ -23,6 +23,7 @@ from .expiry import ExpiryRun, expire_points
 from .memberships import remind_memberships
 from .programs import active_program, program_codes
 from .tiers import Evaluation, evaluate_tiers
+from .webhooks import DeliveryRun, deliver_due
 
 log = logging.getLogger("tierup.jobs")
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class JobRun:
     expiry: ExpiryRun
     evaluation: Evaluation
     rfm_scored: int
+    webhooks: DeliveryRun
 
 
 async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = None,
@@ -49,7 +51,9 @@ async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = Non
         await _measured("remind-memberships", remind_memberships(db, active, as_of=as_of, broker=broker))
         await _measured("birthdays", give_birthday_benefits(db, active, as_of=as_of, broker=broker))
         await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
-        runs.append(JobRun(code, expiry, evaluation, scored))
+        # Last, so that what the jobs above announced goes out in this run.
+        webhooks = await _measured("deliver-webhooks", deliver_due(db, now=as_of, program_id=active.id))
+        runs.append(JobRun(code, expiry, evaluation, scored, webhooks))
     return runs
 
 

@@ -21,6 +21,7 @@ from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report, with_channel
 from .validation import check_birthday, check_channel, check_id, check_text, check_time
+from .webhooks import stage_webhooks
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 REFERRAL_CODE_LENGTH = 8
@@ -105,6 +106,7 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
                                        f"Coupon {definition.coupon_template(coupon.template_code).name} received",
                                        joined_at))
         await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)
 

@@ -27,6 +27,7 @@ from .growth import publish
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_amount, check_id, check_time
+from .webhooks import stage_webhooks
 
 REMINDER_DAYS = 7
 
@@ -92,6 +93,7 @@ async def purchase_membership(db: Database, program: ActiveProgram, request: Mem
         extend(definition, member, plan, request.paid_at)
         until = local(member.membership_until, definition.zone).date().isoformat()
         event = Event(program.id, member.id, "MEMBERSHIP_CHANGED", f"{plan.name} until {until}", request.paid_at)
+        await stage_webhooks(session, program, [event], now=now)
     await publish(broker, [event])
     return PurchaseResult(member.id, duplicate=False)
 
@@ -121,6 +123,7 @@ async def remind_memberships(db: Database, program: ActiveProgram, *, as_of: dat
                 if await insert_once(session, Notification, member_id=member.id, kind=kind, key=key,
                                      sent_at=as_of) is not None:
                     events.append(_reminder(program, member, kind, as_of))
+        await stage_webhooks(session, program, events, now=as_of)
     await publish(broker, events)
     return len(events)
 

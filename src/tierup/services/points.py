@@ -14,6 +14,7 @@ from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id, check_text
+from .webhooks import stage_webhooks
 
 MAX_ADJUSTMENT = 1_000_000
 REASON_LENGTH = 200
@@ -62,5 +63,6 @@ async def adjust_points(db: Database, program: ActiveProgram, request: Adjustmen
                            f"Adjustment by {operator}: {request.reason}", source="ADJUSTMENT", occurred_at=now,
                            report_id=stored.report_id, balance=balance)
         await growth.settle(now)
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return AdjustmentResult(member.id, duplicate=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -23,6 +23,8 @@ class ActiveProgram:
     code: str
     version: int
     definition: ProgramDefinition
+    # programs.webhooks_version as read with the version; None when not read (webhooks then read the endpoints).
+    webhooks_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,14 @@ async def publish_program(db: Database, definition: ProgramDefinition, *, publis
                 ProgramVersion.program_id == program.id,
                 ProgramVersion.version == program.current_version))).scalar_one()
             if current == document:
-                return Publication(ActiveProgram(program.id, program.code, program.current_version, definition),
-                                   created=False, changed=False)
+                return Publication(ActiveProgram(program.id, program.code, program.current_version, definition,
+                                                 program.webhooks_version), created=False, changed=False)
             program.current_version += 1
             program.name = definition.name
         session.add(ProgramVersion(program_id=program.id, version=program.current_version, definition=document,
                                    published_at=now, published_by=published_by))
-    return Publication(ActiveProgram(program.id, program.code, program.current_version, definition),
-                       created=created, changed=True)
+    return Publication(ActiveProgram(program.id, program.code, program.current_version, definition,
+                                     program.webhooks_version or 0), created=created, changed=True)
 
 
 # Definitions by (program id, version), per database: a published version never changes, so a
@@ -76,19 +78,19 @@ def known_program(db: Database, program_id: int, code: str, version: int) -> Act
 
 async def active_program(db: Database, code: str) -> ActiveProgram | None:
     async with db.read() as session:
-        row = (await session.execute(select(Program.id, Program.current_version).where(Program.code == code))
-               ).one_or_none()
+        row = (await session.execute(select(Program.id, Program.current_version, Program.webhooks_version)
+                                     .where(Program.code == code))).one_or_none()
         if row is None:
             return None
-        program_id, version = row
+        program_id, version, webhooks_version = row
         known = known_program(db, program_id, code, version)
         if known is not None:
-            return known
+            return replace(known, webhooks_version=webhooks_version)
         document = (await session.execute(select(ProgramVersion.definition).where(
             ProgramVersion.program_id == program_id, ProgramVersion.version == version))).scalar_one()
     definition = parse_program(json.loads(document), f"program {code} v{version}")
     _versions.setdefault(db, {})[(program_id, version)] = definition
-    return ActiveProgram(program_id, code, version, definition)
+    return ActiveProgram(program_id, code, version, definition, webhooks_version)
 
 
 async def program_count(db: Database) -> int:

@@ -18,6 +18,7 @@ from .ledger import append_entry
 from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id, check_time
+from .webhooks import stage_webhooks
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ async def record_review(db: Database, program: ActiveProgram, request: ReviewInp
                                source="REVIEW", occurred_at=request.posted_at, report_id=stored.report_id,
                                balance=before.balance)
         await growth.settle(request.posted_at)
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return ReviewResult(member.id, duplicate=False, points=points)
 

@@ -17,6 +17,7 @@ from .coupons import issue_coupon
 from .growth import GrowthTracker, publish
 from .ledger import append_entry, balance_of
 from .programs import ActiveProgram
+from .webhooks import stage_webhooks
 
 MAX_QUANTITY = 20
 
@@ -74,6 +75,7 @@ async def redeem_reward(db: Database, program: ActiveProgram, member_external_id
         session.add(Redemption(program_id=program.id, member_id=member.id, reward_code=item.code, quantity=quantity,
                                points=cost, entry_id=spend.id, redeemed_at=now))
         await growth.settle(now)
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return RedemptionResult(member.id, tuple(coupons))
 

@@ -24,6 +24,7 @@ from .growth import publish
 from .programs import ActiveProgram
 from .reports import store_report, with_channel
 from .validation import check_amount, check_channel, check_id, check_text, check_time
+from .webhooks import stage_webhooks
 
 REASON_LENGTH = 200
 
@@ -114,7 +115,9 @@ async def top_up_stored_value(db: Database, program: ActiveProgram, request: Top
                 session, program, member.id, "BONUS", bonus,
                 f"Bonus on a top-up of {format_yuan(to_yuan(amount_fen), symbol)}", occurred_at=request.paid_at,
                 balance_fen=balance + amount_fen, report_id=stored.report_id))
-    await publish(broker, events[-1:])  # one change the member sees: the balance after both
+        events = events[-1:]  # one change the member sees: the balance after both
+        await stage_webhooks(session, program, events, now=now)
+    await publish(broker, events)
     return TopUpResult(member.id, duplicate=False, bonus_fen=bonus)
 
 
@@ -150,5 +153,6 @@ async def adjust_stored_value(db: Database, program: ActiveProgram, request: Sto
         event = append_stored_value(session, program, member.id, "ADJUST", signed,
                                     f"Adjustment by {operator}: {request.reason}", occurred_at=now,
                                     balance_fen=balance, report_id=stored.report_id)
+        await stage_webhooks(session, program, [event], now=now)
     await publish(broker, [event])
     return False

@@ -15,6 +15,7 @@ from ..store.models import TaskCompletion
 from ..store.queries import lock_member
 from .growth import GrowthTracker, publish
 from .programs import ActiveProgram
+from .webhooks import stage_webhooks
 
 
 @dataclass(frozen=True)
@@ -50,5 +51,6 @@ async def claim_task_reward(db: Database, program: ActiveProgram, member_externa
         growth.claimed(member.id, task.code, key, now)
         await growth.pay(member, task.reward, completion.points, now, source="TASK", reason=f"Task {task.code}")
         await growth.settle(now)
+        await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
     return ClaimResult(member.id, task.code)

@@ -23,6 +23,7 @@ from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
 from .activity import insert_once
 from .programs import ActiveProgram
+from .webhooks import stage_webhooks
 
 EVALUATION_BATCH = 500
 
@@ -198,6 +199,7 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                     member.tier_valid_until = renewed
             total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
                                total.downgraded + downgraded, total.kept + kept)
+            await stage_webhooks(session, program, events, now=as_of)
         if broker is not None and events:
             await broker.publish(events)  # this batch has committed
     await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
@@ -228,6 +230,7 @@ async def remind_tier_expiring(db: Database, program: ActiveProgram, *, as_of: d
                 continue
             events.append(Event(program.id, member.id, "TIER_EXPIRING",
                                 _keep_message(definition, member, metrics[member.id]), as_of))
+        await stage_webhooks(session, program, events, now=as_of)
     if broker is not None and events:
         await broker.publish(events)
     return len(events)

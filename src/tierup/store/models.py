@@ -24,6 +24,10 @@ class Program(Base):
     name: Mapped[str] = mapped_column(String(200))
     current_version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Goes up whenever the program's webhook endpoints change (created, deleted, disabled, enabled). Read with
+    # the version on every request, it tells each process when the endpoints it keeps in memory are outdated;
+    # 0 means the program never had one, so its events cost no statement to check.
+    webhooks_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ProgramVersion(Base):
@@ -387,3 +391,69 @@ class CampaignRecipient(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     reached_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookEndpoint(Base):
+    """A shop's URL that receives the member events it chose, signed with its secret (Standard Webhooks).
+
+    Never deleted: deleteWebhook sets deleted_at, so deliveries already written keep their endpoint.
+    events: the MemberEventKind names it receives, comma-separated. failing_since: the first failed attempt
+    since the last success; a day of failures disables it (active false, disabled_at and disabled_reason).
+    """
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_program", "program_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("programs.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(String(100))  # whsec_ and the key in base64: needed to sign every message
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one endpoint, written in the transaction of the event, sent after commit.
+
+    message_id is the webhook-id header, the same on every attempt. payload is the body exactly as sent.
+    status: PENDING (next_attempt_at says when; a claimed row is leased by moving it ahead), DELIVERED,
+    FAILED (a day of attempts failed), CANCELLED (its endpoint was deleted or disabled first). A new row is
+    due at once: its next_attempt_at is the epoch, whatever clock the use case that wrote it ran on.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    first_attempted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # delivered, failed or cancelled
+
+
+class WebhookAttempt(Base):
+    """One try at sending a delivery: the HTTP status the endpoint answered, or why there was none."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    duration_ms: Mapped[int] = mapped_column(Integer)

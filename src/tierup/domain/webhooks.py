@@ -1,0 +1,57 @@
+"""Webhook rules: which URLs may receive events, when a failed delivery is tried again, when an endpoint
+has failed long enough to be switched off."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2000
+# After the n-th failed attempt the next comes this much later: the first retry within seconds, for a
+# receiver that was restarting, then further apart so that an endpoint down for hours is not hammered.
+RETRY_DELAYS = (timedelta(seconds=5), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
+                timedelta(hours=2), timedelta(hours=5), timedelta(hours=10))
+# A message is tried for this long after its first attempt; the last try comes exactly then.
+RETRY_WINDOW = timedelta(hours=24)
+# An endpoint whose attempts have all failed for this long is disabled.
+DISABLE_AFTER = timedelta(hours=24)
+
+
+def url_problem(url: str, *, allow_http: bool) -> str | None:
+    """Why an endpoint URL cannot receive webhooks, or None. Plain http only outside production: the
+    payloads name members, and the signature proves who sent them, not that nobody else read them."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"url is longer than {MAX_URL_LENGTH} characters"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "url contains spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises on a port that is not a number in 0–65535
+    except ValueError:
+        return "url is not a valid URL"
+    if parts.scheme not in ("https", "http"):
+        return "url must start with https://" + (" or http://" if allow_http else "")
+    if parts.scheme == "http" and not allow_http:
+        return "url must use https:// in production"
+    if not parts.hostname:
+        return "url names no host"
+    if parts.username is not None or parts.password is not None:
+        return "url must not carry a user name or password; the signature authenticates the sender"
+    if parts.fragment:
+        return "url must not have a #fragment"
+    return None
+
+
+def next_attempt_at(first_attempt: datetime, attempts_made: int, now: datetime) -> datetime | None:
+    """When to try a message again after its `attempts_made`-th attempt failed at `now`; None once the
+    window after its first attempt has passed (the message has failed for good)."""
+    last = first_attempt + RETRY_WINDOW
+    if now >= last:
+        return None
+    delay = RETRY_DELAYS[min(attempts_made, len(RETRY_DELAYS)) - 1]
+    return min(now + delay, last)
+
+
+def should_disable(failing_since: datetime | None, now: datetime) -> bool:
+    """An attempt failed at `now`: has the endpoint failed without a success in between for long enough?"""
+    return failing_since is not None and now - failing_since >= DISABLE_AFTER

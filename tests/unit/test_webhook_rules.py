@@ -1,0 +1,50 @@
+"""Webhook rules: the URLs endpoints may have and the retry schedule operators are promised."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tierup.domain.webhooks import next_attempt_at, should_disable, url_problem
+
+START = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
+
+
+def schedule() -> list[timedelta]:
+    """Every attempt's time after the first when each one fails at once."""
+    times, now, made = [timedelta(0)], START, 1
+    while (then := next_attempt_at(START, made, now)) is not None:
+        now, made = then, made + 1
+        times.append(now - START)
+    return times
+
+
+def test_retries_start_within_seconds_grow_and_end_a_day_after_the_first_attempt():
+    assert schedule() == [timedelta(0), timedelta(seconds=5), timedelta(seconds=65), timedelta(minutes=6, seconds=5),
+                          timedelta(minutes=36, seconds=5), timedelta(hours=2, minutes=36, seconds=5),
+                          timedelta(hours=7, minutes=36, seconds=5), timedelta(hours=17, minutes=36, seconds=5),
+                          timedelta(hours=24)]
+
+
+def test_a_late_attempt_keeps_to_the_window():
+    # An attempt made late (the server was down) is followed by the next delay, never past the day.
+    assert next_attempt_at(START, 1, START + timedelta(hours=1)) == START + timedelta(hours=1, seconds=5)
+    assert next_attempt_at(START, 3, START + timedelta(hours=23, minutes=58)) == START + timedelta(hours=24)
+    assert next_attempt_at(START, 9, START + timedelta(hours=25)) is None
+
+
+def test_an_endpoint_is_disabled_after_a_day_of_failures():
+    assert not should_disable(None, START)
+    assert not should_disable(START, START + timedelta(hours=23, minutes=59))
+    assert should_disable(START, START + timedelta(hours=24))
+
+
+@pytest.mark.parametrize("url", ["https://shop.example.com/hooks", "https://shop.example.com:8443/h?x=1",
+                                 "https://[::1]/hooks", "https://商店.example/hooks"])
+def test_https_urls_are_taken(url):
+    assert url_problem(url, allow_http=False) is None
+
+
+def test_plain_http_only_outside_production():
+    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=True) is None
+    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=False) == "url must use https:// in production"
+    assert url_problem("ftp://x/hooks", allow_http=False) == "url must start with https://"
