@@ -95,7 +95,8 @@ const client = new ApolloClient({
     persisted.concat(http),
   ),
   cache: new InMemoryCache({
-    // TierProgress has no id: it belongs to its Member, and a newer one simply replaces it.
+    // TierProgress has no id: it belongs to its Member. Merging a newer one into the cached one is
+    // safe (every event carries all its fields) and spares Apollo's "cache data may be lost" warning.
     typePolicies: { TierProgress: { merge: true } },
   }),
 });
