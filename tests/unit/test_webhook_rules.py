@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tierup.domain.webhooks import next_attempt_at, should_disable, url_problem
+from tierup.domain.webhooks import MAX_ATTEMPTS, next_attempt_at, should_disable, url_problem
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
 
@@ -48,3 +48,7 @@ def test_plain_http_only_outside_production():
     assert url_problem("http://127.0.0.1:9000/hooks", allow_http=True) is None
     assert url_problem("http://127.0.0.1:9000/hooks", allow_http=False) == "url must use https:// in production"
     assert url_problem("ftp://x/hooks", allow_http=False) == "url must start with https://"
+
+
+def test_no_message_gets_more_attempts_than_the_query_cost_counts():
+    assert len(schedule()) == MAX_ATTEMPTS

@@ -16,6 +16,7 @@ from .campaigns import CampaignConnection, program_campaigns
 from .channels import Store
 from .memberships import PaidMembershipPlan
 from ..services.programs import ActiveProgram
+from ..services.webhooks import MAX_ENDPOINTS
 from .errors import forbidden
 from .permissions import OperatorOnly, OperatorOrService, SignedIn
 from .quests import Quest
@@ -64,7 +65,8 @@ class Program(relay.Node):
         return await program_campaigns(info.context, first, after)
 
     @strawberry.field(description="The endpoints member events are delivered to (signed webhooks), oldest first; "
-                                  "disabled ones too. OPERATOR only.", permission_classes=[OperatorOnly])
+                                  "disabled ones too. OPERATOR only.", permission_classes=[OperatorOnly],
+                      metadata={"list_estimate": MAX_ENDPOINTS})
     async def webhooks(self, info: Info) -> list[WebhookEndpoint]:
         return await program_webhooks(info.context)
 

@@ -16,6 +16,7 @@ from strawberry.types import Info
 
 from ..auth import Role
 from ..domain.errors import Rejected
+from ..domain.webhooks import MAX_ATTEMPTS
 from ..services import webhooks as webhook_service
 from ..store.models import WebhookEndpoint as EndpointRow
 from .connections import Connection, connection, page_args
@@ -60,7 +61,8 @@ class WebhookDelivery(relay.Node):
                     "possible, or not again.")
     finished_at: Optional[datetime] = strawberry.field(description="When it was delivered, failed for good or "
                                                                    "was cancelled.")
-    attempts: list[WebhookAttempt] = strawberry.field(description="Every try, oldest first.")
+    attempts: list[WebhookAttempt] = strawberry.field(description="Every try, oldest first.",
+                                                      metadata={"list_estimate": MAX_ATTEMPTS})
 
     @classmethod
     def of(cls, context, row, attempts) -> "WebhookDelivery":

@@ -13,6 +13,8 @@ RETRY_DELAYS = (timedelta(seconds=5), timedelta(minutes=1), timedelta(minutes=5)
                 timedelta(hours=2), timedelta(hours=5), timedelta(hours=10))
 # A message is tried for this long after its first attempt; the last try comes exactly then.
 RETRY_WINDOW = timedelta(hours=24)
+# Attempts a message gets at most: the first, one after each delay, a last one at the window's end.
+MAX_ATTEMPTS = len(RETRY_DELAYS) + 2
 # An endpoint whose attempts have all failed for this long is disabled.
 DISABLE_AFTER = timedelta(hours=24)
 
