@@ -43,3 +43,26 @@ async def test_member_page_statements_do_not_grow_with_the_page(api, db, program
         counts[first] = statements[0]
     assert counts[1] == counts[100]
     assert counts[100] <= 4  # program version, page with its count, balances, metrics
+
+
+RECORD_ORDER = """mutation($i: RecordOrderInput!) {
+  recordOrder(input: $i) { order { pointsEarned } userErrors { code } } }"""
+
+
+async def test_an_order_costs_a_bounded_number_of_statements(api, clock):
+    """The write path's budget: the program's version, the member's lock, the report, the member's state in one
+    statement, the tier metrics, the ledger entry, the member's version, and the order read back for the
+    answer — however long the member's history. The member is not read back: the query does not ask for it."""
+    await api.as_service("mutation { enrollMember(input: {externalId: \"stmt-ann\"}) { userErrors { code } } }")
+    counts = []
+    for n in range(12):
+        sent = {"externalId": f"stmt-O-{n}", "memberExternalId": "stmt-ann", "amount": "120.00",
+                "paidAt": f"2026-01-0{1 + n % 4}T12:00:00+08:00"}
+        with count_statements() as statements:
+            answer = await api.as_service(RECORD_ORDER, {"i": sent})
+        assert answer["data"]["recordOrder"]["userErrors"] == [], answer
+        counts.append(statements[0])
+    # An order that upgrades writes the tier change and reads the metrics again; the rest write only their rows.
+    # (On PostgreSQL the member's version goes up in the caller's transaction: one statement more.)
+    assert sorted(counts)[len(counts) // 2] <= 8, counts
+    assert max(counts) <= 10, counts

@@ -179,6 +179,14 @@ class Context:
         if principal.role is Role.MEMBER and member.external_id != principal.sub:
             raise forbidden("a member can only see their own data")
 
+    async def check_owner_visible(self, row) -> None:
+        """A member's row (an order, a coupon) is visible as its member is; the member is read only
+        for a member's own token."""
+        if row.program_id != (await self.program()).id:
+            raise forbidden("that member belongs to another program")
+        if self.require().role is Role.MEMBER:
+            await self.check_member_visible(await (await self.loaders()).member_by_id.load(row.member_id))
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

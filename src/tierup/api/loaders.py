@@ -8,13 +8,14 @@ subscription event, so nothing read is ever stale.
 from __future__ import annotations
 
 import base64
+import functools
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Sequence
 
 from aiodataloader import DataLoader
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import aliased
 
 from ..domain.activity import Activity
@@ -25,7 +26,7 @@ from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
 from ..services.analytics import lifecycle_stages, member_selection
 from ..services.expiry import REMINDER_DAYS
-from ..services.ledger import lots_of
+from ..services.ledger import balances_of, lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
@@ -98,11 +99,8 @@ class Loaders:
 
     async def _balances(self, member_ids: Sequence[int]) -> list[int]:
         async with self.db.read() as session:
-            rows = await session.execute(
-                select(PointsEntry.member_id, func.sum(PointsEntry.amount))
-                .where(PointsEntry.member_id.in_(member_ids)).group_by(PointsEntry.member_id))
-            found = dict(rows.all())
-        return [int(found.get(i, 0)) for i in member_ids]
+            found = await balances_of(session, list(member_ids))
+        return [found[i] for i in member_ids]
 
     async def _metrics(self, member_ids: Sequence[int]) -> list[MemberMetrics]:
         """The figures the tier rules would judge now: the same qualification period as upgrades and evaluation."""
@@ -118,8 +116,7 @@ class Loaders:
         """Orders with their figures in the same statement: a client asking for an order mostly asks
         for the points it earned too."""
         async with self.db.read() as session:
-            rows = await session.execute(select(Report, *_order_figure_columns())
-                                         .where(Report.id.in_(ids), Report.kind == "ORDER"))
+            rows = await session.execute(_orders_statement(), {"ids": list(ids)})
             found = {}
             for order, *figures in rows:
                 found[order.id] = order
@@ -232,8 +229,8 @@ class Loaders:
 
     async def _order_figures(self, order_ids: Sequence[int]) -> list[OrderFigures]:
         async with self.db.read() as session:
-            found = {order_id: OrderFigures(*map(int, figures)) for order_id, *figures in await session.execute(
-                select(Report.id, *_order_figure_columns()).where(Report.id.in_(order_ids)))}
+            found = {order_id: OrderFigures(*map(int, figures))
+                     for order_id, *figures in await session.execute(_figures_statement(), {"ids": list(order_ids)})}
         return [found.get(i, OrderFigures(0, 0, 0, 0)) for i in order_ids]
 
     # Pages of a list. Keyset pagination on the primary key: stable while rows are appended.
@@ -300,6 +297,18 @@ def decode_cursor(cursor: str) -> int | None:
     except (ValueError, UnicodeError):
         pass
     return None
+
+
+# Built once: four correlated subqueries take SQLAlchemy longer to construct than SQLite to run.
+@functools.cache
+def _orders_statement():
+    return select(Report, *_order_figure_columns()).where(Report.id.in_(bindparam("ids", expanding=True)),
+                                                          Report.kind == "ORDER")
+
+
+@functools.cache
+def _figures_statement():
+    return select(Report.id, *_order_figure_columns()).where(Report.id.in_(bindparam("ids", expanding=True)))
 
 
 def _order_figure_columns():

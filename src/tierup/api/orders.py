@@ -73,7 +73,7 @@ async def order_node(context, order_id: int) -> Order | None:
     row = await loaders.order_by_id.load(order_id)
     if row is None:
         return None
-    await context.check_member_visible(await loaders.member_by_id.load(row.member_id))
+    await context.check_owner_visible(row)
     return Order.of(context, row, (await context.program()).definition.currency)
 
 
@@ -101,12 +101,30 @@ class RecordOrderInput:
         default=None, description="The lines paid for; optional for shops that report totals only.")
 
 
-@strawberry.type(description="Result of recordOrder.")
-class RecordOrderPayload:
-    order: Optional[Order] = strawberry.field(default=None, description="The order as recorded.")
-    member: Optional[MemberRef] = strawberry.field(default=None, description="The member after the order (points, tier).")
+@strawberry.type
+class _Reported:
+    """What recordOrder and refundOrder answer: the order and its member are read only when asked for
+    (a shop reporting orders mostly asks for the points earned, or nothing)."""
+
     duplicate: bool = strawberry.field(default=False, description="True when this externalId had been recorded before; nothing changed.")
     user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was recorded, if so.")
+    order_id: strawberry.Private[Optional[int]] = None
+    member_id: strawberry.Private[Optional[int]] = None
+
+    async def _order(self, info: Info) -> Optional[Order]:
+        return await order_node(info.context, self.order_id) if self.order_id is not None else None
+
+    async def _member(self, info: Info) -> Optional[MemberRef]:
+        from .members import member_node
+
+        return await member_node(info.context, self.member_id) if self.member_id is not None else None
+
+
+@strawberry.type(description="Result of recordOrder.")
+class RecordOrderPayload(_Reported):
+    order: Optional[Order] = strawberry.field(resolver=_Reported._order, description="The order as recorded.")
+    member: Optional[MemberRef] = strawberry.field(resolver=_Reported._member,
+                                                   description="The member after the order (points, tier).")
 
 
 @strawberry.input(description="Orders reported together (an import, or a shop's batch): up to 500.")
@@ -149,11 +167,10 @@ class RefundOrderInput:
 
 
 @strawberry.type(description="Result of refundOrder.")
-class RefundOrderPayload:
-    order: Optional[Order] = strawberry.field(default=None, description="The order, with its refunded amount.")
-    member: Optional[MemberRef] = strawberry.field(default=None, description="The member after the refund.")
-    duplicate: bool = strawberry.field(default=False, description="True when this externalId had been recorded before; nothing changed.")
-    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why nothing was recorded, if so.")
+class RefundOrderPayload(_Reported):
+    order: Optional[Order] = strawberry.field(resolver=_Reported._order,
+                                              description="The order, with its refunded amount.")
+    member: Optional[MemberRef] = strawberry.field(resolver=_Reported._member, description="The member after the refund.")
 
 
 def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
@@ -171,8 +188,6 @@ class OrderMutations:
         "Report a paid order: points = floor(amount × the multiplier of the tier held before it); an order that "
         "qualifies upgrades the member at once. SERVICE only."))
     async def record_order(self, info: Info, input: RecordOrderInput) -> RecordOrderPayload:
-        from .members import member_node
-
         context = info.context
         program = await context.program()
         try:
@@ -181,8 +196,7 @@ class OrderMutations:
         except Rejected as rejection:
             return RecordOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
-        return RecordOrderPayload(order=await order_node(context, result.order_id),
-                                  member=await member_node(context, result.member_id), duplicate=result.duplicate)
+        return RecordOrderPayload(order_id=result.order_id, member_id=result.member_id, duplicate=result.duplicate)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
         "Report up to 500 paid orders at once, each by the rules of recordOrder and idempotent on its own "
@@ -213,8 +227,6 @@ class OrderMutations:
         "Report a refund: takes back spend and, in proportion, the points the order earned (floored). The tier "
         "stays until the next evaluation. SERVICE only."))
     async def refund_order(self, info: Info, input: RefundOrderInput) -> RefundOrderPayload:
-        from .members import member_node
-
         context = info.context
         program = await context.program()
         request = order_service.RefundInput(external_id=input.external_id, order_external_id=input.order_external_id,
@@ -226,5 +238,4 @@ class OrderMutations:
         except Rejected as rejection:
             return RefundOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
-        return RefundOrderPayload(order=await order_node(context, result.order_id),
-                                  member=await member_node(context, result.member_id), duplicate=result.duplicate)
+        return RefundOrderPayload(order_id=result.order_id, member_id=result.member_id, duplicate=result.duplicate)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import Integer, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +15,7 @@ from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
 from ..domain.tasks import Completion, Completions
 from ..store.db import execute_core, member_changed
+from ..store.types import UtcDateTime
 from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
 
 
@@ -26,28 +28,72 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
     if not ids:
         return found
     tz = definition.zone
-    rows = await execute_core(session, _ACTIVITY, {"ids": ids, "exclude": -1 if exclude_report is None else exclude_report})
-    for what, member_id, at, number in rows:
-        activity = found[member_id]
-        if what == "ORDER":
-            activity.orders.append((at, int(number)))
-        elif what == "CHECK_IN":
-            activity.check_ins.append(local_date(at, tz))
-        elif what == "REVIEW":
-            if number:
-                activity.photo_reviews.append(at)
-        elif what == "REFERRAL":
-            activity.referral_first_orders.append(at)
-        elif what == "EARN":
-            activity.points_earned.append((at, number))
-        else:  # ACTIVITY:<kind>
-            activity.actions.append((at, what.removeprefix(ACTIVITY_PREFIX)))
+    for what, member_id, at, number in await execute_core(session, _ACTIVITY, _parameters(ids, exclude_report)):
+        _add_done(found[member_id], what, at, number, tz)
     return found
 
 
-def _activity_statement():
-    """Everything load_activity reads, as one statement built once (parameters: ids, exclude); one row
-    per thing done: (what, member, when, a number: net fen, photos 0/1 or points)."""
+@dataclass
+class MemberState:
+    """What the rules of tasks and quests read about a member, and the points balance."""
+
+    activity: Activity = field(default_factory=Activity)
+    completions: Completions = field(default_factory=dict)
+    passes: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    balance: int = 0
+
+    def copy(self) -> MemberState:
+        return MemberState(Activity(**{name: list(items) for name, items in vars(self.activity).items()}),
+                           dict(self.completions), defaultdict(set, {code: set(levels) for code, levels
+                                                                     in self.passes.items()}), self.balance)
+
+
+async def read_states(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
+                      exclude_report: int | None = None) -> dict[int, MemberState]:
+    """What load_activity, load_completions and load_quest_passes read, and the points balance, in one
+    statement."""
+    ids = list(member_ids)
+    found = {i: MemberState() for i in ids}
+    if not ids:
+        return found
+    tz = definition.zone
+    for what, member_id, at, number, code, period, claimed_at in await execute_core(
+            session, _STATES, _parameters(ids, exclude_report)):
+        state = found[member_id]
+        if what == "COMPLETION":
+            state.completions[(code, period)] = Completion(code, period, at, claimed_at)
+        elif what == "PASS":
+            state.passes[code].add(number)
+        elif what == "BALANCE":
+            state.balance = int(number)  # PostgreSQL sums a BIGINT column as NUMERIC
+        else:
+            _add_done(state.activity, what, at, number, tz)
+    return found
+
+
+def _parameters(ids: list[int], exclude_report: int | None) -> dict:
+    return {"ids": ids, "exclude": -1 if exclude_report is None else exclude_report}
+
+
+def _add_done(activity: Activity, what: str, at, number, tz) -> None:
+    if what == "ORDER":
+        activity.orders.append((at, int(number)))
+    elif what == "CHECK_IN":
+        activity.check_ins.append(local_date(at, tz))
+    elif what == "REVIEW":
+        if number:
+            activity.photo_reviews.append(at)
+    elif what == "REFERRAL":
+        activity.referral_first_orders.append(at)
+    elif what == "EARN":
+        activity.points_earned.append((at, number))
+    else:  # ACTIVITY:<kind>
+        activity.actions.append((at, what.removeprefix(ACTIVITY_PREFIX)))
+
+
+def _done():
+    """What load_activity reads, one select per kind of thing done (parameters: ids, exclude); one row
+    per thing: (what, member, when, a number: net fen, photos 0/1 or points)."""
     ids = bindparam("ids", expanding=True)
     other = Report.id != bindparam("exclude")
     refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
@@ -67,13 +113,38 @@ def _activity_statement():
     actions = (select(literal(ACTIVITY_PREFIX) + Report.reference, Report.member_id, Report.occurred_at,
                       cast(null(), Integer))
                .where(Report.kind == "ACTIVITY", Report.member_id.in_(ids), other))
-    done = union_all(orders, check_ins_and_reviews, referred_first_orders, points, actions).subquery()
-    return select(done).order_by(done.c[2])
+    return [orders, check_ins_and_reviews, referred_first_orders, points, actions]
+
+
+def _in_time_order(*parts):
+    rows = union_all(*parts).subquery()
+    return select(rows).order_by(rows.c[2])
+
+
+def _states_statement():
+    """_done's rows and, in the same columns, task completions, quest levels passed and the balance:
+    (what, member, when, number, code, period, claimed at); the first select types the columns."""
+    ids = bindparam("ids", expanding=True)
+
+    def no(kind):  # a new NULL each time: a select keeps one of two equal column expressions
+        return cast(null(), kind)
+    completions = (select(literal("COMPLETION"), TaskCompletion.member_id, TaskCompletion.completed_at, no(Integer),
+                          TaskCompletion.task_code, TaskCompletion.period_key, TaskCompletion.claimed_at)
+                   .where(TaskCompletion.member_id.in_(ids)))
+    passes = (select(literal("PASS"), QuestPass.member_id, no(UtcDateTime), QuestPass.level, QuestPass.quest_code,
+                     no(String), no(UtcDateTime)).where(QuestPass.member_id.in_(ids)))
+    balances = (select(literal("BALANCE"), PointsEntry.member_id, no(UtcDateTime), func.sum(PointsEntry.amount),
+                       no(String), no(String), no(UtcDateTime))
+                .where(PointsEntry.member_id.in_(ids)).group_by(PointsEntry.member_id))
+    padded = [part.add_columns(no(String).label("code"), no(String).label("period"),
+                               no(UtcDateTime).label("claimed_at")) for part in _done()]
+    return _in_time_order(*padded, completions, passes, balances)
 
 
 # Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
 ACTIVITY_PREFIX = "ACTIVITY:"  # an ACTIVITY report's row names its kind after this
-_ACTIVITY = _activity_statement()
+_ACTIVITY = _in_time_order(*_done())
+_STATES = _states_statement()
 _COMPLETIONS = (select(TaskCompletion.member_id, TaskCompletion.task_code, TaskCompletion.period_key,
                        TaskCompletion.completed_at, TaskCompletion.claimed_at)
                 .where(TaskCompletion.member_id.in_(bindparam("ids", expanding=True))))

@@ -21,13 +21,13 @@ from ..domain.benefits import unlocked_by
 from ..domain.clock import local_date
 from ..domain.program import Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
-from ..domain.tasks import Completion, Completions, TaskState, due_tasks, reward_points, task_states
+from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
 from ..store.db import Written, journal
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
 from .coupons import issue_coupon
-from .activity import insert_once, load_activity, load_completions, load_quest_passes
-from .ledger import append_entry, balances_of
+from .activity import MemberState, insert_once, read_states
+from .ledger import append_entry
 from .programs import ActiveProgram
 from .tiers import upgrade_if_qualified
 
@@ -41,30 +41,11 @@ class Snapshot:
     quests: dict[str, QuestState]
 
 
-@dataclass
-class MemberState:
-    """What the rules of tasks and quests read about a member, and the points balance."""
-
-    activity: Activity
-    completions: Completions
-    passes: dict[str, set[int]]
-    balance: int
-
-    def copy(self) -> MemberState:
-        return MemberState(Activity(**{name: list(items) for name, items in vars(self.activity).items()}),
-                           dict(self.completions), {code: set(levels) for code, levels in self.passes.items()},
-                           self.balance)
-
-
 async def load_states(session: AsyncSession, program: ActiveProgram, member_ids: list[int], *,
                       exclude_report: int | None = None) -> dict[int, MemberState]:
-    """Members' states in four statements, whatever their number."""
+    """Members' states in one statement, whatever their number."""
     await session.flush()  # read everything the transaction has written so far
-    activity = await load_activity(session, program.definition, member_ids, exclude_report)
-    completions = await load_completions(session, member_ids)
-    passes = await load_quest_passes(session, member_ids)
-    balances = await balances_of(session, member_ids)
-    return {i: MemberState(activity[i], completions[i], passes[i], balances[i]) for i in member_ids}
+    return await read_states(session, program.definition, member_ids, exclude_report)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from .models import Member
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_POOL_SIZE = 64
 # Write transactions sharing one SQLite commit at most: bounds how long the first waits for the last.
 MAX_GROUP = 64
 
@@ -88,13 +89,15 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10):
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict = {}
+        # Overflow connections close when returned: a pool as large as the usual concurrency avoids
+        # reconnecting on every burst. On SQLite a connection is one of aiosqlite's threads, opened with
+        # its pragmas, and costs the server nothing else, so the pool keeps many; on PostgreSQL 20 a
+        # process leaves room for several workers under max_connections.
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            options: dict = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE,
+                             "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
         else:
-            # Overflow connections close when returned: a pool as large as the usual concurrency avoids
-            # reconnecting on every burst; 20 a process leaves room for several workers under max_connections.
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine = create_async_engine(self.url, **options)
         self.statements_total = 0
         self._turns: deque[_Turn] = deque()  # write transactions waiting for the group (SQLite)
