@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.points import Lot, draw_fifo, lot_expiry
-from ..store.db import Written, execute_core, journal
+from ..store.db import Written, execute_core, journal, member_changed
 from ..store.models import LotDraw, PointsEntry
 from .programs import ActiveProgram
 
@@ -57,25 +57,31 @@ async def lots_of(session: AsyncSession, member_ids: list[int]) -> dict[int, lis
 async def append_entry(session: AsyncSession, program: ActiveProgram, member_id: int, kind: str, amount: int,
                        reason: str, *, source: str, occurred_at: datetime, report_id: int | None = None,
                        expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None,
-                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> PointsEntry:
-    """Add one ledger entry; the caller holds the member's lock.
+                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> int:
+    """Add one ledger entry and return its id; the caller holds the member's lock.
 
     A positive entry becomes a lot expiring by the program's rule. A negative entry draws its
     points from lots: `draws` when the caller chose them (expiry), else first-to-expire first.
+    Rows are written with plain statements: an order writes one or two entries, and the ORM's
+    unit of work would cost more than the statements themselves.
     """
     if balance is None:
         balance = await balance_of(session, member_id)
     if amount > 0 and expires_at is None:
         expires_at = lot_expiry(occurred_at, program.definition.points_expiry_months, program.definition.zone)
-    entry = PointsEntry(program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
-                        balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
-                        expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall)
-    session.add(entry)
+    entry_id = (await execute_core(session, _INSERT_ENTRY, dict(
+        program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
+        balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
+        expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall))).scalar_one()
+    member_changed(session, member_id)
     journal(session).append(Written("ENTRY", member_id, kind, occurred_at, amount, source=source))
     if amount < 0:
-        await session.flush()
         if draws is None:
             draws = draw_fifo((await lots_of(session, [member_id]))[member_id], -amount, first=draw_first)
-        session.add_all(LotDraw(member_id=member_id, entry_id=entry.id, lot_entry_id=lot, amount=take)
-                        for lot, take in draws)
-    return entry
+        if draws:
+            await execute_core(session, insert(LotDraw), [dict(member_id=member_id, entry_id=entry_id,
+                                                                lot_entry_id=lot, amount=take) for lot, take in draws])
+    return entry_id
+
+
+_INSERT_ENTRY = insert(PointsEntry).returning(PointsEntry.id)

@@ -73,7 +73,7 @@ async def redeem_reward(db: Database, program: ActiveProgram, member_external_id
                 coupons.append((await issue_coupon(session, program, member.id, item.coupon, now,
                                                    source="REDEMPTION")).id)
         session.add(Redemption(program_id=program.id, member_id=member.id, reward_code=item.code, quantity=quantity,
-                               points=cost, entry_id=spend.id, redeemed_at=now))
+                               points=cost, entry_id=spend, redeemed_at=now))
         await growth.settle(now)
         await stage_webhooks(session, program, growth.events, now=now)
     await publish(broker, growth.events)
