@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +25,12 @@ class Activity:
 
 def period_bounds(window: Window, at: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     """[start, end) of the window containing `at`, as UTC instants; None = unbounded."""
-    day = local_date(at, tz)
+    return _day_bounds(window, local_date(at, tz), tz)
+
+
+# Every goal of every task asks again for each report: the same few days and windows.
+@functools.lru_cache(maxsize=4096)
+def _day_bounds(window: Window, day: date, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     if window.kind == "lifetime":
         return None, None
     if window.kind == "campaign":
@@ -56,6 +62,7 @@ def period_key(repeat: str | None, at: datetime, tz: ZoneInfo) -> str:
     return f"{day.year}-{day.month:02}"
 
 
+@functools.lru_cache(maxsize=4096)
 def midnight(day: date, tz: ZoneInfo) -> datetime:
     return utc(datetime.combine(day, time(0), tzinfo=tz))
 
@@ -67,7 +74,7 @@ def _inside(moment: datetime, bounds: tuple[datetime | None, datetime | None], a
 
 def longest_month_streak(moments: list[datetime], tz: ZoneInfo) -> int:
     """The longest run of consecutive calendar months (program time) with at least one order."""
-    months = sorted({(local(m, tz).year * 12 + local(m, tz).month - 1) for m in moments})
+    months = sorted({_month_index(local(m, tz)) for m in moments})
     best = run = 0
     previous = None
     for month in months:
@@ -75,6 +82,10 @@ def longest_month_streak(moments: list[datetime], tz: ZoneInfo) -> int:
         best = max(best, run)
         previous = month
     return best
+
+
+def _month_index(moment: datetime) -> int:
+    return moment.year * 12 + moment.month - 1
 
 
 def check_in_streak(days: list[date], today: date) -> int:

@@ -15,7 +15,9 @@ def utc(dt: datetime) -> datetime:
 
 
 def local(dt: datetime, tz: ZoneInfo) -> datetime:
-    return utc(dt).astimezone(tz)
+    if dt.tzinfo is None:
+        raise ValueError("datetime without a UTC offset")
+    return dt.astimezone(tz)
 
 
 def add_months(dt: datetime, months: int) -> datetime:
