@@ -53,7 +53,7 @@ TIER_METRICS = tuple(sorted(METRICS))
 def problem(message: str, *at: str | int) -> PydanticCustomError:
     """A validation error the loader reports as written: at the table being validated, or at the
     key path `at` below it (a model validator's own errors would otherwise name only the table)."""
-    return PydanticCustomError("program", message.replace("{", "{{").replace("}", "}}"), {"at": at})
+    return PydanticCustomError("program", message, {"at": at})
 
 
 def between(low: Any, high: Any, got: Any, *, exclusive_low: bool = False, whole: bool = True) -> str:
@@ -122,7 +122,7 @@ def _fen(value: Decimal) -> Decimal:
     try:
         to_fen(value)
     except MoneyError as exc:
-        raise PydanticCustomError("money", str(exc).replace("{", "{{").replace("}", "}}")) from None
+        raise PydanticCustomError("money", str(exc)) from None
     return value
 
 
