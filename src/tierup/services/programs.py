@@ -7,11 +7,11 @@ import weakref
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from ..domain.program import ProgramDefinition
 from ..programs import parse_program
-from ..store.db import Database
+from ..store.db import Database, execute_core
 from ..store.models import Program, ProgramVersion
 
 
@@ -76,10 +76,14 @@ def known_program(db: Database, program_id: int, code: str, version: int) -> Act
     return ActiveProgram(program_id, code, version, definition) if definition is not None else None
 
 
+# Every request asks (a version published by another process is seen at once): built once, run plainly.
+_CURRENT = select(Program.id, Program.current_version, Program.webhooks_version).where(
+    Program.code == bindparam("code"))
+
+
 async def active_program(db: Database, code: str) -> ActiveProgram | None:
     async with db.read() as session:
-        row = (await session.execute(select(Program.id, Program.current_version, Program.webhooks_version)
-                                     .where(Program.code == code))).one_or_none()
+        row = (await execute_core(session, _CURRENT, {"code": code})).one_or_none()
         if row is None:
             return None
         program_id, version, webhooks_version = row
