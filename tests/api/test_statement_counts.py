@@ -4,11 +4,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 from helpers import publish_classic_ladder_only
 from tierup.services.members import EnrolmentInput, enroll_member
-from tierup.services.orders import OrderInput, record_order
+from tierup.services.orders import OrderInput, record_order, record_orders
 from tierup.store.db import count_statements
+from tierup.store.models import Report
 
 
 @pytest.fixture
@@ -66,3 +68,32 @@ async def test_an_order_costs_a_bounded_number_of_statements(api, clock):
     # (On PostgreSQL the member's version goes up in the caller's transaction: one statement more.)
     assert sorted(counts)[len(counts) // 2] <= 8, counts
     assert max(counts) <= 10, counts
+
+
+async def test_a_batch_of_plain_orders_needs_no_savepoints(db, program, clock):
+    """An order paid with money alone cannot be refused once stored, so a batch gives it no savepoint: its
+    report, its ledger entry and the tier metrics, and a few statements for the whole batch."""
+    when = clock()
+    for i in range(10):
+        await enroll_member(db, program, EnrolmentInput(external_id=f"b{i}"), now=when)
+    orders = [OrderInput(f"B-{n}", f"b{n % 10}", Decimal("35.50"), when) for n in range(60)]
+    with count_statements() as statements:
+        results = await record_orders(db, program, orders, now=when)
+    assert [r.points for r in results] == [35] * 60
+    assert statements[0] <= 3 * 60 + 10, statements[0]
+
+
+async def test_an_order_paying_with_points_keeps_its_savepoint(db, program, clock):
+    """Points are judged after the report is stored: an order short of them rolls back alone."""
+    when = clock()
+    await enroll_member(db, program, EnrolmentInput(external_id="p1"), now=when)
+    results = await record_orders(db, program, [
+        OrderInput("P-1", "p1", Decimal("100"), when),
+        OrderInput("P-2", "p1", Decimal("100"), when, points_used=99_999),
+        OrderInput("P-3", "p1", Decimal("100"), when)], now=when)
+    assert [getattr(r, "points", None) for r in results] == [100, None, 100]
+    assert results[1].problems[0].code.value == "INSUFFICIENT_POINTS"
+    async with db.read() as session:
+        stored = (await session.execute(select(Report.external_id).where(Report.kind == "ORDER")
+                                        .order_by(Report.external_id))).scalars().all()
+    assert stored == ["P-1", "P-3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -17,7 +18,7 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_to_reverse, reversal_within_balance
-from ..store.db import Database, member_changed
+from ..store.db import Database, journal, member_changed
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry
@@ -91,16 +92,28 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
         members = await lock_members(session, program.id, {r.member_external_id for r in requests})
         states = await load_states(session, program, sorted(m.id for m in members.values()))
         for index, request in enumerate(requests):
+            written = len(journal(session))
             try:
                 amounts = check_order(program, request, now)
-                async with session.begin_nested():
+                refusable = _refusable(request, amounts)
+                async with session.begin_nested() if refusable else contextlib.nullcontext():
                     results.append(await _record(session, program, request, amounts, now, members, states))
             except Rejected as rejection:
+                if len(journal(session)) != written and not refusable:  # what it wrote would stay: give up all
+                    raise RuntimeError("an order was refused after its report was stored") from rejection
                 # Rolled back: a row it changed reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
                 results.append(rejection.within("input", "orders", index))
     await publish(broker, [event for result in results if isinstance(result, OrderResult) for event in result.events])
     return results
+
+
+def _refusable(request: OrderInput, amounts: OrderAmounts) -> bool:
+    """Whether the order can still be refused once its report is stored: only what it paid with besides
+    money (coupons, points, stored value) is judged after that. Everything else is refused before
+    anything is written, so such an order needs no savepoint of its own in a batch (two statements
+    fewer each)."""
+    return bool(request.coupon_codes or request.points_used or amounts.stored_value_fen)
 
 
 def check_order(program: ActiveProgram, request: OrderInput, now: datetime) -> OrderAmounts:
