@@ -30,6 +30,7 @@ from .memberships import earning_multiplier
 from .reports import store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance
 from .tiers import upgrade_if_qualified
+from .webhooks import stage_webhooks
 from .validation import check_amount, check_channel, check_id, check_time
 
 MAX_COUPONS_PER_ORDER = 20
@@ -73,6 +74,7 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
     amounts = check_order(program, request, now)
     async with db.write() as session:
         result = await _record(session, program, request, amounts, now)
+        await stage_webhooks(session, program, result.events, now=now)
     await publish(broker, list(result.events))
     return result
 
@@ -104,7 +106,9 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
                 # Rolled back: a row it changed reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
                 results.append(rejection.within("input", "orders", index))
-    await publish(broker, [event for result in results if isinstance(result, OrderResult) for event in result.events])
+        events = [event for result in results if isinstance(result, OrderResult) for event in result.events]
+        await stage_webhooks(session, program, events, now=now)
+    await publish(broker, events)
     return results
 
 
@@ -307,6 +311,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
         returned = await _return_stored_value(session, program, order, refunded_before, refund_fen, stored.report_id,
                                               at=request.refunded_at, reason=f"Refund {request.external_id}")
         await growth.settle(request.refunded_at)
+        await stage_webhooks(session, program, growth.events + returned, now=now)
     await publish(broker, growth.events + returned)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)
 
