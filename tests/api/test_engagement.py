@@ -43,12 +43,15 @@ async def test_a_referral_rewards_both_sides(api, db, program):
     assert sorted((c["node"]["template"]["code"], c["node"]["source"]) for c in coupons) == [
         ("WELCOME_10_OFF_50", "ENROLMENT"), ("WELCOME_10_OFF_50", "REFERRAL")]
     before = (await member_view(api, "alice"))["points"]["balance"]
-    await order(api, "B-1", "bob", "30", PAID)
+    first = await order(api, "B-1", "bob", "30", PAID)
     await order(api, "B-2", "bob", "30", PAID)  # only the first order pays the referrer
     after = await member_view(api, "alice")
     referral = [e["node"] for e in after["points"]["ledger"]["edges"] if e["node"]["reason"].startswith("Referral")]
     assert [(e["kind"], e["amount"], e["reason"]) for e in referral] == [("EARN", 200, "Referral: first order of bob")]
     assert after["points"]["balance"] == before + 200  # REFER_A_FRIEND is a challenge alice claims herself
+    # The order's points are bob's own, as answered and as read again; alice's 200 are hers.
+    again = (await api.as_operator(ORDER_POINTS, {"id": "bob"}))["data"]["member"]["orders"]["edges"]
+    assert first["order"]["pointsEarned"] == again[-1]["node"]["pointsEarned"] == 30
 
 
 async def test_an_upgrade_announces_the_benefits_it_opens(api, db, program):
@@ -61,6 +64,8 @@ async def test_an_upgrade_announces_the_benefits_it_opens(api, db, program):
     assert unlocked == ["Benefits unlocked: 银卡月度9折券, 包邮券, 会员专享商品"]
 
 
+ORDER_POINTS = """query($id: String!) { member(externalId: $id) { orders(first: 5) { edges { node { externalId
+  pointsEarned } } } } }"""
 BOOSTS = "{ program { boosts { code name multiplier appliesWhen } } }"
 LEDGER_TOP = """query($id: String!) { member(externalId: $id) { points { ledger(first: 1) { edges { node { amount reason } } } } } }"""
 QUOTE_EARN = """query($input: CheckoutQuoteInput!) { viewer { checkoutQuote(input: $input) { pointsToEarn } } }"""

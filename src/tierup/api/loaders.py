@@ -315,8 +315,10 @@ def _order_figure_columns():
     """OrderFigures as columns of a statement over Report: points earned, fen refunded, fen paid from
     stored value, points that paid."""
     refunds = aliased(Report)
+    # The member's own: a referred member's first order also pays the referrer, under the same report.
     earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
-              .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN").scalar_subquery())
+              .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN",
+                     PointsEntry.member_id == Report.member_id).scalar_subquery())
     refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
                 .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
     stored_value = (select(-func.coalesce(func.sum(StoredValueEntry.amount_fen), 0))

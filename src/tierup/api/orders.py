@@ -17,6 +17,7 @@ from ..services import orders as order_service
 from ..store.models import Report
 from .connections import Connection
 from .errors import UserError, user_errors
+from .loaders import OrderFigures
 from .money import Money
 from .nodes import row_ids
 from .permissions import ServiceOnly
@@ -196,6 +197,12 @@ class OrderMutations:
         except Rejected as rejection:
             return RecordOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
+        if result.row is not None:  # answered as written, not read back: the figures of a new order are known
+            loaders = await context.loaders()
+            loaders.order_by_id.prime(result.order_id, result.row)
+            loaders.order_figures_by_order_id.prime(result.order_id, OrderFigures(
+                points_earned=result.points, refunded_fen=0, stored_value_fen=result.stored_value_fen,
+                points_used=result.points_used))
         return RecordOrderPayload(order_id=result.order_id, member_id=result.member_id, duplicate=result.duplicate)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(

@@ -66,6 +66,9 @@ class OrderResult:
     points: int = 0
     tier_change: TierChange | None = None
     events: tuple[Event, ...] = ()
+    row: Report | None = None  # the order as stored (not for a duplicate)
+    points_used: int = 0
+    stored_value_fen: int = 0
 
 
 async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime,
@@ -212,7 +215,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                         report_id=stored.report_id, reason="ORDER")
     await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
-                       events=tuple(growth.events + paid_with))
+                       events=tuple(growth.events + paid_with), row=stored.row, points_used=request.points_used,
+                       stored_value_fen=amounts.stored_value_fen)
 
 
 async def _pay_with(session, program: ActiveProgram, member: Member, request: OrderInput, amounts: OrderAmounts,

@@ -46,6 +46,7 @@ def _insert_once(dialect: str):
 class Stored:
     report_id: int
     duplicate: bool
+    row: Report | None = None  # the report as written (not for a repeat), for answering without reading it back
 
 
 async def store_report(session: AsyncSession, program: ActiveProgram, kind: str, external_id: str,
@@ -65,7 +66,7 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
             journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
                                             columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
                                             report_id=report_id, reference=columns.get("reference")))
-        return Stored(report_id, duplicate=False)
+        return Stored(report_id, duplicate=False, row=Report(id=report_id, **values))
     existing = (await session.execute(select(Report.id, Report.payload_hash).where(
         Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
     if existing.payload_hash != fingerprint:
