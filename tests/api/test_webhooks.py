@@ -2,7 +2,6 @@
 written with the event's transaction, retried under the same webhook-id, disabled after a day of failures."""
 
 import asyncio
-import inspect
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -145,8 +144,6 @@ async def test_a_tier_change_at_evaluation_reaches_the_endpoint(api, db, clock, 
         "data": {"program": "classic", "memberExternalId": "alice", "message": "Tier is now 普通会员"}}
 
 
-@pytest.mark.skipif("stage_webhooks" not in inspect.getsource(order_service),
-                    reason="services/orders.py does not stage webhooks yet")
 async def test_an_order_that_upgrades_sends_tier_changed(api, db, clock, receiver):
     created = await create_webhook(api, receiver.url, "TIER_CHANGED")
     await enroll(api, "alice")
@@ -155,6 +152,25 @@ async def test_an_order_that_upgrades_sends_tier_changed(api, db, clock, receive
     [request] = receiver.received
     assert Webhook(created["secret"]).verify(request.body, request.headers)["data"]["message"] == \
         "Tier is now 银卡会员"
+
+
+async def test_a_batch_writes_only_its_recorded_orders_and_a_refund_its_own(api, db, clock, receiver):
+    await create_webhook(api, receiver.url, "TIER_CHANGED", "POINTS_CHANGED")
+    await enroll(api, "alice")
+    program = await active_program(db, "classic")
+    paid = datetime.fromisoformat("2026-01-05T09:00:00+08:00")
+    results = await order_service.record_orders(db, program, [
+        order_service.OrderInput("A-1", "alice", "250", paid),
+        order_service.OrderInput("A-2", "nobody", "80", paid),  # refused: only this one rolls back
+    ], now=clock())
+    assert [type(r).__name__ for r in results] == ["OrderResult", "Rejected"]
+    await order_service.refund_order(db, program, order_service.RefundInput("R-1", "A-1", "100", paid), now=clock())
+    messages = [json.loads(row.payload)["data"]["message"] for row in await deliveries(db)]
+    assert messages == [
+        "Points balance is now 100 (+100)",  # the enrolment
+        "Tier is now 银卡会员", "Points balance is now 400 (+300)",  # A-1: 250 points and the first-order task's 50
+        "Points balance is now 300 (-100)",  # R-1 takes back 100 of A-1's 250; the task's reward stays
+    ]
 
 
 async def test_deliveries_are_written_with_their_events_or_not_at_all(api, db, receiver):
