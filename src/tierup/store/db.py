@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..observability import SQL_STATEMENTS
 from .models import Member
+from .sqlite import DRIVER as ONE_TRIP_DRIVER
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
@@ -98,7 +99,9 @@ class Database:
                              "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
         else:
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
-        self.engine = create_async_engine(self.url, **options)
+        # SQLite statements go to aiosqlite's thread in one trip each (store.sqlite), not four.
+        self.engine = create_async_engine(self.url.set(drivername=ONE_TRIP_DRIVER) if self.is_sqlite else self.url,
+                                          **options)
         self.statements_total = 0
         self._turns: deque[_Turn] = deque()  # write transactions waiting for the group (SQLite)
         self._committer: asyncio.Task | None = None
