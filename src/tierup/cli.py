@@ -276,28 +276,44 @@ def _each_program(settings: Settings, args, job) -> int:
 async def _evaluation_line(db, program, as_of, broker) -> str:
     from .services.tiers import evaluate_tiers
 
-    result = await evaluate_tiers(db, program, as_of=as_of, broker=broker)
-    return (f"evaluated {result.evaluated}, kept {result.kept}, upgraded {result.upgraded}, "
-            f"downgraded {result.downgraded}")
+    return _evaluation_text(await evaluate_tiers(db, program, as_of=as_of, broker=broker))
 
 
 async def _expiry_line(db, program, as_of, broker) -> str:
     from .services.expiry import expire_points
 
-    result = await expire_points(db, program, as_of=as_of, broker=broker)
-    return (f"expired {result.points_expired} points of {result.members_affected} members, "
-            f"{result.reminders} reminders sent")
+    return _expiry_text(await expire_points(db, program, as_of=as_of, broker=broker))
 
 
 async def _rfm_line(db, program, as_of, broker) -> str:
     from .services.analytics import refresh_rfm
 
-    return f"RFM scored for {await refresh_rfm(db, program, as_of=as_of)} members"
+    return _rfm_text(await refresh_rfm(db, program, as_of=as_of))
 
 
 async def _jobs_line(db, program, as_of, broker) -> str:
-    return "; ".join([await _expiry_line(db, program, as_of, broker), await _evaluation_line(db, program, as_of, broker),
-                      await _rfm_line(db, program, as_of, broker)])
+    """Every job, as `tierup serve` runs them (services.jobs.run_jobs)."""
+    from .services.jobs import run_jobs
+
+    [run] = await run_jobs(db, as_of=as_of, broker=broker, program=program.code)
+    webhooks = run.webhooks
+    return "; ".join([_expiry_text(run.expiry), _evaluation_text(run.evaluation), _rfm_text(run.rfm_scored),
+                      f"webhooks: {webhooks.delivered} delivered, {webhooks.retrying} to retry, "
+                      f"{webhooks.failed} failed, {webhooks.cancelled} cancelled"])
+
+
+def _evaluation_text(result) -> str:
+    return (f"evaluated {result.evaluated}, kept {result.kept}, upgraded {result.upgraded}, "
+            f"downgraded {result.downgraded}")
+
+
+def _expiry_text(result) -> str:
+    return (f"expired {result.points_expired} points of {result.members_affected} members, "
+            f"{result.reminders} reminders sent")
+
+
+def _rfm_text(scored: int) -> str:
+    return f"RFM scored for {scored} members"
 
 
 def _evaluate_tiers(args, settings: Settings) -> int:
