@@ -109,3 +109,19 @@ O-6,ann,,1999-12-31T12:00:00+08:00
         "tierup: orders.csv: 5 problem(s); nothing was imported",
     ]
     assert await row_counts(db) == counts
+
+
+async def test_an_enrolment_refused_in_a_batch_changes_nothing_and_the_rest_join(db, program, clock):
+    from tierup.domain.errors import Rejected
+    from tierup.services.members import EnrolmentInput, enroll_members
+
+    results = await enroll_members(db, program, [
+        EnrolmentInput("batch-ann"), EnrolmentInput("batch-bob", referral_code="NOSUCHCODE"),
+        EnrolmentInput("batch-cat")], now=clock())
+    assert [type(r).__name__ for r in results] == ["EnrolmentResult", "Rejected", "EnrolmentResult"]
+    assert isinstance(results[1], Rejected) and results[1].problems[0].code.value == "NOT_FOUND"
+    counts = await row_counts(db)
+    again = await enroll_members(db, program, [EnrolmentInput("batch-ann"), EnrolmentInput("batch-cat")], now=clock())
+    assert [r.duplicate for r in again] == [True, True]
+    assert await row_counts(db) == counts
+    assert counts["members"] == 2 and counts["reports"] == 2

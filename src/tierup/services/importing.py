@@ -24,7 +24,7 @@ from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Member, Report
-from .members import EnrolmentInput, check_enrolment, enroll_member
+from .members import MAX_MEMBERS_PER_BATCH, EnrolmentInput, check_enrolment, enroll_members
 from .orders import MAX_ORDERS_PER_BATCH, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
 
@@ -224,21 +224,26 @@ def _when(request) -> datetime:
     return moment or datetime.min.replace(tzinfo=timezone.utc)
 
 
+# Members and orders go in batches, one transaction each; a refund locks the order's member and reads what was
+# refunded before, one at a time.
+_IN_BATCHES = {"members": (enroll_members, MAX_MEMBERS_PER_BATCH), "orders": (record_orders, MAX_ORDERS_PER_BATCH)}
+
+
 async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list, *, now: datetime,
                  progress: Callable[[int, int], None]) -> Imported:
     done = Imported(rows=len(requests))
     progress(0, len(requests))
-    if kind == "orders":
-        for start in range(0, len(requests), MAX_ORDERS_PER_BATCH):
-            batch = requests[start:start + MAX_ORDERS_PER_BATCH]
-            for request, result in zip(batch, await record_orders(db, program, batch, now=now)):
+    if kind in _IN_BATCHES:
+        use_many, size = _IN_BATCHES[kind]
+        for start in range(0, len(requests), size):
+            batch = requests[start:start + size]
+            for request, result in zip(batch, await use_many(db, program, batch, now=now)):
                 _count(done, request.external_id, result)
             progress(start + len(batch), len(requests))
         return done
-    use_case = enroll_member if kind == "members" else refund_order
     for number, request in enumerate(requests, start=1):
         try:
-            _count(done, request.external_id, await use_case(db, program, request, now=now))
+            _count(done, request.external_id, await refund_order(db, program, request, now=now))
         except Rejected as rejection:
             _count(done, request.external_id, rejection)
         if number % 100 == 0 or number == len(requests):

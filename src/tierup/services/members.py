@@ -68,47 +68,82 @@ def check_enrolment(request: EnrolmentInput, program: ActiveProgram, now: dateti
 async def enroll_member(db: Database, program: ActiveProgram, request: EnrolmentInput, *, now: datetime,
                         broker: Broker | None = None) -> EnrolmentResult:
     check_enrolment(request, program, now)
+    async with db.write() as session:
+        result, events = await _enroll(session, program, request, now)
+        await stage_webhooks(session, program, events, now=now)
+    await publish(broker, events)
+    return result
+
+
+MAX_MEMBERS_PER_BATCH = 500
+
+
+async def enroll_members(db: Database, program: ActiveProgram, requests: list[EnrolmentInput], *, now: datetime,
+                         broker: Broker | None = None) -> list[EnrolmentResult | Rejected]:
+    """Many enrolments in one transaction (an import), in order and each by the rules of one: a refused one
+    changes nothing; results come in input order; events go out after the commit."""
+    if len(requests) > MAX_MEMBERS_PER_BATCH:
+        raise ValueError(f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch")
+    results: list[EnrolmentResult | Rejected] = []
+    events: list[Event] = []
+    async with db.write() as session:
+        for request in requests:
+            try:
+                check_enrolment(request, program, now)
+                async with session.begin_nested():
+                    result, made = await _enroll(session, program, request, now)
+            except Rejected as rejection:
+                results.append(rejection)
+                continue
+            results.append(result)
+            events += made
+        await stage_webhooks(session, program, events, now=now)
+    await publish(broker, events)
+    return results
+
+
+async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now: datetime
+                  ) -> tuple[EnrolmentResult, list[Event]]:
+    """One enrolment in the caller's transaction: the member at the entry tier, the welcome bonus and coupon,
+    the referral's coupon, and what the growth tree makes of them."""
     joined_at = request.joined_at or now
     definition = program.definition
     payload = with_channel({"displayName": request.display_name, "birthday": request.birthday, "phone": request.phone,
                             "referralCode": request.referral_code, "joinedAt": request.joined_at},
                            request.channel, request.store_code)
-    async with db.write() as session:
-        stored = await store_report(session, program, "ENROLMENT", request.external_id, payload,
-                                    occurred_at=joined_at, now=now, channel=request.channel,
-                                    store_code=request.store_code)
-        if stored.duplicate:
-            member_id = (await session.execute(select(Member.id).where(
-                Member.program_id == program.id, Member.external_id == request.external_id))).scalar_one()
-            return EnrolmentResult(member_id, duplicate=True)
-        referrer_id = await _referrer(session, program, request)
-        entry = definition.entry_tier
-        member = Member(program_id=program.id, external_id=request.external_id, display_name=request.display_name,
-                        birthday=request.birthday, phone=request.phone, referral_code=new_referral_code(),
-                        referred_by_id=referrer_id, joined_at=joined_at, tier_code=entry.code, tier_since=joined_at,
-                        tier_valid_until=None, growth_value=0, enrolled_via=request.channel)
-        session.add(member)
-        await session.flush()
-        await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
-        growth = GrowthTracker(session, program)
-        await growth.watch(member, joined_at)
-        session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
-                               valid_until=None, reason="ENROLMENT", report_id=stored.report_id))
-        if definition.welcome_points:
-            await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
-                               source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
-        if definition.welcome_coupon:
-            await issue_coupon(session, program, member.id, definition.welcome_coupon, joined_at, source="ENROLMENT")
-        if referrer_id is not None and definition.referral_coupon:  # 推荐有礼: the new member's side
-            coupon = await issue_coupon(session, program, member.id, definition.referral_coupon, joined_at,
-                                        source="REFERRAL")
-            growth.events.append(Event(program.id, member.id, "COUPON_RECEIVED",
-                                       f"Coupon {definition.coupon_template(coupon.template_code).name} received",
-                                       joined_at))
-        await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
-        await stage_webhooks(session, program, growth.events, now=now)
-    await publish(broker, growth.events)
-    return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id)
+    stored = await store_report(session, program, "ENROLMENT", request.external_id, payload,
+                                occurred_at=joined_at, now=now, channel=request.channel,
+                                store_code=request.store_code)
+    if stored.duplicate:
+        member_id = (await session.execute(select(Member.id).where(
+            Member.program_id == program.id, Member.external_id == request.external_id))).scalar_one()
+        return EnrolmentResult(member_id, duplicate=True), []
+    referrer_id = await _referrer(session, program, request)
+    entry = definition.entry_tier
+    member = Member(program_id=program.id, external_id=request.external_id, display_name=request.display_name,
+                    birthday=request.birthday, phone=request.phone, referral_code=new_referral_code(),
+                    referred_by_id=referrer_id, joined_at=joined_at, tier_code=entry.code, tier_since=joined_at,
+                    tier_valid_until=None, growth_value=0, enrolled_via=request.channel)
+    session.add(member)
+    await session.flush()
+    await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
+    growth = GrowthTracker(session, program)
+    await growth.watch(member, joined_at)
+    session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
+                           valid_until=None, reason="ENROLMENT", report_id=stored.report_id))
+    if definition.welcome_points:
+        await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
+                           source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
+    if definition.welcome_coupon:
+        await issue_coupon(session, program, member.id, definition.welcome_coupon, joined_at, source="ENROLMENT")
+    if referrer_id is not None and definition.referral_coupon:  # 推荐有礼: the new member's side
+        coupon = await issue_coupon(session, program, member.id, definition.referral_coupon, joined_at,
+                                    source="REFERRAL")
+        growth.events.append(Event(program.id, member.id, "COUPON_RECEIVED",
+                                   f"Coupon {definition.coupon_template(coupon.template_code).name} received",
+                                   joined_at))
+    await growth.settle(joined_at)  # the welcome bonus counts toward a running quest
+    return EnrolmentResult(member.id, duplicate=False, referred_by_id=referrer_id), growth.events
 
 
 async def _referrer(session, program: ActiveProgram, request: EnrolmentInput) -> int | None:
