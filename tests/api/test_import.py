@@ -72,6 +72,22 @@ async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, 
     assert (await state(api, "imp-ann"))["tier"] == "DIAMOND"
 
 
+async def test_an_import_announces_nothing(api, db, tmp_path, monkeypatch, database_url):
+    """History reaches neither live sockets nor webhooks: a shop's endpoint is not flooded with years of it."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    created = await api.as_operator(
+        'mutation { createWebhook(input: {url: "http://127.0.0.1:9/hook", events: [TIER_CHANGED, POINTS_CHANGED]}) '
+        '{ userErrors { code } } }')
+    assert created["data"]["createWebhook"]["userErrors"] == []
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "quiet-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", ORDERS_CSV, "quiet-")) == 0
+    assert await cli("import", "refunds", write(tmp_path, "refunds.jsonl", REFUNDS_JSONL, "quiet-")) == 0
+    assert (await state(api, "quiet-ann"))["tier"] == "DIAMOND"
+    assert (await row_counts(db))["webhook_deliveries"] == 0
+    await enroll(api, "live-one")  # reported live, it is announced
+    assert (await row_counts(db))["webhook_deliveries"] == 1
+
+
 async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, monkeypatch, database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     members, orders = write(tmp_path, "members.csv", MEMBERS_CSV), write(tmp_path, "orders.csv", ORDERS_CSV)

@@ -60,14 +60,18 @@ class _Watched:
 class GrowthTracker:
     """`states`, when given, carries members' states from one use case to the next in one transaction
     (recordOrders): a state found there is used instead of reading it, and the state after is put back;
-    a use case that fails between the two leaves its members' states out, so the next one reads them."""
+    a use case that fails between the two leaves its members' states out, so the next one reads them.
+    `announce=False` (an import of history, which tells nobody): the pictures leave tasks and quests out,
+    which is most of their cost, and the caller drops the events."""
 
-    def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None):
+    def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None,
+                 *, announce: bool = True):
         self.session = session
         self.program = program
         self.events: list[Event] = []
         self._watched: dict[int, _Watched] = {}
         self._states = states
+        self._announce = announce
 
     async def watch(self, member: Member, at: datetime, *, exclude_report: int | None = None) -> Snapshot:
         """Take the member's picture as it was before the use case's report; the caller holds the lock.
@@ -143,6 +147,9 @@ class GrowthTracker:
 
     def _picture(self, member: Member, at: datetime, state: MemberState) -> Snapshot:
         definition = self.program.definition
+        if not self._announce:
+            return Snapshot(tier=member.tier_code, balance=state.balance, growth_value=member.growth_value, tasks={},
+                            quests={})
         return Snapshot(
             tier=member.tier_code, balance=state.balance, growth_value=member.growth_value,
             tasks=task_states(definition, state.activity, state.completions, at),

@@ -5,7 +5,9 @@ every bad row is named with its line number. Rows are then applied in time order
 same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
 quests, badges — is what reporting the same history live would have left. Every row is
-idempotent on its externalId: importing a file again adds nothing.
+idempotent on its externalId: importing a file again adds nothing. An import announces nothing:
+history reaches neither live sockets nor webhooks, and the growth tree's pictures that events are
+made of are not drawn.
 """
 
 from __future__ import annotations
@@ -237,13 +239,13 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
         use_many, size = _IN_BATCHES[kind]
         for start in range(0, len(requests), size):
             batch = requests[start:start + size]
-            for request, result in zip(batch, await use_many(db, program, batch, now=now)):
+            for request, result in zip(batch, await use_many(db, program, batch, now=now, announce=False)):
                 _count(done, request.external_id, result)
             progress(start + len(batch), len(requests))
         return done
     for number, request in enumerate(requests, start=1):
         try:
-            _count(done, request.external_id, await refund_order(db, program, request, now=now))
+            _count(done, request.external_id, await refund_order(db, program, request, now=now, announce=False))
         except Rejected as rejection:
             _count(done, request.external_id, rejection)
         if number % 100 == 0 or number == len(requests):

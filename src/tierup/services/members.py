@@ -79,9 +79,9 @@ MAX_MEMBERS_PER_BATCH = 500
 
 
 async def enroll_members(db: Database, program: ActiveProgram, requests: list[EnrolmentInput], *, now: datetime,
-                         broker: Broker | None = None) -> list[EnrolmentResult | Rejected]:
+                         broker: Broker | None = None, announce: bool = True) -> list[EnrolmentResult | Rejected]:
     """Many enrolments in one transaction (an import), in order and each by the rules of one: a refused one
-    changes nothing; results come in input order; events go out after the commit."""
+    changes nothing; results come in input order; events go out after the commit (none when not `announce`)."""
     if len(requests) > MAX_MEMBERS_PER_BATCH:
         raise ValueError(f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch")
     results: list[EnrolmentResult | Rejected] = []
@@ -91,18 +91,18 @@ async def enroll_members(db: Database, program: ActiveProgram, requests: list[En
             try:
                 check_enrolment(request, program, now)
                 async with session.begin_nested():
-                    result, made = await _enroll(session, program, request, now)
+                    result, made = await _enroll(session, program, request, now, announce=announce)
             except Rejected as rejection:
                 results.append(rejection)
                 continue
             results.append(result)
-            events += made
+            events += made if announce else []
         await stage_webhooks(session, program, events, now=now)
     await publish(broker, events)
     return results
 
 
-async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now: datetime
+async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now: datetime, *, announce: bool = True
                   ) -> tuple[EnrolmentResult, list[Event]]:
     """One enrolment in the caller's transaction: the member at the entry tier, the welcome bonus and coupon,
     the referral's coupon, and what the growth tree makes of them."""
@@ -127,7 +127,7 @@ async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now:
     session.add(member)
     await session.flush()
     await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
-    growth = GrowthTracker(session, program)
+    growth = GrowthTracker(session, program, announce=announce)
     await growth.watch(member, joined_at)
     session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
                            valid_until=None, reason="ENROLMENT", report_id=stored.report_id))

@@ -86,9 +86,10 @@ MAX_ORDERS_PER_BATCH = 500
 
 
 async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
-                        broker: Broker | None = None) -> list[OrderResult | Rejected]:
-    """Many orders in one transaction, each in a savepoint of its own and by the same rules as one:
-    a rejected order rolls back only itself; results come in input order; events go out after the commit."""
+                        broker: Broker | None = None, announce: bool = True) -> list[OrderResult | Rejected]:
+    """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
+    itself; results come in input order; events go out after the commit (none when not `announce`: an
+    import of history tells neither sockets nor webhooks)."""
     if len(requests) > MAX_ORDERS_PER_BATCH:
         raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
     results: list[OrderResult | Rejected] = []
@@ -102,14 +103,16 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
                 amounts = check_order(program, request, now)
                 refusable = _refusable(request, amounts)
                 async with session.begin_nested() if refusable else contextlib.nullcontext():
-                    results.append(await _record(session, program, request, amounts, now, members, states))
+                    results.append(await _record(session, program, request, amounts, now, members, states,
+                                                 announce=announce))
             except Rejected as rejection:
                 if len(journal(session)) != written and not refusable:  # what it wrote would stay: give up all
                     raise RuntimeError("an order was refused after its report was stored") from rejection
                 # Rolled back: a row it changed reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
                 results.append(rejection.within("input", "orders", index))
-        events = [event for result in results if isinstance(result, OrderResult) for event in result.events]
+        events = [event for result in results if isinstance(result, OrderResult) for event in result.events
+                  ] if announce else []
         await stage_webhooks(session, program, events, now=now)
     await publish(broker, events)
     return results
@@ -161,7 +164,8 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
 
 
 async def _record(session, program: ActiveProgram, request: OrderInput, amounts: OrderAmounts, now: datetime,
-                  members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None) -> OrderResult:
+                  members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None, *,
+                  announce: bool = True) -> OrderResult:
     """One order; `members` and `states`, from a batch, hold the members locked and their states so far."""
     amount_fen = amounts.paid_fen
     payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
@@ -185,7 +189,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                 lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
-    growth = GrowthTracker(session, program, states)
+    growth = GrowthTracker(session, program, states, announce=announce)
     before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
     if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND) and earns them the
@@ -264,7 +268,7 @@ class RefundResult:
 
 
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
-                       broker: Broker | None = None) -> RefundResult:
+                       broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
     refund_fen = check_refund(program, request, now)
     async with db.write() as session:
@@ -283,7 +287,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
                                     store_code=request.store_code)
         if stored.duplicate:
             return RefundResult(order.id, member.id, duplicate=True)
-        growth = GrowthTracker(session, program)
+        growth = GrowthTracker(session, program, announce=announce)
         before = await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
         if request.refunded_at < order.occurred_at:
             raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
@@ -315,8 +319,9 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
         returned = await _return_stored_value(session, program, order, refunded_before, refund_fen, stored.report_id,
                                               at=request.refunded_at, reason=f"Refund {request.external_id}")
         await growth.settle(request.refunded_at)
-        await stage_webhooks(session, program, growth.events + returned, now=now)
-    await publish(broker, growth.events + returned)
+        events = growth.events + returned if announce else []
+        await stage_webhooks(session, program, events, now=now)
+    await publish(broker, events)
     return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)
 
 
