@@ -99,14 +99,21 @@ def _parser() -> argparse.ArgumentParser:
     export_members.add_argument("--tag", help="tag code (MANUAL or RULE): the members holding it now")
     export_members.add_argument("--format", choices=["csv"], default="csv")
     export_members.add_argument("--output", help="file to write (default: standard output)")
-    export_members.add_argument("--program", default=DEFAULT_PROGRAM)
+    export_members.add_argument("--program", default=DEFAULT_PROGRAM, help=f"program code (default {DEFAULT_PROGRAM})")
     export_members.set_defaults(run=_export_members)
 
-    imports = commands.add_parser("import", help="import history: members, orders or refunds (CSV or JSON lines)")
+    imports = commands.add_parser(
+        "import", help="import history: members, orders or refunds (CSV or JSON lines)",
+        description="Import history. Columns, named as the API's inputs (optional ones in brackets): members "
+                    "externalId [displayName birthday joinedAt phone channel storeCode]; orders externalId "
+                    "memberExternalId amount paidAt [channel storeCode]; refunds externalId orderExternalId amount "
+                    "refundedAt [channel storeCode]. A file with a bad row imports nothing. Afterwards run "
+                    "`tierup jobs` so that tiers and points lots that lapsed in the past are settled.")
     imports.add_argument("kind", choices=["members", "orders", "refunds"])
-    imports.add_argument("file", help="CSV with a header, or JSON lines; columns as the API's inputs, e.g. "
-                                      "externalId,memberExternalId,amount,paidAt for orders")
-    imports.add_argument("--program", default=DEFAULT_PROGRAM)
+    imports.add_argument("file", help="CSV with a header row, or JSON lines")
+    imports.add_argument("--program", default=DEFAULT_PROGRAM, help=f"program code (default {DEFAULT_PROGRAM})")
+    imports.add_argument("--encoding", default="utf-8", help="the file's text encoding (default utf-8; "
+                                                             "gb18030 for Excel's plain CSV on a Chinese system)")
     imports.set_defaults(run=_import)
 
     simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
@@ -122,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     rfm.add_argument("--program", help="program code (default: every program)")
     rfm.set_defaults(run=lambda args, settings: _each_program(settings, args, _rfm_line))
 
-    jobs = commands.add_parser("jobs", help="run every scheduled job once (expiry, tier evaluation, RFM)")
+    jobs = commands.add_parser("jobs", help="run every scheduled job once, as tierup serve does (expiry, tier "
+                                            "evaluation, RFM, membership reminders, birthdays, campaigns, webhooks)")
     jobs.add_argument("--as-of", type=_iso_time, help="ISO time with offset (default now)")
     jobs.add_argument("--program", help="program code (default: every program)")
     jobs.set_defaults(run=_jobs)
@@ -421,7 +429,7 @@ def _import(args, settings: Settings) -> int:
         try:
             with Bars() as bars:
                 done = await import_file(db, program, args.kind, path, now=utcnow(),
-                                         progress=bars.bar(f"importing {args.kind}"))
+                                         progress=bars.bar(f"importing {args.kind}"), encoding=args.encoding)
         except ImportRefused as refused:
             for problem in refused.problems:
                 print(problem, file=sys.stderr)

@@ -134,3 +134,29 @@ async def test_a_failed_write_in_a_group_leaves_the_rest_committed(db, program, 
         await broken
     assert (await good).points == 100
     assert (await recorded(db, "F-1"), await recorded(db, "F-2")) == (0, 1)
+
+
+async def test_a_rolled_back_turn_leaves_nothing_the_next_turn_could_count(api, db, program):
+    """A refused report rolled back in its savepoint gives its id back on SQLite: the next turn in the group,
+    for the same member, must not find it in the transaction's journal (a streak of months never bought)."""
+    from datetime import datetime
+
+    from tierup.store.models import TaskCompletion
+
+    def paid(day: str) -> datetime:
+        return datetime.fromisoformat(f"{day}T10:00:00+08:00")
+
+    now = paid("2026-04-01")
+
+    for name in ("ann", "bob"):
+        await enroll(api, name)
+    await record_order(db, program, OrderInput("J-1", "ann", "10", paid("2026-01-10")), now=now)
+    results = await asyncio.gather(
+        record_order(db, program, OrderInput("B-1", "bob", "10", paid("2026-01-10")), now=now),
+        record_order(db, program, OrderInput("F-1", "ann", "10", paid("2026-02-10"), coupon_codes=("NOPE",)), now=now),
+        record_order(db, program, OrderInput("M-1", "ann", "10", paid("2026-03-10")), now=now),
+        return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["OrderResult", "Rejected", "OrderResult"]
+    async with db.read() as session:
+        tasks = set((await session.execute(select(TaskCompletion.task_code))).scalars())
+    assert "THREE_MONTH_STREAK" not in tasks

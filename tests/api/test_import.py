@@ -141,3 +141,17 @@ async def test_an_enrolment_refused_in_a_batch_changes_nothing_and_the_rest_join
     assert [r.duplicate for r in again] == [True, True]
     assert await row_counts(db) == counts
     assert counts["members"] == 2 and counts["reports"] == 2
+
+
+async def test_a_file_in_excels_chinese_csv_encoding_is_named_and_read_when_told(db, program, tmp_path, capsys,
+                                                                                 monkeypatch, database_url):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    path = tmp_path / "members.csv"
+    path.write_bytes("externalId,displayName\ngina,王小明\n".encode("gb18030"))
+    counts = await row_counts(db)
+    assert await cli("import", "members", str(path)) == 1
+    err = capsys.readouterr().err
+    assert 'line 2: not utf-8 text (byte 0xcd): save the file as "CSV UTF-8"' in err and "nothing was imported" in err
+    assert await row_counts(db) == counts
+    assert await cli("import", "members", str(path), "--encoding", "gb18030") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 members imported, 0 imported before"

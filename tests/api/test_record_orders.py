@@ -1,8 +1,13 @@
 """recordOrders: many orders in one transaction, each by the rules of one and idempotent on its own key;
 a rejected order rejects only itself."""
 
+from datetime import datetime
+
+from sqlalchemy import select
+
 from documents import MEMBER_BY_EXTERNAL_ID
 from helpers import enroll, member_view, order
+from tierup.services import orders as order_service
 
 RECORD_ORDERS = """
 mutation($orders: [RecordOrderInput!]!) {
@@ -92,3 +97,23 @@ async def test_more_than_500_orders_are_refused_whole(api):
     assert answer["results"][0]["userErrors"] == [{"field": ["input", "orders"], "code": "INVALID"}]
     view = await api.as_operator(MEMBER_BY_EXTERNAL_ID, {"externalId": "ann"})
     assert view["data"]["member"]["orders"]["totalCount"] == 0
+
+
+async def test_a_rolled_back_order_leaves_nothing_the_next_report_could_count(db, program, clock):
+    """SQLite gives a rolled-back report's id to the next one: the refused order must not stay in the
+    transaction's journal, or the next order of the member would see two (a streak of months never bought)."""
+    from tierup.services.members import EnrolmentInput, enroll_member
+    from tierup.store.models import TaskCompletion
+
+    now = datetime.fromisoformat("2026-04-01T00:00:00+00:00")
+    await enroll_member(db, program, EnrolmentInput(external_id="ann"), now=now)
+    await order_service.record_order(db, program, order_service.OrderInput(
+        "J-1", "ann", "10", datetime.fromisoformat("2026-01-10T10:00:00+08:00")), now=now)
+    results = await order_service.record_orders(db, program, [
+        order_service.OrderInput("F-1", "ann", "10", datetime.fromisoformat("2026-02-10T10:00:00+08:00"),
+                                 coupon_codes=("NOPE",)),
+        order_service.OrderInput("M-1", "ann", "10", datetime.fromisoformat("2026-03-10T10:00:00+08:00"))], now=now)
+    assert [type(r).__name__ for r in results] == ["Rejected", "OrderResult"]
+    async with db.read() as session:
+        tasks = set((await session.execute(select(TaskCompletion.task_code))).scalars())
+    assert "THREE_MONTH_STREAK" not in tasks

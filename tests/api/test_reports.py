@@ -119,3 +119,26 @@ async def test_concurrent_orders_of_one_member_keep_the_ledger_whole(api, db):
     ledger = (await member_view(api, "alice"))["points"]["ledger"]["edges"]
     running = [e["node"]["balanceAfter"] for e in reversed(ledger)]
     assert running == [100 + 10 * i for i in range(11)]
+
+
+async def test_a_refund_takes_back_the_members_own_points_not_the_referrers_reward(db, program, clock):
+    """A referred member's first order pays the referrer under the same report; refunding it reverses the
+    member's points only, from the order's own lot."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from tierup.services.members import EnrolmentInput, enroll_member
+    from tierup.services.orders import OrderInput, RefundInput, record_order, refund_order
+    from tierup.store.models import Member
+
+    now = datetime.fromisoformat("2026-02-01T00:00:00+00:00")
+    ann = await enroll_member(db, program, EnrolmentInput(external_id="ref-ann"), now=now)
+    async with db.read() as session:
+        code = (await session.execute(select(Member.referral_code).where(Member.id == ann.member_id))).scalar_one()
+    await enroll_member(db, program, EnrolmentInput(external_id="ref-bob", referral_code=code), now=now)
+    paid = await record_order(db, program, OrderInput("RB-1", "ref-bob", "100",
+                                                      datetime.fromisoformat("2026-01-20T10:00:00+08:00")), now=now)
+    refunded = await refund_order(db, program, RefundInput("RR-1", "RB-1", "100",
+                                                           datetime.fromisoformat("2026-01-21T10:00:00+08:00")), now=now)
+    assert (refunded.points_reversed, refunded.shortfall) == (paid.points, 0)

@@ -26,7 +26,7 @@ from ..domain.tiers import MemberMetrics
 from ..domain.points import Lot
 from ..services.analytics import lifecycle_stages, member_selection
 from ..services.expiry import REMINDER_DAYS
-from ..services.ledger import balances_of, lots_of
+from ..services.ledger import balances_of, earned_by_order, lots_of
 from ..services.benefits import Usage, benefit_usage, claims_by_member
 from ..services.activity import load_activity, load_badges, load_completions, load_quest_passes
 from ..services.programs import ActiveProgram
@@ -315,10 +315,8 @@ def _order_figure_columns():
     """OrderFigures as columns of a statement over Report: points earned, fen refunded, fen paid from
     stored value, points that paid."""
     refunds = aliased(Report)
-    # The member's own: a referred member's first order also pays the referrer, under the same report.
     earned = (select(func.coalesce(func.sum(PointsEntry.amount), 0))
-              .where(PointsEntry.report_id == Report.id, PointsEntry.kind == "EARN",
-                     PointsEntry.member_id == Report.member_id).scalar_subquery())
+              .where(*earned_by_order(Report.id, Report.member_id)).scalar_subquery())
     refunded = (select(func.coalesce(func.sum(refunds.amount_fen), 0))
                 .where(refunds.order_id == Report.id, refunds.kind == "REFUND").scalar_subquery())
     stored_value = (select(-func.coalesce(func.sum(StoredValueEntry.amount_fen), 0))

@@ -207,7 +207,7 @@ class OrderMutations:
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
         "Report up to 500 paid orders at once, each by the rules of recordOrder and idempotent on its own "
-        "externalId. One transaction with a savepoint per order: a rejected order rejects only itself. SERVICE only."))
+        "externalId. One transaction: a rejected order rejects only itself and the rest commit. SERVICE only."))
     async def record_orders(self, info: Info, input: RecordOrdersInput) -> RecordOrdersPayload:
         context = info.context
         program = await context.program()

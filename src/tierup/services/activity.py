@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from sqlalchemy import Integer, String, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,7 +65,7 @@ async def read_states(session: AsyncSession, definition: ProgramDefinition, memb
         elif what == "PASS":
             state.passes[code].add(number)
         elif what == "BALANCE":
-            state.balance = int(number)  # PostgreSQL sums a BIGINT column as NUMERIC
+            state.balance = number
         else:
             _add_done(state.activity, what, at, number, tz)
     return found
@@ -98,7 +98,8 @@ def _done():
     other = Report.id != bindparam("exclude")
     refunded = (select(Report.order_id, func.sum(Report.amount_fen).label("refunded"))
                 .where(Report.kind == "REFUND", Report.member_id.in_(ids), other).group_by(Report.order_id).subquery())
-    net = Report.amount_fen - func.coalesce(refunded.c.refunded, 0)
+    # PostgreSQL sums a BIGINT as NUMERIC, and a UNION gives its column the type of its first select.
+    net = cast(Report.amount_fen - func.coalesce(refunded.c.refunded, 0), BigInteger)
     orders = (select(literal("ORDER"), Report.member_id, Report.occurred_at, net)
               .outerjoin(refunded, refunded.c.order_id == Report.id)
               .where(Report.kind == "ORDER", Report.member_id.in_(ids), net > 0, other))

@@ -64,9 +64,9 @@ class Row:
     unreadable: str | None = None  # why the line is not a row at all
 
 
-def read_rows(path: Path) -> Iterator[Row]:
+def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[Row]:
     """CSV with a header, or JSON lines (one object per line; by the file's extension or first character)."""
-    text = path.read_text(encoding="utf-8-sig")  # spreadsheets write a BOM
+    text = _text(path, encoding)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
@@ -82,6 +82,20 @@ def read_rows(path: Path) -> Iterator[Row]:
         yield Row(reader.line_num, {k: (v or "").strip() for k, v in values.items()})
 
 
+def _text(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        # A spreadsheet's "CSV UTF-8" starts with a byte-order mark.
+        return data.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ImportRefused([f"line {line}: not {encoding} text (byte 0x{data[exc.start]:02x}): save the file as "
+                             "\"CSV UTF-8\", or name its encoding, e.g. --encoding gb18030 for Excel's \"CSV\" "
+                             "on a Chinese system"], 1) from None
+    except LookupError:
+        raise ImportRefused([f"no text encoding called {encoding!r}"], 1) from None
+
+
 def _json_row(line: str) -> dict[str, str]:
     try:
         value = json.loads(line)
@@ -93,9 +107,9 @@ def _json_row(line: str) -> dict[str, str]:
 
 
 async def import_file(db: Database, program: ActiveProgram, kind: str, path: Path, *, now: datetime,
-                      progress: Callable[[int, int], None] | None = None) -> Imported:
+                      progress: Callable[[int, int], None] | None = None, encoding: str = "utf-8") -> Imported:
     """Check every row of the file, then apply them all in time order. Raises ImportRefused (nothing written)."""
-    rows = list(read_rows(path))
+    rows = list(read_rows(path, encoding))
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
     problems += _repeated_keys(rows)

@@ -26,6 +26,12 @@ _BALANCES = (select(PointsEntry.member_id, func.sum(PointsEntry.amount))
              .where(PointsEntry.member_id.in_(bindparam("ids", expanding=True))).group_by(PointsEntry.member_id))
 
 
+def earned_by_order(report_id, member_id) -> tuple:
+    """Conditions on PointsEntry for what an order earned its member: a referred member's first order also
+    pays the referrer, under the same report, and that is not the order's."""
+    return PointsEntry.report_id == report_id, PointsEntry.kind == "EARN", PointsEntry.member_id == member_id
+
+
 async def balance_of(session: AsyncSession, member_id: int) -> int:
     return (await execute_core(session, _BALANCE, {"member": member_id})).scalar_one()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Database
+from ..store.db import Database, savepoint
 from ..store.models import Member, Report, TierChange
 from ..events import Broker, Event
 from .coupons import issue_coupon
@@ -83,17 +83,18 @@ async def enroll_members(db: Database, program: ActiveProgram, requests: list[En
     """Many enrolments in one transaction (an import), in order and each by the rules of one: a refused one
     changes nothing; results come in input order; events go out after the commit (none when not `announce`)."""
     if len(requests) > MAX_MEMBERS_PER_BATCH:
-        raise ValueError(f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch")
+        raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch", "input",
+                           "members")
     results: list[EnrolmentResult | Rejected] = []
     events: list[Event] = []
     async with db.write() as session:
-        for request in requests:
+        for index, request in enumerate(requests):
             try:
                 check_enrolment(request, program, now)
-                async with session.begin_nested():
+                async with savepoint(session):
                     result, made = await _enroll(session, program, request, now, announce=announce)
             except Rejected as rejection:
-                results.append(rejection)
+                results.append(rejection.within("input", "members", index))
                 continue
             results.append(result)
             events += made if announce else []

@@ -18,10 +18,10 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_to_reverse, reversal_within_balance
-from ..store.db import Database, journal, member_changed
+from ..store.db import Database, journal, member_changed, savepoint
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
-from .ledger import append_entry
+from .ledger import append_entry, earned_by_order
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
@@ -99,16 +99,17 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
         states = await load_states(session, program, sorted(m.id for m in members.values()))
         for index, request in enumerate(requests):
             written = len(journal(session))
+            refusable = False
             try:
                 amounts = check_order(program, request, now)
                 refusable = _refusable(request, amounts)
-                async with session.begin_nested() if refusable else contextlib.nullcontext():
+                async with savepoint(session) if refusable else contextlib.nullcontext():
                     results.append(await _record(session, program, request, amounts, now, members, states,
                                                  announce=announce))
             except Rejected as rejection:
-                if len(journal(session)) != written and not refusable:  # what it wrote would stay: give up all
+                if len(journal(session)) != written:  # stored without a savepoint: what it wrote would stay
                     raise RuntimeError("an order was refused after its report was stored") from rejection
-                # Rolled back: a row it changed reads again from the database when next needed.
+                # Refused before writing, or rolled back: its member reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
                 results.append(rejection.within("input", "orders", index))
         events = [event for result in results if isinstance(result, OrderResult) for event in result.events
@@ -299,7 +300,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",
                                "input", "amount")
         earned = (await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-            PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalar_one()
+            *earned_by_order(order.id, order.member_id)))).scalar_one()
         reverse = points_to_reverse(earned, order.amount_fen, refunded_before, refund_fen)
         taken = shortfall = 0
         balance = before.balance  # nothing moved points since the picture
@@ -312,7 +313,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
             if shortfall:
                 reason += f" ({shortfall} points already spent)"
             order_lot = (await session.execute(select(PointsEntry.id).where(
-                PointsEntry.report_id == order.id, PointsEntry.kind == "EARN"))).scalars().first()
+                *earned_by_order(order.id, order.member_id)).order_by(PointsEntry.id))).scalars().first()
             await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
                                occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
                                balance=balance, draw_first=order_lot)

@@ -51,7 +51,8 @@ PENDING, DELIVERED, FAILED, CANCELLED = "PENDING", "DELIVERED", "FAILED", "CANCE
 MAX_ENDPOINTS = 20  # per program, disabled ones included
 BATCH = 50  # deliveries claimed, and sent at once, per round
 LEASE = timedelta(seconds=60)  # a claimed row is due again after this, should its sender die
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # seconds an endpoint has to answer
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)  # seconds an endpoint has for each step of its answer
+SEND_LIMIT = 20.0  # seconds for a whole attempt (an endpoint trickling bytes), well inside the lease
 POLL_SECONDS = 5.0  # how often a runner looks for deliveries other processes wrote
 DUE_AT_ONCE = datetime(1970, 1, 1, tzinfo=timezone.utc)  # a new delivery's due time, whatever the writer's clock
 USER_AGENT = "tierup-webhooks/1"
@@ -302,6 +303,7 @@ class DeliveryRun:
     failed: int = 0
     cancelled: int = 0
     disabled: int = 0  # endpoints
+    rounds: int = 0  # claims made
 
     def add(self, other: "DeliveryRun") -> None:
         for name, value in vars(other).items():
@@ -315,13 +317,17 @@ async def deliver_due(db: Database, *, now: datetime, program_id: int | None = N
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
             client = await stack.enter_async_context(httpx.AsyncClient(timeout=TIMEOUT))
+        started = time.monotonic()
         while True:
-            claimed, targets = await _claim(db, now, program_id)
+            # Each round claims on a time moved on by the rounds before it: its leases must not be over already.
+            at = now + timedelta(seconds=time.monotonic() - started) if total.rounds else now
+            claimed, targets = await _claim(db, at, program_id)
             if not claimed:
                 return total
             sendable = [c for c in claimed if targets[c.endpoint_id].active]
             attempts = await asyncio.gather(*(_send(client, targets[c.endpoint_id], c) for c in sendable))
-            total.add(await _record(db, now, claimed, targets, dict(zip((c.id for c in sendable), attempts))))
+            total.add(await _record(db, at, claimed, targets, dict(zip((c.id for c in sendable), attempts))))
+            total.rounds += 1
             if len(claimed) < BATCH:
                 return total
 
@@ -359,11 +365,12 @@ async def _send(client: httpx.AsyncClient, target: Target, claimed: Claimed) -> 
     status, error = None, None
     try:
         # Streamed, and the body never read: only the status matters, whatever an endpoint sends back.
-        async with client.stream("POST", target.url, content=claimed.payload.encode(), headers=headers) as response:
+        async with asyncio.timeout(SEND_LIMIT), client.stream("POST", target.url, content=claimed.payload.encode(),
+                                                              headers=headers) as response:
             status = response.status_code
         if not 200 <= status < 300:
             error = f"HTTP {status}"
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         error = "no answer in time"
     except Exception as exc:  # refused, unreachable, bad TLS, a URL httpx will not send to: the endpoint failed
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -389,6 +396,9 @@ async def _record(db: Database, now: datetime, claimed: list[Claimed], targets: 
             failed.add(c.endpoint_id)
             then = next_attempt_at(c.first_attempted_at, c.attempts + 1, now)
             (retries[then] if then is not None else finished[FAILED]).append(c.id)
+    # Only rows still PENDING (a deletion may have cancelled them while they were being sent) and still on
+    # this claim's lease (had it run out, another process may have claimed and sent them again).
+    ours = (d.status == PENDING, d.next_attempt_at == now + LEASE)
     async with db.write() as session:
         if attempts:
             await execute_core(session, insert(WebhookAttempt), [
@@ -396,12 +406,11 @@ async def _record(db: Database, now: datetime, claimed: list[Claimed], targets: 
                      duration_ms=a.duration_ms) for i, a in attempts.items()])
         tried = d.attempts + 1
         for status, ids in finished.items():
-            # Only rows still PENDING: a deletion may have cancelled them while they were being sent.
-            await execute_core(session, update(d).where(d.id.in_(ids), d.status == PENDING).values(
+            await execute_core(session, update(d).where(d.id.in_(ids), *ours).values(
                 status=status, finished_at=now, attempts=tried if status != CANCELLED else d.attempts))
         for then, ids in retries.items():
-            await execute_core(session, update(d).where(d.id.in_(ids), d.status == PENDING)
-                               .values(next_attempt_at=then, attempts=tried))
+            await execute_core(session, update(d).where(d.id.in_(ids), *ours).values(next_attempt_at=then,
+                                                                                     attempts=tried))
         run.disabled = await _judge_endpoints(session, now, targets, answered, failed - answered, attempts, claimed)
     run.delivered, run.failed, run.cancelled = (len(finished[s]) for s in (DELIVERED, FAILED, CANCELLED))
     run.retrying = sum(len(ids) for ids in retries.values())

@@ -68,6 +68,22 @@ async def execute_core(session: AsyncSession, statement, parameters: dict | None
     return await (await session.connection()).execute(statement, parameters or {})
 
 
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A savepoint whose rollback also takes back what it told the transaction: its journal entries (a
+    report id SQLite gives out again must not find a rolled-back report there) and the members it changed."""
+    info = session.sync_session.info
+    written = len(journal(session))
+    changed = set(info.get(_CHANGED_MEMBERS, ()))
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        del journal(session)[written:]
+        info[_CHANGED_MEMBERS] = changed
+        raise
+
+
 def member_changed(session: AsyncSession | Session, member_id: int) -> None:
     """Record that this transaction changes the member (its version goes up at commit)."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
@@ -137,15 +153,12 @@ class Database:
             # A context of its own: the group's BEGIN and COMMIT are nobody's statements to count.
             self._committer = asyncio.create_task(self._commit_groups(), context=contextvars.Context())
         session, first = await turn.session
-        info = session.sync_session.info
-        changed_before = set(info.get(_CHANGED_MEMBERS, ()))
         try:
             # The group's first needs no savepoint: if it fails, the whole transaction is rolled back.
-            async with contextlib.nullcontext() if first else session.begin_nested():
+            async with contextlib.nullcontext() if first else savepoint(session):
                 yield session
                 await session.flush()  # errors of this use case surface in its own savepoint
         except BaseException:
-            info[_CHANGED_MEMBERS] = changed_before  # what it wrote is gone: its members did not change
             turn.done.set_result(False)
             raise
         turn.done.set_result(True)
