@@ -395,6 +395,11 @@ def _export_members(args, settings: Settings) -> int:
             if args.tag is not None and tag is None:
                 print(f"tierup: no tag {args.tag!r} in program {program.code}", file=sys.stderr)
                 return 2
+            tiers = [tier.code for tier in program.definition.tiers]
+            if args.tier is not None and args.tier not in tiers:
+                print(f"tierup: --tier must be one of program {program.code}'s tiers: {', '.join(tiers)}",
+                      file=sys.stderr)
+                return 2
             with Bars() as bars:
                 written = await export_members(
                     db, program, out, at=utcnow(), progress=bars.bar("exporting members"), segment=args.segment,

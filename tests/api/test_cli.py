@@ -91,3 +91,14 @@ def test_the_console_script_is_installed():
     assert result.returncode == 0
     for command in ("serve", "db", "program", "token", "export-schema", "evaluate-tiers"):
         assert command in result.stdout
+
+
+async def test_an_export_names_the_tiers_when_given_an_unknown_one(program, tmp_path, capsys, monkeypatch,
+                                                                   database_url):
+    import asyncio
+
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    out = str(tmp_path / "members.csv")
+    assert await asyncio.to_thread(main, ["export", "members", "--tier", "silver", "--output", out]) == 2
+    assert "--tier must be one of program classic's tiers: REGULAR, SILVER, GOLD, DIAMOND" in capsys.readouterr().err
+    assert await asyncio.to_thread(main, ["export", "members", "--tier", "SILVER", "--output", out]) == 0

@@ -245,7 +245,10 @@ class MemberQueries:
                                   "combine (all must hold). `first` is 1–100 "
                                   "(default 20). OPERATOR or SERVICE.")
     async def members(self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
-                      tier: Optional[relay.GlobalID] = None, search: Optional[str] = None,
+                      tier: Annotated[Optional[relay.GlobalID], strawberry.argument(
+                          description="A tier's id (`Tier.id`, as `program { ladder { tiers { id code } } }` "
+                                      "lists them), not its code.")] = None,
+                      search: Optional[str] = None,
                       segment: Optional[str] = None, lifecycle_stage: Optional[LifecycleStage] = None,
                       silent_for_days: Optional[int] = None,
                       quadrant: Optional[ValueQuadrant] = None,
