@@ -9,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import contextlib
+from typing import AsyncIterator
+
 import httpx
+import uvicorn
 
 from helpers import SECRET
 
@@ -42,3 +46,22 @@ def stop(processes: list[subprocess.Popen]) -> None:
         process.terminate()
     for process in processes:
         process.wait(timeout=30)
+
+
+@contextlib.asynccontextmanager
+async def serving(app, *, lifespan: str = "on") -> AsyncIterator[int]:
+    """An ASGI app served by uvicorn in this event loop on a free port, stopped on leaving; yields the port."""
+    from wsclient import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # it could not start: its error
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

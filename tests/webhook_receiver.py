@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-import uvicorn
-
-from wsclient import free_port
+from servers import serving
 
 
 @dataclass(frozen=True)
@@ -51,17 +49,6 @@ class Receiver:
 @contextlib.asynccontextmanager
 async def receiving(path: str = "/hooks"):
     receiver = Receiver()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    receiver.url = f"http://127.0.0.1:{port}{path}"
-    try:
+    async with serving(receiver, lifespan="off") as port:
+        receiver.url = f"http://127.0.0.1:{port}{path}"
         yield receiver
-    finally:
-        server.should_exit = True
-        await task

@@ -1,12 +1,10 @@
 """A real server: uvicorn on a free port, serving the test's app and database."""
 
-import asyncio
-
 import httpx
 import pytest
-import uvicorn
 
-from wsclient import GraphQLSocket, free_port
+from servers import serving
+from wsclient import GraphQLSocket
 
 
 class LiveServer:
@@ -32,15 +30,7 @@ class LiveServer:
 
 @pytest.fixture
 async def server(app, api):
-    port = free_port()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                                   lifespan="on"))
-    task = asyncio.create_task(uvicorn_server.serve())
-    while not uvicorn_server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with serving(app) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         api.client = client  # the same Api helper, now over real HTTP
         live = LiveServer(port, api)
         try:
@@ -48,5 +38,3 @@ async def server(app, api):
         finally:
             for socket in live.sockets:
                 await socket.close()
-            uvicorn_server.should_exit = True
-            await task
