@@ -6,7 +6,9 @@ trips per statement (open a cursor, execute, fetch the rows, close it) for work 
 few microseconds, so a statement cost about 250 µs. This cursor runs all four in one trip; the
 connection, transactions, pool and dialect are SQLAlchemy's own.
 
-The engine uses it for `sqlite+aiosqlite` URLs (store.db.Database); migrations keep the stock driver.
+store.db.Database's engine uses it for its SQLite URLs (`sqlite+aiosqlite:///…`); migrations keep the stock
+driver. It relies on aiosqlite's and SQLAlchemy's adapter internals, hence the pinned versions and
+tests/unit/test_sqlite_driver.py.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._run(operation, seq_of_parameters, many=True)
 
     def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        self._description, self._rowcount, self._lastrowid = None, -1, None  # nothing of the last statement
+        self._rows.clear()
         try:
             self._description, rows, self._rowcount, self._lastrowid = await_(self._trip(operation, parameters, many))
         except Exception as error:
