@@ -329,9 +329,7 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
 async def _return_points(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
                          refund_id: int, balance: int, *, at: datetime, reason: str) -> int:
     """The refunded share of the points that paid for the order comes back as a new lot (RETURN); returns it."""
-    used = -int((await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-        PointsEntry.report_id == order.id, PointsEntry.kind == "SPEND"))).scalar_one())
-    back = refunded_share(used, order.amount_fen, refunded_before, refund_fen)
+    back = await _refunded_share_spent(session, PointsEntry.amount, order, refunded_before, refund_fen)
     if back:
         await append_entry(session, program, order.member_id, "RETURN", back, reason, source="REFUND",
                            occurred_at=at, report_id=refund_id, balance=balance)
@@ -340,13 +338,19 @@ async def _return_points(session, program: ActiveProgram, order: Report, refunde
 
 async def _return_stored_value(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
                                refund_id: int, *, at: datetime, reason: str) -> list[Event]:
-    """The refunded share of what the order paid from stored value goes back to it (floored on the running
-    total, so partial refunds never return more than was spent)."""
-    spent = -int((await session.execute(select(func.coalesce(func.sum(StoredValueEntry.amount_fen), 0)).where(
-        StoredValueEntry.report_id == order.id, StoredValueEntry.kind == "SPEND"))).scalar_one())
-    back = refunded_share(spent, order.amount_fen, refunded_before, refund_fen)
+    """The refunded share of what the order paid from stored value goes back to it."""
+    back = await _refunded_share_spent(session, StoredValueEntry.amount_fen, order, refunded_before, refund_fen)
     if not back:
         return []
     balance = await stored_value_balance(session, order.member_id)
     return [append_stored_value(session, program, order.member_id, "REFUND", back, reason, occurred_at=at,
                                 balance_fen=balance, report_id=refund_id)]
+
+
+async def _refunded_share_spent(session, amount, order: Report, refunded_before: int, refund_fen: int) -> int:
+    """The refund's share of what the order spent from a ledger (`amount`: the points' or the stored value's
+    column), floored on the running total so that partial refunds never give back more than was spent."""
+    entries = amount.class_
+    spent = -int((await session.execute(select(func.coalesce(func.sum(amount), 0)).where(
+        entries.report_id == order.id, entries.kind == "SPEND"))).scalar_one())
+    return refunded_share(spent, order.amount_fen, refunded_before, refund_fen)
