@@ -46,7 +46,12 @@ def _insert_once(dialect: str):
 class Stored:
     report_id: int
     duplicate: bool
-    row: Report | None = None  # the report as written (not for a repeat), for answering without reading it back
+    values: dict[str, Any] | None = None  # the columns written (not for a repeat)
+
+    @property
+    def row(self) -> Report | None:
+        """The report as written, for answering without reading it back; built only when asked for."""
+        return Report(id=self.report_id, **self.values) if self.values is not None else None
 
 
 async def store_report(session: AsyncSession, program: ActiveProgram, kind: str, external_id: str,
@@ -66,7 +71,7 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
             journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
                                             columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
                                             report_id=report_id, reference=columns.get("reference")))
-        return Stored(report_id, duplicate=False, row=Report(id=report_id, **values))
+        return Stored(report_id, duplicate=False, values=values)
     existing = (await session.execute(select(Report.id, Report.payload_hash).where(
         Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
     if existing.payload_hash != fingerprint:
