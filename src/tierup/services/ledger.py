@@ -19,9 +19,6 @@ from .programs import ActiveProgram
 
 
 # Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.
-_BALANCE = select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(PointsEntry.member_id == bindparam("member"))
-
-
 _BALANCES = (select(PointsEntry.member_id, func.sum(PointsEntry.amount))
              .where(PointsEntry.member_id.in_(bindparam("ids", expanding=True))).group_by(PointsEntry.member_id))
 
@@ -33,7 +30,7 @@ def earned_by_order(report_id, member_id) -> tuple:
 
 
 async def balance_of(session: AsyncSession, member_id: int) -> int:
-    return (await execute_core(session, _BALANCE, {"member": member_id})).scalar_one()
+    return (await balances_of(session, [member_id]))[member_id]
 
 
 async def balances_of(session: AsyncSession, member_ids: list[int]) -> dict[int, int]:
