@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Iterable
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, literal, null, select, union_all
@@ -41,11 +42,19 @@ class MemberState:
     completions: Completions = field(default_factory=dict)
     passes: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     balance: int = 0
+    # When the member's latest refund was reported: the net amounts of `activity.orders` hold for tier
+    # metrics judged at that time or later (member_metrics counts the refunds reported by then).
+    refunded_until: datetime | None = None
 
     def copy(self) -> MemberState:
         return MemberState(Activity(**{name: list(items) for name, items in vars(self.activity).items()}),
                            dict(self.completions), defaultdict(set, {code: set(levels) for code, levels
-                                                                     in self.passes.items()}), self.balance)
+                                                                     in self.passes.items()}), self.balance,
+                           self.refunded_until)
+
+    def orders_as_of(self, at: datetime) -> list[tuple[datetime, int]] | None:
+        """The orders as tier metrics count them at `at`, or None when a refund reported later changes them."""
+        return self.activity.orders if self.refunded_until is None or self.refunded_until <= at else None
 
 
 async def read_states(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
@@ -66,6 +75,8 @@ async def read_states(session: AsyncSession, definition: ProgramDefinition, memb
             state.passes[code].add(number)
         elif what == "BALANCE":
             state.balance = number
+        elif what == "REFUNDED":
+            state.refunded_until = at
         else:
             _add_done(state.activity, what, at, number, tz)
     return found
@@ -137,9 +148,13 @@ def _states_statement():
     balances = (select(literal("BALANCE"), PointsEntry.member_id, no(UtcDateTime), func.sum(PointsEntry.amount),
                        no(String), no(String), no(UtcDateTime))
                 .where(PointsEntry.member_id.in_(ids)).group_by(PointsEntry.member_id))
+    refunded = (select(literal("REFUNDED"), Report.member_id, func.max(Report.occurred_at), no(Integer), no(String),
+                       no(String), no(UtcDateTime))
+                .where(Report.kind == "REFUND", Report.member_id.in_(ids), Report.id != bindparam("exclude"))
+                .group_by(Report.member_id))
     padded = [part.add_columns(no(String).label("code"), no(String).label("period"),
                                no(UtcDateTime).label("claimed_at")) for part in _done()]
-    return _in_time_order(*padded, completions, passes, balances)
+    return _in_time_order(*padded, completions, passes, balances, refunded)
 
 
 # Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.

@@ -53,8 +53,9 @@ class _Watched:
     member: Member
     before: Snapshot
     state: MemberState  # as in the picture before
-    report: int | None  # the use case's report, stored before the picture and left out of it
+    report: Written | None  # the use case's report, stored before the picture and left out of it
     since: int  # the journal's length when the picture was taken
+    now: tuple[int, MemberState | None] | None = None  # (journal length, _in_memory's answer then)
 
 
 class GrowthTracker:
@@ -82,10 +83,12 @@ class GrowthTracker:
         state = self._states.pop(member.id, None) if self._states is not None else None
         if state is None:
             state = (await load_states(self.session, self.program, [member.id], exclude_report=exclude_report))[member.id]
-        else:
-            await self.session.flush()  # pending rows belong before the mark
         before = self._picture(member, at, state)
-        self._watched[member.id] = _Watched(member, before, state, exclude_report, len(journal(self.session)))
+        written = journal(self.session)
+        report = None
+        if exclude_report is not None:  # stored just before, so looked for from the end
+            report = next((w for w in reversed(written) if w.what == "REPORT" and w.report_id == exclude_report), None)
+        self._watched[member.id] = _Watched(member, before, state, report, len(written))
         return before
 
     def claimed(self, member_id: int, task_code: str, period: str, at: datetime) -> None:
@@ -111,15 +114,38 @@ class GrowthTracker:
                 self._states[member_id] = state
         return after_by_member
 
+    def known_orders(self, member_id: int, at: datetime) -> list[tuple[datetime, int]] | None:
+        """A watched member's orders as the transaction has them now, for tier metrics at `at` counted in
+        memory (tiers.upgrade_if_qualified); None when only the database can tell."""
+        state = self._in_memory(self._watched[member_id])
+        return state.orders_as_of(at) if state is not None else None
+
     async def _now(self, watched: _Watched) -> MemberState:
         """The member's state as the transaction has it now (balance: as in the picture)."""
-        written = self._written(watched, "REPORT")
-        if any(w.member_id != watched.member.id or w.kind == "REFUND" for w in written):
+        state = self._in_memory(watched)
+        if state is None:
             return (await load_states(self.session, self.program, [watched.member.id]))[watched.member.id]
-        state = watched.state.copy()
+        return state
+
+    def _in_memory(self, watched: _Watched) -> MemberState | None:
+        """The state before plus what the journal says was written since; None when the journal holds
+        something that cannot be applied in memory (a refund changes an order's net amount; another
+        member's report, such as a referred member's first order, counts for this one)."""
+        length = len(journal(self.session))
+        if watched.now is not None and watched.now[0] == length:
+            return watched.now[1]
+        written = self._written(watched, "REPORT")
+        state = None
+        if not any(w.member_id != watched.member.id or w.kind == "REFUND" for w in written):
+            state = watched.state.copy()
+            self._apply(state, written, self._written(watched, "ENTRY"))
+        watched.now = (length, state)
+        return state
+
+    def _apply(self, state: MemberState, reports: list[Written], entries: list[Written]) -> None:
         activity = state.activity
         tz = self.program.definition.zone
-        for w in written:
+        for w in reports:
             if w.kind == "ORDER" and w.amount > 0:
                 bisect.insort(activity.orders, (w.at, w.amount))
             elif w.kind == "CHECK_IN":
@@ -128,10 +154,9 @@ class GrowthTracker:
                 bisect.insort(activity.photo_reviews, w.at)
             elif w.kind == "ACTIVITY":
                 bisect.insort(activity.actions, (w.at, w.reference))
-        for w in self._written(watched, "ENTRY"):
+        for w in entries:
             if w.kind == "EARN" and w.source != "QUEST":
                 bisect.insort(activity.points_earned, (w.at, w.amount))
-        return state
 
     def _balance(self, watched: _Watched) -> int:
         """The member's balance now: the picture's plus the ledger entries written since."""
@@ -139,10 +164,9 @@ class GrowthTracker:
 
     def _written(self, watched: _Watched, what: str) -> list[Written]:
         """What the transaction wrote about the member since the picture (with the report left out of it)."""
-        items = journal(self.session)
-        mine = [w for w in items[watched.since:] if w.what == what and w.member_id == watched.member.id]
+        mine = [w for w in journal(self.session)[watched.since:] if w.what == what and w.member_id == watched.member.id]
         if what == "REPORT" and watched.report is not None:
-            mine += [w for w in items[:watched.since] if w.what == what and w.report_id == watched.report]
+            mine.append(watched.report)
         return mine
 
     def _picture(self, member: Member, at: datetime, state: MemberState) -> Snapshot:
@@ -193,7 +217,8 @@ class GrowthTracker:
                 await self.pay(member, level.reward, level.reward.points, at, source="QUEST",
                                reason=f"Quest {quest.code} level {level.level}")
         if member.growth_value != growth_before:  # rewards raised growth value, which tiers may count
-            await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH")
+            await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH",
+                                       orders=state.orders_as_of(at))
 
     async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str) -> None:
         """Deliver a reward to a watched member: points into the ledger, growth value onto the member, a badge once."""

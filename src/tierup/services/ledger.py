@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.points import Lot, draw_fifo, lot_expiry
-from ..store.db import Written, execute_core, journal, member_changed
+from ..store.db import Written, defer_insert, execute_core, journal, member_changed
 from ..store.models import LotDraw, PointsEntry
 from .programs import ActiveProgram
 
@@ -60,30 +60,32 @@ async def lots_of(session: AsyncSession, member_ids: list[int]) -> dict[int, lis
 async def append_entry(session: AsyncSession, program: ActiveProgram, member_id: int, kind: str, amount: int,
                        reason: str, *, source: str, occurred_at: datetime, report_id: int | None = None,
                        expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None,
-                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> int:
-    """Add one ledger entry and return its id; the caller holds the member's lock.
+                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> int | None:
+    """Add one ledger entry; the caller holds the member's lock.
 
-    A positive entry becomes a lot expiring by the program's rule. A negative entry draws its
-    points from lots: `draws` when the caller chose them (expiry), else first-to-expire first.
-    Rows are written with plain statements: an order writes one or two entries, and the ORM's
-    unit of work would cost more than the statements themselves.
+    A positive entry becomes a lot expiring by the program's rule; nothing is read back from it, so
+    it is deferred (written with the transaction's next statement) and None is returned. A negative
+    entry is written at once and its id returned: it draws its points from lots, `draws` when the
+    caller chose them (expiry), else first-to-expire first.
     """
     if balance is None:
         balance = await balance_of(session, member_id)
     if amount > 0 and expires_at is None:
         expires_at = lot_expiry(occurred_at, program.definition.points_expiry_months, program.definition.zone)
-    entry_id = (await execute_core(session, _INSERT_ENTRY, dict(
-        program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
-        balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
-        expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall))).scalar_one()
+    row = dict(program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
+               balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
+               expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall)
     member_changed(session, member_id)
     journal(session).append(Written("ENTRY", member_id, kind, occurred_at, amount, source=source))
-    if amount < 0:
-        if draws is None:
-            draws = draw_fifo((await lots_of(session, [member_id]))[member_id], -amount, first=draw_first)
-        if draws:
-            await execute_core(session, insert(LotDraw), [dict(member_id=member_id, entry_id=entry_id,
-                                                                lot_entry_id=lot, amount=take) for lot, take in draws])
+    if amount >= 0:
+        defer_insert(session, PointsEntry.__table__, row)
+        return None
+    entry_id = (await execute_core(session, _INSERT_ENTRY, row)).scalar_one()
+    if draws is None:
+        draws = draw_fifo((await lots_of(session, [member_id]))[member_id], -amount, first=draw_first)
+    if draws:
+        await execute_core(session, insert(LotDraw), [dict(member_id=member_id, entry_id=entry_id,
+                                                            lot_entry_id=lot, amount=take) for lot, take in draws])
     return entry_id
 
 

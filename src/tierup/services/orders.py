@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_value_fen
@@ -27,7 +28,7 @@ from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, load_states, publish
 from .memberships import earning_multiplier
-from .reports import store_report, with_channel
+from .reports import Known, Stored, known_reports, store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance
 from .tiers import upgrade_if_qualified
 from .webhooks import stage_webhooks
@@ -66,9 +67,13 @@ class OrderResult:
     points: int = 0
     tier_change: TierChange | None = None
     events: tuple[Event, ...] = ()
-    row: Report | None = None  # the order as stored (not for a duplicate)
+    stored: Stored | None = None  # the order as stored (not for a duplicate)
     points_used: int = 0
     stored_value_fen: int = 0
+
+    @property
+    def row(self) -> Report | None:
+        return self.stored.row if self.stored is not None else None
 
 
 async def record_order(db: Database, program: ActiveProgram, request: OrderInput, *, now: datetime,
@@ -92,31 +97,49 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
     import of history tells neither sockets nor webhooks)."""
     if len(requests) > MAX_ORDERS_PER_BATCH:
         raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
+    try:
+        results, events = await _record_batch(db, program, requests, now=now, announce=announce, deferred=True)
+    except IntegrityError:
+        # Another transaction stored one of the batch's externalIds after the batch had looked for them (on
+        # PostgreSQL; SQLite holds its write lock throughout): the batch runs again, each report checked as
+        # it is stored.
+        results, events = await _record_batch(db, program, requests, now=now, announce=announce, deferred=False)
+    await publish(broker, events)
+    return results
+
+
+async def _record_batch(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
+                        announce: bool, deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
+    """recordOrders' transaction. `deferred`: the reports already stored are read at once and the new ones
+    written together (reports.Known), instead of one statement each."""
     results: list[OrderResult | Rejected] = []
     async with db.write() as session:
         # The batch's members and their states are read once; each order then keeps them up to date.
         members = await lock_members(session, program.id, {r.member_external_id for r in requests})
         states = await load_states(session, program, sorted(m.id for m in members.values()))
+        known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
         for index, request in enumerate(requests):
             written = len(journal(session))
             refusable = False
+            stored_before = known is not None and request.external_id in known.reports
             try:
                 amounts = check_order(program, request, now)
                 refusable = _refusable(request, amounts)
                 async with savepoint(session) if refusable else contextlib.nullcontext():
-                    results.append(await _record(session, program, request, amounts, now, members, states,
+                    results.append(await _record(session, program, request, amounts, now, members, states, known,
                                                  announce=announce))
             except Rejected as rejection:
                 if len(journal(session)) != written:  # stored without a savepoint: what it wrote would stay
                     raise RuntimeError("an order was refused after its report was stored") from rejection
                 # Refused before writing, or rolled back: its member reads again from the database when next needed.
                 members.pop(request.member_external_id, None)
+                if known is not None and not stored_before:
+                    known.forget(request.external_id)
                 results.append(rejection.within("input", "orders", index))
         events = [event for result in results if isinstance(result, OrderResult) for event in result.events
                   ] if announce else []
         await stage_webhooks(session, program, events, now=now)
-    await publish(broker, events)
-    return results
+    return results, events
 
 
 def _refusable(request: OrderInput, amounts: OrderAmounts) -> bool:
@@ -165,9 +188,10 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
 
 
 async def _record(session, program: ActiveProgram, request: OrderInput, amounts: OrderAmounts, now: datetime,
-                  members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None, *,
-                  announce: bool = True) -> OrderResult:
-    """One order; `members` and `states`, from a batch, hold the members locked and their states so far."""
+                  members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None,
+                  known: Known | None = None, *, announce: bool = True) -> OrderResult:
+    """One order; `members`, `states` and `known`, from a batch, hold the members locked, their states so far
+    and the batch's reports."""
     amount_fen = amounts.paid_fen
     payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                             "coupons": sorted(request.coupon_codes)}, request.channel, request.store_code)
@@ -184,7 +208,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                    field=("input", "memberExternalId"))
     member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
-                                occurred_at=request.paid_at, now=now, member_id=member.id, amount_fen=amount_fen,
+                                occurred_at=request.paid_at, now=now, known=known, member_id=member.id,
+                                amount_fen=amount_fen,
                                 channel=request.channel, store_code=request.store_code,
                                 points=request.points_used or None,
                                 lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
@@ -216,11 +241,11 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {multiplier}×{earning.named()}", source="ORDER",
                            occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
-    change = await upgrade_if_qualified(session, program, member, at=request.paid_at,
-                                        report_id=stored.report_id, reason="ORDER")
+    change = await upgrade_if_qualified(session, program, member, at=request.paid_at, report_id=stored.report_id,
+                                        reason="ORDER", orders=growth.known_orders(member.id, request.paid_at))
     await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
-                       events=tuple(growth.events + paid_with), row=stored.row, points_used=request.points_used,
+                       events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
                        stored_value_fen=amounts.stored_value_fen)
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Written, execute_core, journal
+from ..store.db import Written, defer_insert, execute_core, journal, reserve_id
 from ..store.models import Report
 from .programs import ActiveProgram
 
@@ -54,28 +54,64 @@ class Stored:
         return Report(id=self.report_id, **self.values) if self.values is not None else None
 
 
+@dataclass
+class Known:
+    """A batch's reports of one kind by external id, (id, fingerprint): those stored before it, read at once
+    under the members' locks, and those it stores itself. With them a batch tells a repeat without a
+    statement and defers its new rows (store.db.defer_insert)."""
+
+    reports: dict[str, tuple[int, str]] = field(default_factory=dict)
+    remaining: int = 0  # reports the batch may still store: ids are reserved that many at once
+
+    def forget(self, external_id: str) -> None:
+        """A report of the batch was rolled back (its savepoint): the id is free again."""
+        self.reports.pop(external_id, None)
+
+
+_KNOWN = select(Report.external_id, Report.id, Report.payload_hash).where(
+    Report.program_id == bindparam("program_id"), Report.kind == bindparam("kind"),
+    Report.external_id.in_(bindparam("external_ids", expanding=True)))
+
+
+async def known_reports(session: AsyncSession, program: ActiveProgram, kind: str, external_ids: set[str]) -> Known:
+    rows = await execute_core(session, _KNOWN, {"program_id": program.id, "kind": kind,
+                                                "external_ids": sorted(external_ids)})
+    found = {external_id: (report_id, fingerprint) for external_id, report_id, fingerprint in rows}
+    return Known(found, remaining=len(external_ids - found.keys()))
+
+
 async def store_report(session: AsyncSession, program: ActiveProgram, kind: str, external_id: str,
-                       payload: dict[str, Any], *, occurred_at: datetime, now: datetime, **columns: Any) -> Stored:
+                       payload: dict[str, Any], *, occurred_at: datetime, now: datetime, known: Known | None = None,
+                       **columns: Any) -> Stored:
     """Insert the report, or recognise it as a repeat.
 
     A repeat with the same content is `duplicate` (the caller changes nothing); the same id with
-    different content is a DUPLICATE rejection.
+    different content is a DUPLICATE rejection. With `known` (a batch), the repeat is told from it
+    and a new row is deferred.
     """
     fingerprint = payload_hash(payload)
     values = dict(program_id=program.id, program_version=program.version, kind=kind, external_id=external_id,
                   occurred_at=occurred_at, received_at=now, payload_hash=fingerprint, **columns)
-    statement = _insert_once(session.get_bind().dialect.name)
-    report_id = (await execute_core(session, statement, values)).scalar_one_or_none()
-    if report_id is not None:
-        if columns.get("member_id") is not None:
-            journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
-                                            columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
-                                            report_id=report_id, reference=columns.get("reference")))
-        return Stored(report_id, duplicate=False, values=values)
-    existing = (await session.execute(select(Report.id, Report.payload_hash).where(
-        Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
-    if existing.payload_hash != fingerprint:
-        raise Rejected.one(ErrorCode.DUPLICATE,
-                           f"externalId {external_id!r} was already used for a different {kind.lower()} report",
-                           "input", "externalId")
-    return Stored(existing.id, duplicate=True)
+    if known is not None:
+        existing = known.reports.get(external_id)
+        if existing is None:
+            known.remaining -= 1
+            report_id = await reserve_id(session, Report.__table__, known.remaining + 1)
+            defer_insert(session, Report.__table__, {"id": report_id, **values})
+            known.reports[external_id] = (report_id, fingerprint)
+    else:
+        report_id = (await execute_core(session, _insert_once(session.get_bind().dialect.name), values)
+                     ).scalar_one_or_none()
+        existing = None if report_id is not None else (await session.execute(select(Report.id, Report.payload_hash).where(
+            Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
+    if existing is not None:
+        if existing[1] != fingerprint:
+            raise Rejected.one(ErrorCode.DUPLICATE,
+                               f"externalId {external_id!r} was already used for a different {kind.lower()} report",
+                               "input", "externalId")
+        return Stored(existing[0], duplicate=True)
+    if columns.get("member_id") is not None:
+        journal(session).append(Written("REPORT", columns["member_id"], kind, occurred_at,
+                                        columns.get("amount_fen") or 0, with_photos=bool(columns.get("with_photos")),
+                                        report_id=report_id, reference=columns.get("reference")))
+    return Stored(report_id, duplicate=False, values=values)

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import select, true
 
 from ..domain.activity import Activity, period_key
-from ..domain.clock import add_months, local, months_before, utc
+from ..domain.clock import add_months, local, utc
 from ..domain.boosts import order_lines, points_with_boosts
 from ..domain.money import refunded_share
 from ..domain.program import DEFAULT_CHANNEL
@@ -24,7 +24,7 @@ from ..domain.points import points_to_reverse
 from ..domain.program import ProgramDefinition
 from ..domain.quests import due_levels, quest_active
 from ..domain.tasks import Completion, due_tasks, reward_points
-from ..domain.tiers import MemberMetrics, counting_since, metric_windows, qualifying_tier
+from ..domain.tiers import MemberMetrics, order_metrics, qualifying_tier
 from ..store.db import Database
 from ..store.models import Member, Redemption, Report, TaskCompletion
 from .memberships import active_plan, extend
@@ -96,7 +96,6 @@ class _Replay:
         self.start = start
         self.members: dict[int, _MemberState] = {}
         self.outcome = Outcome()
-        self.spend_windows, self.order_windows = metric_windows(definition)
         self.referrer: dict[int, int] = {}
         self.recording = recording
         self._report: int | None = None  # the report being replayed, for the recording
@@ -114,28 +113,9 @@ class _Replay:
                 self.recording.entries.append((member.key, "EARN", source, points, at, self._report))
 
     def metrics(self, member: _MemberState, at: datetime) -> MemberMetrics:
-        """The member's tier metrics at `at`, as the live path's member_metrics counts them: cumulative
-        figures over the current qualification period, rolling windows ending at `at`. Orders are kept
-        in time order, so the rolling windows are summed by walking back from the newest order only as
-        far as the window reaches."""
-        tz = self.d.zone
-        since = counting_since(self.d, member.qualification_started_at)
-        orders = list(member.orders.values())
-        lifetime = [o for o in orders if o.at <= at and (since is None or o.at > since)]
-        starts = {m: months_before(at, m, tz) for m in self.spend_windows | self.order_windows}
-        earliest = min(starts.values(), default=at)
-        recent = []
-        for order in reversed(orders):
-            if order.at <= earliest:
-                break
-            if order.at <= at:
-                recent.append(order)
-        return MemberMetrics(
-            cumulative_spend_fen=sum(o.net for o in lifetime), largest_order_fen=max((o.net for o in lifetime), default=0),
-            order_count=sum(1 for o in lifetime if o.net > 0),
-            spend_fen_in_months={m: sum(o.net for o in recent if o.at > starts[m]) for m in self.spend_windows},
-            orders_in_months={m: sum(1 for o in recent if o.at > starts[m] and o.net > 0) for m in self.order_windows},
-            growth_value=member.growth)
+        """The member's tier metrics at `at`, as the live path counts them (orders are kept in time order)."""
+        return order_metrics(self.d, [(o.at, o.net) for o in member.orders.values()], as_of=at,
+                             period_started_at=member.qualification_started_at, growth_value=member.growth)
 
     def validity(self, tier_code: str, at: datetime) -> datetime | None:
         if self.d.tier(tier_code).rank == 0 or self.d.tier_validity_months is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +15,10 @@ from ..domain.benefits import unlocked_by
 from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
-from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, plain_number,
-                            qualifying_tier)
+from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, order_metrics,
+                            plain_number, qualifying_tier)
 from ..events import Broker, Event
-from ..store.db import Database, execute_core
+from ..store.db import Database, defer_insert, execute_core
 from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
 from .activity import insert_once
@@ -114,26 +114,34 @@ def validity_end(definition: ProgramDefinition, tier: TierRule, start: datetime)
 def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: Member, tier: TierRule, *,
                  at: datetime, reason: str, report_id: int | None = None,
                  valid_until: datetime | None = None) -> TierChange:
-    change = TierChange(member_id=member.id, from_tier=member.tier_code, to_tier=tier.code, changed_at=at,
-                        valid_until=valid_until, reason=reason, report_id=report_id)
+    """Move the member and write the change; nothing is read back from the change, so its row is deferred."""
+    row = dict(member_id=member.id, from_tier=member.tier_code, to_tier=tier.code, changed_at=at,
+               valid_until=valid_until, reason=reason, report_id=report_id)
     member.tier_code = tier.code
     member.tier_since = at
     member.tier_valid_until = valid_until
-    session.add(change)
-    return change
+    defer_insert(session, TierChange.__table__, row)
+    return TierChange(**row)
 
 
 async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, member: Member, *, at: datetime,
-                               report_id: int | None, reason: str) -> TierChange | None:
+                               report_id: int | None, reason: str,
+                               orders: Sequence[tuple[datetime, int]] | None = None) -> TierChange | None:
     """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级). Never downgrades.
 
-    The upgrade does not restart the qualification period: a member who reached SILVER keeps
-    counting the same period toward GOLD.
+    `orders`, when the caller holds them (all the member's orders, paid at and net, in time order, as
+    they count at `at`), are counted in memory instead of by member_metrics. The upgrade does not
+    restart the qualification period: a member who reached SILVER keeps counting the same period
+    toward GOLD.
     """
     definition = program.definition
     if definition.next_tier(member.tier_code) is None:
         return None  # at the top of the ladder: nothing to measure
-    metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
+    if orders is not None:
+        metrics = order_metrics(definition, orders, as_of=at, period_started_at=member.qualification_started_at,
+                                growth_value=member.growth_value)
+    else:
+        metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
     target = qualifying_tier(metrics, definition)
     if target.rank <= definition.tier(member.tier_code).rank:
         return None

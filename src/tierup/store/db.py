@@ -13,19 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
+import itertools
 from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import AsyncIterator, Iterator
 
-from sqlalchemy import event, text, update
+from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from ..observability import SQL_STATEMENTS
-from .models import Member
+from .models import Base, Member
 from .sqlite import DRIVER as ONE_TRIP_DRIVER
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
@@ -65,7 +67,86 @@ def journal(session: AsyncSession | Session) -> list[Written]:
 async def execute_core(session: AsyncSession, statement, parameters: dict | None = None):
     """Run a statement of plain columns on the session's connection, in its transaction: the ORM's
     execution layer (entities, identity map) costs more than such a statement takes to run."""
+    if _DEFERRED in session.sync_session.info:
+        await session.run_sync(write_deferred)
     return await (await session.connection()).execute(statement, parameters or {})
+
+
+# Rows a use case inserts without needing anything back from the database, written together: one
+# statement per table (executemany) with the next statement the transaction runs, whatever it is, or
+# at its end. Every statement sees them as if they had been written at once, so deferring changes
+# nothing but the number of statements.
+_DEFERRED = "tierup_deferred"
+_RESERVED = "tierup_reserved_ids"
+
+
+def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> None:
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    sync.info.setdefault(_DEFERRED, {}).setdefault(table, []).append(row)
+
+
+def write_deferred(session: Session) -> None:
+    """Write the deferred rows, tables in the order of their foreign keys (a report before the ledger
+    entries naming it), rows in the order deferred."""
+    pending = session.info.pop(_DEFERRED, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        session.info.pop(_RESERVED, None)  # SQLite's next ids follow the rows now written (see reserve_id)
+    connection = session.connection()
+    for table in sorted(pending, key=_dependency_order(Base.metadata).__getitem__):
+        rows = pending[table]
+        for columns, alike in itertools.groupby(rows, key=lambda row: row.keys()):  # one statement names one set
+            connection.execute(insert(table), list(alike))
+
+
+@functools.cache
+def _dependency_order(metadata: MetaData) -> dict[Table, int]:
+    return {table: number for number, table in enumerate(metadata.sorted_tables)}
+
+
+def _drop_deferred(session: AsyncSession) -> None:
+    session.sync_session.info.pop(_DEFERRED, None)
+    session.sync_session.info.pop(_RESERVED, None)
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write everything pending: deferred rows, then the ORM's."""
+    await session.run_sync(_flush)
+
+
+def _flush(session: Session) -> None:
+    write_deferred(session)
+    session.flush()
+
+
+@event.listens_for(Session, "before_flush")
+def _deferred_before_flush(session: Session, flush_context, instances) -> None:
+    write_deferred(session)  # an ORM row may name a deferred one (a tier change its report)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _deferred_before_query(state) -> None:
+    write_deferred(state.session)
+
+
+async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
+    """An id for a deferred row of `table` (whose key is its `id`); `wanted`: how many the caller expects to
+    ask for, reserved in one statement. PostgreSQL hands them out from the table's sequence. SQLite gives
+    a new row the highest id plus one, so ids are counted on from the highest and reserved only until the
+    deferred rows are written, when the next ones are counted again."""
+    reserved = session.sync_session.info.setdefault(_RESERVED, {})
+    ids = reserved.get(table.name)
+    if not ids:
+        if session.get_bind().dialect.name == "postgresql":
+            statement = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+                func.generate_series(1, max(wanted, 1)))
+            ids = deque((await (await session.connection()).execute(statement)).scalars())
+        else:
+            highest = (await (await session.connection()).execute(select(func.max(table.c.id)))).scalar_one() or 0
+            ids = deque(range(highest + 1, highest + 1 + max(wanted, 1)))
+        reserved[table.name] = ids
+    return ids.popleft()
 
 
 @asynccontextmanager
@@ -73,12 +154,15 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     """A savepoint whose rollback also takes back what it told the transaction: its journal entries (a
     report id SQLite gives out again must not find a rolled-back report there) and the members it changed."""
     info = session.sync_session.info
+    await flush(session)  # what came before is not the savepoint's to roll back
     written = len(journal(session))
     changed = set(info.get(_CHANGED_MEMBERS, ()))
     try:
         async with session.begin_nested():
             yield
+            await flush(session)  # its deferred rows are written inside it
     except BaseException:
+        _drop_deferred(session)
         del journal(session)[written:]
         info[_CHANGED_MEMBERS] = changed
         raise
@@ -157,7 +241,7 @@ class Database:
             # The group's first needs no savepoint: if it fails, the whole transaction is rolled back.
             async with contextlib.nullcontext() if first else savepoint(session):
                 yield session
-                await session.flush()  # errors of this use case surface in its own savepoint
+                await flush(session)  # errors of this use case surface in its own savepoint
         except BaseException:
             turn.done.set_result(False)
             raise
@@ -203,7 +287,7 @@ class Database:
             async with AsyncSession(bind=conn, expire_on_commit=False, autoflush=False) as session:
                 async with session.begin():
                     yield session
-                    await session.flush()  # rows still pending mark their members too
+                    await flush(session)  # rows still pending mark their members too
                     changed = session.sync_session.info.pop(_CHANGED_MEMBERS, None)
                     if changed:
                         await session.execute(update(Member).where(Member.id.in_(sorted(changed)))

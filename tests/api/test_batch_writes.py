@@ -1,0 +1,125 @@
+"""A batch writes its rows together: deferred rows are seen by every later statement, a rolled-back
+savepoint takes its own back, a batch tells repeats from the reports it read at once, and tier
+metrics counted in memory equal the database's."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from helpers import publish_classic
+from tierup.domain.tiers import order_metrics
+from tierup.services.activity import read_states
+from tierup.services.members import EnrolmentInput, enroll_member
+from tierup.services.orders import OrderInput, RefundInput, record_orders, refund_order
+from tierup.services.tiers import evaluate_tiers, member_metrics
+from tierup.store.db import count_statements, defer_insert, execute_core, savepoint
+from tierup.store.models import Member, Report, TierChange
+
+UTC = timezone.utc
+START = datetime(2025, 1, 10, 4, 0, tzinfo=UTC)
+
+
+async def _member(db, program, external_id: str = "ann") -> Member:
+    await enroll_member(db, program, EnrolmentInput(external_id=external_id, joined_at=START), now=START)
+    async with db.read() as session:
+        return (await session.execute(select(Member).where(Member.external_id == external_id))).scalar_one()
+
+
+def _change(member: Member, reason: str) -> dict:
+    return dict(member_id=member.id, from_tier="BRONZE", to_tier="BRONZE", changed_at=START, valid_until=None,
+                reason=reason, report_id=None)
+
+
+async def _reasons(db) -> list[str]:
+    async with db.read() as session:
+        return list((await session.execute(select(TierChange.reason).where(TierChange.reason.like("T-%"))
+                                           .order_by(TierChange.id))).scalars())
+
+
+async def test_a_deferred_row_is_seen_by_the_next_statement_of_any_kind(db, program):
+    member = await _member(db, program)
+    async with db.write() as session:
+        defer_insert(session, TierChange.__table__, _change(member, "T-core"))
+        with count_statements() as statements:
+            core = (await execute_core(session, select(func.count()).select_from(TierChange).where(
+                TierChange.reason == "T-core"))).scalar_one()
+        defer_insert(session, TierChange.__table__, _change(member, "T-orm"))
+        orm = (await session.execute(select(TierChange.reason).where(TierChange.reason == "T-orm"))).scalar_one()
+    assert (core, orm, statements[0]) == (1, "T-orm", 2)  # the row, then the query
+    assert await _reasons(db) == ["T-core", "T-orm"]
+
+
+async def test_a_rolled_back_savepoint_takes_its_deferred_rows_back_and_keeps_the_earlier_ones(db, program):
+    member = await _member(db, program)
+    async with db.write() as session:
+        defer_insert(session, TierChange.__table__, _change(member, "T-before"))
+        with pytest.raises(RuntimeError):
+            async with savepoint(session):
+                defer_insert(session, TierChange.__table__, _change(member, "T-inside"))
+                raise RuntimeError("refused")
+        defer_insert(session, TierChange.__table__, _change(member, "T-after"))
+    assert await _reasons(db) == ["T-before", "T-after"]
+
+
+async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order_refused(db, program):
+    await _member(db, program)
+    when = START + timedelta(days=1)
+    results = await record_orders(db, program, [
+        OrderInput("R-1", "ann", "100", when),
+        OrderInput("R-1", "ann", "100", when),  # the same order again: a duplicate
+        OrderInput("R-1", "ann", "999", when),  # the same key, other content
+        OrderInput("R-2", "ann", "100", when, points_used=999_999),  # refused after storing: rolled back
+        OrderInput("R-2", "ann", "30", when),  # so the key is free for this one
+    ], now=when)
+    assert [type(r).__name__ for r in results] == ["OrderResult", "OrderResult", "Rejected", "Rejected", "OrderResult"]
+    assert (results[1].duplicate, results[1].order_id) == (True, results[0].order_id)
+    assert results[2].problems[0].code.value == "DUPLICATE"
+    assert results[3].problems[0].code.value == "INSUFFICIENT_POINTS"
+    assert (results[4].duplicate, results[4].points) == (False, 30)
+    async with db.read() as session:
+        stored = (await session.execute(select(Report.id, Report.external_id, Report.amount_fen)
+                                        .where(Report.kind == "ORDER").order_by(Report.id))).all()
+    assert [(external_id, fen) for _, external_id, fen in stored] == [("R-1", 10000), ("R-2", 3000)]
+    assert [stored[0].id, stored[1].id] == [results[0].order_id, results[4].order_id]
+
+
+@pytest.fixture
+async def counting_program(db, clock):
+    """The classic ladder with an order-count window too, so that every kind of figure is compared."""
+    def edit(document):
+        document["ladder"]["tiers"][1]["conditions"].append({"metric": "order_count", "months": 3, "at_least": "4"})
+        document["ladder"]["tiers"][2]["conditions"].append({"metric": "average_monthly_orders", "months": 6, "at_least": "2"})
+    return await publish_classic(db, clock(), edit, "classic, counting orders")
+
+
+async def test_tier_metrics_counted_in_memory_equal_the_databases(db, counting_program):
+    """Orders over two years, refunds of earlier orders, and an evaluation that restarts the qualification
+    period: after each report, at the moment of the report and later, the figures counted in memory from
+    the member's state are member_metrics' figures; before a refund was reported the state cannot tell."""
+    program = counting_program
+    await _member(db, program)
+
+    async def compare(moments) -> None:
+        async with db.read() as session:
+            member = (await session.execute(select(Member).where(Member.external_id == "ann"))).scalar_one()
+            state = (await read_states(session, program.definition, [member.id]))[member.id]
+            for as_of in moments:
+                database = (await member_metrics(session, program.definition, [member], as_of=as_of))[member.id]
+                assert order_metrics(program.definition, state.orders_as_of(as_of), as_of=as_of,
+                                     period_started_at=member.qualification_started_at,
+                                     growth_value=member.growth_value) == database, as_of
+            if state.refunded_until is not None:
+                assert state.orders_as_of(state.refunded_until - timedelta(seconds=1)) is None
+
+    for n in range(40):
+        paid = START + timedelta(days=23 * n, hours=n % 7)
+        await record_orders(db, program, [OrderInput(f"M-{n}", "ann", Decimal(40 + 37 * (n % 9)), paid)], now=paid)
+        if n % 6 == 5:  # refund an earlier order
+            await refund_order(db, program, RefundInput(f"F-{n}", f"M-{n - 3}", Decimal(20), paid), now=paid)
+        if n == 33:  # after the tier reached at the 17th order lapsed
+            await evaluate_tiers(db, program, as_of=paid + timedelta(hours=1))
+        await compare([paid, paid + timedelta(hours=2), paid + timedelta(days=100), paid + timedelta(days=200)])
+    async with db.read() as session:
+        assert (await session.execute(select(Member.qualification_started_at))).scalar_one() is not None
