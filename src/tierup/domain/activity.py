@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -13,13 +14,15 @@ from .program import Window
 
 @dataclass
 class Activity:
-    """One member's reports, reduced to what goals count. Times are UTC instants."""
+    """One member's reports, reduced to what goals count. Times are UTC instants; each list is in time
+    order (goals count a window's items by bisection)."""
 
     orders: list[tuple[datetime, int]] = field(default_factory=list)  # (paid at, net fen), net > 0
     check_ins: list[date] = field(default_factory=list)  # program-local days, ascending
     photo_reviews: list[datetime] = field(default_factory=list)
     referral_first_orders: list[datetime] = field(default_factory=list)  # first order of each referred member
-    points_earned: list[tuple[datetime, int]] = field(default_factory=list)  # EARN entries, quest rewards excluded
+    # EARN entries, quest rewards excluded; only those quests count (from the earliest quest's start)
+    points_earned: list[tuple[datetime, int]] = field(default_factory=list)
     actions: list[tuple[datetime, str]] = field(default_factory=list)  # reported activities: (when, kind)
 
 
@@ -67,20 +70,35 @@ def midnight(day: date, tz: ZoneInfo) -> datetime:
     return utc(datetime.combine(day, time(0), tzinfo=tz))
 
 
-def _inside(moment: datetime, bounds: tuple[datetime | None, datetime | None], at: datetime) -> bool:
+def _inside(items: list, bounds: tuple[datetime | None, datetime | None], at: datetime, key=None) -> list:
+    """The items (in time order; `key` gives an item's instant) in [start, end) and not after `at`."""
     start, end = bounds
-    return moment <= at and (start is None or moment >= start) and (end is None or moment < end)
+    low = bisect.bisect_left(items, start, key=key) if start is not None else 0
+    high = bisect.bisect_right(items, at, key=key)
+    if end is not None:
+        high = min(high, bisect.bisect_left(items, end, key=key))
+    return items[low:high]
+
+
+def _first(item: tuple) -> datetime:
+    return item[0]
 
 
 def longest_month_streak(moments: list[datetime], tz: ZoneInfo) -> int:
-    """The longest run of consecutive calendar months (program time) with at least one order."""
-    months = sorted({_month_index(local(m, tz)) for m in moments})
+    """The longest run of consecutive calendar months (program time) with at least one order; `moments`
+    in time order, so each month is converted to program time once, at its first order."""
     best = run = 0
     previous = None
-    for month in months:
+    next_month_starts = None
+    for moment in moments:
+        if next_month_starts is not None and moment < next_month_starts:
+            continue  # the same month as the order before
+        month = _month_index(local(moment, tz))
         run = run + 1 if previous is not None and month == previous + 1 else 1
         best = max(best, run)
         previous = month
+        year, index = divmod(month + 1, 12)
+        next_month_starts = midnight(date(year, index + 1, 1), tz)
     return best
 
 
@@ -108,19 +126,19 @@ def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz
     """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
     bounds = period_bounds(window, at, tz)
     if metric == "activities":
-        return sum(1 for moment, done in activity.actions if _inside(moment, bounds, at) and kind in (None, done))
+        return sum(1 for _, done in _inside(activity.actions, bounds, at, _first) if kind in (None, done))
     if metric == "orders":
-        return sum(1 for moment, _ in activity.orders if _inside(moment, bounds, at))
+        return len(_inside(activity.orders, bounds, at, _first))
     if metric == "spend":
-        return sum(fen for moment, fen in activity.orders if _inside(moment, bounds, at)) // 100
+        return sum(fen for _, fen in _inside(activity.orders, bounds, at, _first)) // 100
     if metric == "order_month_streak":
-        return longest_month_streak([m for m, _ in activity.orders if _inside(m, bounds, at)], tz)
+        return longest_month_streak([m for m, _ in _inside(activity.orders, bounds, at, _first)], tz)
     if metric == "check_in_days":
-        return sum(1 for day in activity.check_ins if _inside(midnight(day, tz), bounds, at))
+        return len(_inside(activity.check_ins, bounds, at, lambda day: midnight(day, tz)))
     if metric == "check_in_streak":
         return check_in_streak(activity.check_ins, local_date(at, tz))
     if metric == "photo_reviews":
-        return sum(1 for moment in activity.photo_reviews if _inside(moment, bounds, at))
+        return len(_inside(activity.photo_reviews, bounds, at))
     if metric == "referred_first_orders":
-        return sum(1 for moment in activity.referral_first_orders if _inside(moment, bounds, at))
+        return len(_inside(activity.referral_first_orders, bounds, at))
     raise ValueError(f"unknown goal metric {metric!r}")

@@ -15,6 +15,11 @@ def quest_window(quest: QuestRule, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return midnight(quest.starts, tz), midnight(quest.ends + timedelta(days=1), tz)
 
 
+def points_counted_from(quests: list[QuestRule], tz: ZoneInfo) -> datetime | None:
+    """When the earliest quest starts: points earned before it count toward no quest (None: no quests)."""
+    return min((quest_window(quest, tz)[0] for quest in quests), default=None)
+
+
 def quest_active(quest: QuestRule, at: datetime, tz: ZoneInfo) -> bool:
     start, end = quest_window(quest, tz)
     return start <= at < end

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Iterable
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, literal, null, select, union_all
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.activity import Activity
 from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
+from ..domain.quests import points_counted_from
 from ..domain.tasks import Completion, Completions
 from ..store.db import execute_core, member_changed
 from ..store.types import UtcDateTime
@@ -29,7 +30,8 @@ async def load_activity(session: AsyncSession, definition: ProgramDefinition, me
     if not ids:
         return found
     tz = definition.zone
-    for what, member_id, at, number in await execute_core(session, _ACTIVITY, _parameters(ids, exclude_report)):
+    for what, member_id, at, number in await execute_core(session, _ACTIVITY,
+                                                          _parameters(definition, ids, exclude_report)):
         _add_done(found[member_id], what, at, number, tz)
     return found
 
@@ -67,7 +69,7 @@ async def read_states(session: AsyncSession, definition: ProgramDefinition, memb
         return found
     tz = definition.zone
     for what, member_id, at, number, code, period, claimed_at in await execute_core(
-            session, _STATES, _parameters(ids, exclude_report)):
+            session, _STATES, _parameters(definition, ids, exclude_report)):
         state = found[member_id]
         if what == "COMPLETION":
             state.completions[(code, period)] = Completion(code, period, at, claimed_at)
@@ -82,8 +84,13 @@ async def read_states(session: AsyncSession, definition: ProgramDefinition, memb
     return found
 
 
-def _parameters(ids: list[int], exclude_report: int | None) -> dict:
-    return {"ids": ids, "exclude": -1 if exclude_report is None else exclude_report}
+# Points earned are read only as far back as a quest counts them: a member's ledger grows with every order.
+_NO_QUESTS = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def _parameters(definition: ProgramDefinition, ids: list[int], exclude_report: int | None) -> dict:
+    return {"ids": ids, "exclude": -1 if exclude_report is None else exclude_report,
+            "earned_from": points_counted_from(definition.quests, definition.zone) or _NO_QUESTS}
 
 
 def _add_done(activity: Activity, what: str, at, number, tz) -> None:
@@ -103,7 +110,7 @@ def _add_done(activity: Activity, what: str, at, number, tz) -> None:
 
 
 def _done():
-    """What load_activity reads, one select per kind of thing done (parameters: ids, exclude); one row
+    """What load_activity reads, one select per kind of thing done (parameters: ids, exclude, earned_from); one row
     per thing: (what, member, when, a number: net fen, photos 0/1 or points)."""
     ids = bindparam("ids", expanding=True)
     other = Report.id != bindparam("exclude")
@@ -121,7 +128,8 @@ def _done():
                              .join(Report, (Report.member_id == Member.id) & (Report.kind == "ORDER") & other)
                              .where(Member.referred_by_id.in_(ids)).group_by(Member.id, Member.referred_by_id))
     points = (select(literal("EARN"), PointsEntry.member_id, PointsEntry.occurred_at, PointsEntry.amount)
-              .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST"))
+              .where(PointsEntry.member_id.in_(ids), PointsEntry.kind == "EARN", PointsEntry.source != "QUEST",
+                     PointsEntry.occurred_at >= bindparam("earned_from", type_=UtcDateTime)))
     actions = (select(literal(ACTIVITY_PREFIX) + Report.reference, Report.member_id, Report.occurred_at,
                       cast(null(), Integer))
                .where(Report.kind == "ACTIVITY", Report.member_id.in_(ids), other))

@@ -201,7 +201,7 @@ class GrowthTracker:
             self.events.append(self._event(member, "TASK_COMPLETED", f"Task {task.title} completed", at))
             if automatic:
                 await self.pay(member, task.reward, points, at, source="TASK", reason=f"Task {task.code}")
-                activity.points_earned.append((at, points))
+                bisect.insort(activity.points_earned, (at, points))
         for quest in definition.quests:
             if not quest_active(quest, at, tz):
                 continue
