@@ -123,3 +123,40 @@ async def test_tier_metrics_counted_in_memory_equal_the_databases(db, counting_p
         await compare([paid, paid + timedelta(hours=2), paid + timedelta(days=100), paid + timedelta(days=200)])
     async with db.read() as session:
         assert (await session.execute(select(Member.qualification_started_at))).scalar_one() is not None
+
+
+async def test_a_batch_uses_the_states_the_batch_before_left_while_nobody_else_changed_the_member(db, program,
+                                                                                                  database_url):
+    """The state a batch leaves is used by the next batch in this process (no statement reads it again) — but
+    not once anything else changed the member: a single order here, or another process. A three-month
+    streak completes only if the next batch's state has the order in between."""
+    from tierup.services.orders import record_order
+    from tierup.store.db import Database
+    from tierup.store.models import TaskCompletion
+
+    for name in ("ann", "bob"):
+        await enroll_member(db, program, EnrolmentInput(external_id=name, joined_at=START), now=START)
+    month = [datetime(2026, m, 10, 2, tzinfo=UTC) for m in (1, 2, 3, 4)]
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+
+    async def batch(*orders) -> int:
+        with count_statements() as statements:
+            results = await record_orders(db, program, list(orders), now=now)
+        assert all(not r.duplicate for r in results), results
+        return statements[0]
+
+    await batch(OrderInput("A-1", "ann", "10", month[0]), OrderInput("B-1", "bob", "10", month[0]))
+    kept = await batch(OrderInput("A-2", "ann", "10", month[0]), OrderInput("B-2", "bob", "10", month[0]))
+    await record_order(db, program, OrderInput("A-3", "ann", "10", month[1]), now=now)  # the single path
+    other = Database(database_url)  # another process
+    try:
+        await record_order(other, program, OrderInput("B-3", "bob", "10", month[1]), now=now)
+    finally:
+        await other.dispose()
+    read_again = await batch(OrderInput("A-4", "ann", "10", month[0]), OrderInput("B-4", "bob", "10", month[0]))
+    assert read_again == kept + 1  # the same work, and the statement reading the states
+    await batch(OrderInput("A-5", "ann", "10", month[2]), OrderInput("B-5", "bob", "10", month[2]))
+    async with db.read() as session:
+        streaks = (await session.execute(select(TaskCompletion.member_id).where(
+            TaskCompletion.task_code == "THREE_MONTH_STREAK"))).scalars().all()
+    assert len(streaks) == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +24,7 @@ from ..domain.program import Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
-from ..store.db import Written, journal
+from ..store.db import Database, Written, journal, keep_value, kept_value
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
 from .coupons import issue_coupon
 from .activity import MemberState, insert_once, read_states
@@ -46,6 +47,30 @@ async def load_states(session: AsyncSession, program: ActiveProgram, member_ids:
     """Members' states in one statement, whatever their number."""
     await session.flush()  # read everything the transaction has written so far
     return await read_states(session, program.definition, member_ids, exclude_report)
+
+
+async def batch_states(db: Database, session: AsyncSession, program: ActiveProgram,
+                       members: Iterable[Member]) -> dict[int, MemberState]:
+    """The states of a batch's members, locked: those a batch before kept (keep_states) while they hold, the
+    others read in one statement."""
+    found = {}
+    for member in members:
+        state = kept_value(db, session, member, program.version)
+        if state is not None:
+            found[member.id] = state
+    missing = sorted(member.id for member in members if member.id not in found)
+    if missing:
+        found.update(await load_states(session, program, missing))
+    return found
+
+
+def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable[Member], versions: dict[int, int],
+                states: dict[int, MemberState]) -> None:
+    """At the end of a batch: keep the states it leaves for the next batch (`versions`: the members' when
+    locked). A state a failed order took out is not there, and is read again."""
+    for member in members:
+        if member.id in states:
+            keep_value(session, member, versions[member.id], program.version, states[member.id])
 
 
 @dataclass

@@ -26,7 +26,7 @@ from .ledger import append_entry, earned_by_order
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
-from .growth import GrowthTracker, MemberState, load_states, publish
+from .growth import GrowthTracker, MemberState, batch_states, keep_states, publish
 from .memberships import earning_multiplier
 from .reports import Known, Stored, known_reports, store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance
@@ -116,7 +116,9 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
     async with db.write() as session:
         # The batch's members and their states are read once; each order then keeps them up to date.
         members = await lock_members(session, program.id, {r.member_external_id for r in requests})
-        states = await load_states(session, program, sorted(m.id for m in members.values()))
+        locked = list(members.values())
+        versions = {member.id: member.version for member in locked}
+        states = await batch_states(db, session, program, locked)
         known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
         for index, request in enumerate(requests):
             written = len(journal(session))
@@ -139,6 +141,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
         events = [event for result in results if isinstance(result, OrderResult) for event in result.events
                   ] if announce else []
         await stage_webhooks(session, program, events, now=now)
+        keep_states(session, program, locked, versions, states)
     return results, events
 
 

@@ -11,6 +11,7 @@ ignores), so both back ends serialise per member on one code path.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -19,7 +20,7 @@ from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
 from sqlalchemy.engine import make_url
@@ -36,10 +37,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_POOL_SIZE = 64
 # Write transactions sharing one SQLite commit at most: bounds how long the first waits for the last.
 MAX_GROUP = 64
+KEPT_MEMBERS = 10_000
 
-# The members a write transaction changes. Their `version` goes up by one in the same transaction,
-# so an answer derived from a member (the response cache's) knows it is outdated, in every process.
+# The members a use case changes, and how many of a transaction's use cases changed each. A member's
+# `version` goes up by that number in the same transaction, so a value derived from a member (the
+# response cache's answers, KeptByMember's states) knows it is outdated, in every process.
 _CHANGED_MEMBERS = "tierup_changed_members"
+_CHANGES = "tierup_member_changes"
+_KEPT = "tierup_kept"  # member → (version when locked, use cases that had changed it, key, value): keep_value
 
 
 @dataclass(frozen=True)
@@ -152,11 +157,13 @@ async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
 @asynccontextmanager
 async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
     """A savepoint whose rollback also takes back what it told the transaction: its journal entries (a
-    report id SQLite gives out again must not find a rolled-back report there) and the members it changed."""
+    report id SQLite gives out again must not find a rolled-back report there), the members it changed and
+    the values it kept for them."""
     info = session.sync_session.info
     await flush(session)  # what came before is not the savepoint's to roll back
     written = len(journal(session))
     changed = set(info.get(_CHANGED_MEMBERS, ()))
+    kept = dict(info.get(_KEPT, {}))
     try:
         async with session.begin_nested():
             yield
@@ -165,13 +172,66 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
         _drop_deferred(session)
         del journal(session)[written:]
         info[_CHANGED_MEMBERS] = changed
+        info[_KEPT] = kept
         raise
 
 
 def member_changed(session: AsyncSession | Session, member_id: int) -> None:
-    """Record that this transaction changes the member (its version goes up at commit)."""
+    """Record that this use case changes the member (its version goes up at commit)."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     sync.info.setdefault(_CHANGED_MEMBERS, set()).add(member_id)
+
+
+def _changes(info: dict, member_id: int) -> int:
+    """How many of the transaction's use cases have changed the member so far, the current one included."""
+    return info.get(_CHANGES, {}).get(member_id, 0) + (member_id in info.get(_CHANGED_MEMBERS, ()))
+
+
+def keep_value(session: AsyncSession, member: Member, version: int, key: Any, value: Any) -> None:
+    """Keep a value worked out from the member's rows as this use case leaves them (`version`: the member's
+    when it was locked, `key`: the caller's, such as the program version). It holds for the rest of the
+    transaction while no other use case changes the member, and once the transaction committed, in the
+    process's KeptByMember, while the member's version is the one the commit gave it."""
+    info = session.sync_session.info
+    info.setdefault(_KEPT, {})[member.id] = (version, _changes(info, member.id), key, value)
+
+
+def kept_value(db: Database, session: AsyncSession, member: Member, key: Any) -> Any | None:
+    """The value kept for the member (keep_value) if it still holds, handed over: the taker may change it."""
+    info = session.sync_session.info
+    changes = _changes(info, member.id)
+    pending = info.get(_KEPT, {}).pop(member.id, None)
+    if pending is not None:
+        return pending[3] if pending[:3] == (member.version, changes, key) else None
+    return db.kept.take(member.id, member.version, key) if not changes else None
+
+
+def _use_case_done(session: AsyncSession) -> None:
+    """Count the use case's members as changed once more in the transaction."""
+    info = session.sync_session.info
+    info.setdefault(_CHANGES, collections.Counter()).update(info.pop(_CHANGED_MEMBERS, ()))
+
+
+class KeptByMember:
+    """Values worked out from a member's rows, each kept with the member version (and a key of the
+    caller's, such as the program version) it holds for. A member's version rises with every use case
+    that changes the member, in any process, so a value whose version is still the member's is still
+    right. Taking a value removes it: its taker may change it, and keeps it again, with the version it
+    then holds for, once its transaction committed. The least recently kept go first."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._values: collections.OrderedDict[int, tuple[tuple[int, Any], Any]] = collections.OrderedDict()
+
+    def take(self, member_id: int, version: int, key: Any) -> Any | None:
+        kept = self._values.pop(member_id, None)
+        return kept[1] if kept is not None and kept[0] == (version, key) else None
+
+    def keep(self, member_id: int, version: int, key: Any, value: Any) -> None:
+        self._values[member_id] = ((version, key), value)
+        self._values.move_to_end(member_id)
+        while len(self._values) > self.capacity:
+            self._values.popitem(last=False)
 
 
 @event.listens_for(Session, "after_flush")
@@ -203,6 +263,8 @@ class Database:
         self.engine = create_async_engine(self.url.set(drivername=ONE_TRIP_DRIVER) if self.is_sqlite else self.url,
                                           **options)
         self.statements_total = 0
+        # Members' states as this process's batches left them (services.growth.batch_states).
+        self.kept = KeptByMember(KEPT_MEMBERS)
         self._turns: deque[_Turn] = deque()  # write transactions waiting for the group (SQLite)
         self._committer: asyncio.Task | None = None
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
@@ -230,6 +292,8 @@ class Database:
         if not self.is_sqlite:
             async with self._transaction() as session:
                 yield session
+                await flush(session)
+                _use_case_done(session)
             return
         turn = _Turn()
         self._turns.append(turn)
@@ -242,6 +306,7 @@ class Database:
             async with contextlib.nullcontext() if first else savepoint(session):
                 yield session
                 await flush(session)  # errors of this use case surface in its own savepoint
+            _use_case_done(session)
         except BaseException:
             turn.done.set_result(False)
             raise
@@ -285,14 +350,20 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execution_options(tierup_write=True)
             async with AsyncSession(bind=conn, expire_on_commit=False, autoflush=False) as session:
+                info = session.sync_session.info
                 async with session.begin():
                     yield session
                     await flush(session)  # rows still pending mark their members too
-                    changed = session.sync_session.info.pop(_CHANGED_MEMBERS, None)
-                    if changed:
-                        await session.execute(update(Member).where(Member.id.in_(sorted(changed)))
-                                              .values(version=Member.version + 1)
-                                              .execution_options(synchronize_session=False))
+                    _use_case_done(session)
+                    changes = info.pop(_CHANGES, {})
+                    for times in sorted(set(changes.values())):
+                        await session.execute(update(Member).where(Member.id.in_(sorted(
+                            member for member, count in changes.items() if count == times)))
+                            .values(version=Member.version + times).execution_options(synchronize_session=False))
+                # Committed: a value kept by the last use case that changed its member holds for the new version.
+                for member_id, (version, count, key, value) in info.pop(_KEPT, {}).items():
+                    if changes.get(member_id, 0) == count:
+                        self.kept.keep(member_id, version + count, key, value)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
