@@ -80,7 +80,8 @@ def _inside(items: list, bounds: tuple[datetime | None, datetime | None], at: da
     return items[low:high]
 
 
-def _first(item: tuple) -> datetime:
+def moment_of(item: tuple) -> datetime:
+    """The instant of a (when, …) item of an Activity list: the key its lists are searched by."""
     return item[0]
 
 
@@ -126,13 +127,13 @@ def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz
     """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
     bounds = period_bounds(window, at, tz)
     if metric == "activities":
-        return sum(1 for _, done in _inside(activity.actions, bounds, at, _first) if kind in (None, done))
+        return sum(1 for _, done in _inside(activity.actions, bounds, at, moment_of) if kind in (None, done))
     if metric == "orders":
-        return len(_inside(activity.orders, bounds, at, _first))
+        return len(_inside(activity.orders, bounds, at, moment_of))
     if metric == "spend":
-        return sum(fen for _, fen in _inside(activity.orders, bounds, at, _first)) // 100
+        return sum(fen for _, fen in _inside(activity.orders, bounds, at, moment_of)) // 100
     if metric == "order_month_streak":
-        return longest_month_streak([m for m, _ in _inside(activity.orders, bounds, at, _first)], tz)
+        return longest_month_streak([m for m, _ in _inside(activity.orders, bounds, at, moment_of)], tz)
     if metric == "check_in_days":
         return len(_inside(activity.check_ins, bounds, at, lambda day: midnight(day, tz)))
     if metric == "check_in_streak":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .activity import Activity, midnight
+from .activity import Activity, moment_of, midnight
 from .program import QuestLevel, QuestRule
 
 
@@ -28,7 +29,9 @@ def quest_active(quest: QuestRule, at: datetime, tz: ZoneInfo) -> bool:
 def quest_points(quest: QuestRule, activity: Activity, tz: ZoneInfo) -> int:
     """Points earned inside the quest's window. Quest rewards are not in `activity.points_earned`."""
     start, end = quest_window(quest, tz)
-    return sum(points for moment, points in activity.points_earned if start <= moment < end)
+    earned = activity.points_earned  # in time order
+    return sum(points for _, points in earned[bisect.bisect_left(earned, start, key=moment_of):
+                                             bisect.bisect_left(earned, end, key=moment_of)])
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def unlocked(task: TaskRule, done: set[str]) -> bool:
     return all(code in done for code in task.prerequisites)
 
 
-def task_state(task: TaskRule, activity: Activity, completions: Completions, at: datetime, tz: ZoneInfo) -> TaskState:
+def task_state(task: TaskRule, activity: Activity, completions: Completions, at: datetime, tz: ZoneInfo,
+               done: set[str] | None = None) -> TaskState:
+    """`done`: the codes of the tasks completed, when the caller has them (task_states, for every task)."""
     key = period_key(task.repeat, at, tz)
     target = task.goal.target
     current = min(goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity), target)
@@ -54,7 +56,7 @@ def task_state(task: TaskRule, activity: Activity, completions: Completions, at:
     if completion is not None:
         status = CLAIMED if task.claim == "member" and completion.claimed_at else COMPLETED
         return TaskState(task, status, target, target, key, completion.completed_at, completion.claimed_at)
-    if not unlocked(task, _done_codes(completions)):
+    if not unlocked(task, _done_codes(completions) if done is None else done):
         return TaskState(task, LOCKED, current, target, key)
     return TaskState(task, IN_PROGRESS if current else AVAILABLE, current, target, key)
 
@@ -62,7 +64,8 @@ def task_state(task: TaskRule, activity: Activity, completions: Completions, at:
 def task_states(program: ProgramDefinition, activity: Activity, completions: Completions,
                 at: datetime) -> dict[str, TaskState]:
     tz = program.zone
-    return {t.code: task_state(t, activity, completions, at, tz) for t in program.tasks}
+    done = _done_codes(completions)
+    return {t.code: task_state(t, activity, completions, at, tz, done) for t in program.tasks}
 
 
 def due_tasks(program: ProgramDefinition, activity: Activity, completions: Completions, at: datetime) -> list[TaskRule]:
