@@ -160,3 +160,70 @@ async def test_a_batch_uses_the_states_the_batch_before_left_while_nobody_else_c
         streaks = (await session.execute(select(TaskCompletion.member_id).where(
             TaskCompletion.task_code == "THREE_MONTH_STREAK"))).scalars().all()
     assert len(streaks) == 2
+
+
+async def test_a_referred_members_late_order_reaches_the_referrer_in_batches_as_one_by_one(db, program):
+    """A referred member's order reported late becomes their first: the referrer's referred first order moves
+    back, which a state kept by an earlier batch would not know. Two pairs live the same history, one
+    reported order by order and one in batches; the referrer's tasks come out the same."""
+    from tierup.services.orders import record_order
+    from tierup.store.models import TaskCompletion
+
+    start = datetime(2026, 1, 5, 2, tzinfo=UTC)
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+
+    async def live(pair: str, batched: bool) -> list[str]:
+        async def report(external_id: str, who: str, paid: datetime) -> None:
+            request = OrderInput(f"{pair}-{external_id}", f"{pair}-{who}", "20", paid)
+            result = ((await record_orders(db, program, [request], now=now))[0] if batched
+                      else await record_order(db, program, request, now=now))
+            assert not result.duplicate
+
+        await enroll_member(db, program, EnrolmentInput(external_id=f"{pair}-ref", joined_at=start), now=start)
+        async with db.read() as session:
+            code = (await session.execute(select(Member.referral_code).where(
+                Member.external_id == f"{pair}-ref"))).scalar_one()
+        await enroll_member(db, program, EnrolmentInput(external_id=f"{pair}-new", joined_at=start,
+                                                        referral_code=code), now=start)
+        await report("R-1", "ref", datetime(2026, 1, 10, 2, tzinfo=UTC))
+        await report("R-2", "ref", datetime(2026, 2, 10, 2, tzinfo=UTC))
+        await report("N-1", "new", datetime(2026, 4, 20, 2, tzinfo=UTC))  # the referred member's first order
+        await report("R-3", "ref", datetime(2026, 4, 21, 2, tzinfo=UTC))
+        await record_order(db, program, OrderInput(f"{pair}-N-0", f"{pair}-new", "20",  # reported late
+                                                   datetime(2026, 3, 1, 2, tzinfo=UTC)), now=now)
+        await report("R-4", "ref", datetime(2026, 3, 5, 2, tzinfo=UTC))  # January, February, March
+        async with db.read() as session:
+            return sorted((await session.execute(select(TaskCompletion.task_code).join(
+                Member, Member.id == TaskCompletion.member_id).where(Member.external_id == f"{pair}-ref"))).scalars())
+
+    one_by_one = await live("a", batched=False)
+    assert one_by_one == ["FIRST_ORDER", "REFER_A_FRIEND", "THREE_MONTH_STREAK"]
+    assert await live("b", batched=True) == one_by_one
+
+
+async def test_a_key_freed_by_a_refused_order_and_used_again_runs_the_batch_once(db, program, monkeypatch):
+    """The refused order's report id is given back: the ids reserved for the batch last, and no report is
+    given an id another one holds (which would run the whole batch a second time)."""
+    from tierup.services import orders as orders_service
+
+    for name in ("ann", "bob"):
+        await enroll_member(db, program, EnrolmentInput(external_id=name, joined_at=START), now=START)
+    when = START + timedelta(days=1)
+    await record_orders(db, program, [OrderInput("B-0", "bob", "10", when)], now=when)
+    runs = []
+    batch = orders_service._record_batch
+
+    async def counted(*args, **kwargs):
+        runs.append(kwargs["deferred"])
+        return await batch(*args, **kwargs)
+    monkeypatch.setattr(orders_service, "_record_batch", counted)
+    results = await record_orders(db, program, [
+        OrderInput("X", "ann", "10", when, coupon_codes=("NOPE",)),  # stored, refused, rolled back
+        OrderInput("X", "bob", "10", when),  # the key is free again
+        OrderInput("Y", "bob", "10", when)], now=when)
+    assert runs == [True]
+    assert [type(r).__name__ for r in results] == ["Rejected", "OrderResult", "OrderResult"]
+    async with db.read() as session:
+        stored = (await session.execute(select(Report.external_id, Member.external_id).join(
+            Member, Member.id == Report.member_id).where(Report.kind == "ORDER").order_by(Report.id))).all()
+    assert [tuple(row) for row in stored] == [("B-0", "bob"), ("X", "bob"), ("Y", "bob")]

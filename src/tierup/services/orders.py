@@ -218,6 +218,10 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                 lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
     if stored.duplicate:
         return OrderResult(stored.report_id, member.id, duplicate=True)
+    if member.referred_by_id is not None and states is not None:
+        # Any order of a referred member may be their earliest, which the referrer's state holds (the referred
+        # first orders): in a batch, that state is read again when next needed.
+        states.pop(member.referred_by_id, None)
     growth = GrowthTracker(session, program, states, announce=announce)
     before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
     if member.referred_by_id is not None and not growth.activity_before(member.id).orders:

@@ -64,8 +64,9 @@ class Known:
     remaining: int = 0  # reports the batch may still store: ids are reserved that many at once
 
     def forget(self, external_id: str) -> None:
-        """A report of the batch was rolled back (its savepoint): the id is free again."""
-        self.reports.pop(external_id, None)
+        """A report of the batch was rolled back (its savepoint): the externalId is free again."""
+        if self.reports.pop(external_id, None) is not None:
+            self.remaining += 1
 
 
 _KNOWN = select(Report.external_id, Report.id, Report.payload_hash).where(

@@ -6,6 +6,11 @@ time anyway, so a process groups its concurrent write transactions into one (gro
 use case runs in a savepoint of its own, in turn, and returns only once the group has committed.
 PostgreSQL: balance-changing use cases lock the member row (`SELECT … FOR UPDATE`, which SQLite
 ignores), so both back ends serialise per member on one code path.
+
+Within a transaction: rows nothing reads back are deferred and written together before the next
+statement (defer_insert); what a use case changed is journaled (journal) and its members counted
+(member_changed), so their versions rise at commit; and a value worked out from a member's rows can
+be kept for the next use case while that version holds (keep_value, kept_value).
 """
 
 from __future__ import annotations
@@ -86,8 +91,11 @@ _RESERVED = "tierup_reserved_ids"
 
 
 def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> None:
+    """Defer a row; one that belongs to a member marks the member changed, as an ORM row would."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     sync.info.setdefault(_DEFERRED, {}).setdefault(table, []).append(row)
+    if row.get("member_id") is not None:
+        member_changed(sync, row["member_id"])
 
 
 def write_deferred(session: Session) -> None:
@@ -140,17 +148,16 @@ async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
     ask for, reserved in one statement. PostgreSQL hands them out from the table's sequence. SQLite gives
     a new row the highest id plus one, so ids are counted on from the highest and reserved only until the
     deferred rows are written, when the next ones are counted again."""
-    reserved = session.sync_session.info.setdefault(_RESERVED, {})
-    ids = reserved.get(table.name)
+    ids = session.sync_session.info.get(_RESERVED, {}).get(table.name)
     if not ids:
         if session.get_bind().dialect.name == "postgresql":
             statement = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
                 func.generate_series(1, max(wanted, 1)))
             ids = deque((await (await session.connection()).execute(statement)).scalars())
-        else:
-            highest = (await (await session.connection()).execute(select(func.max(table.c.id)))).scalar_one() or 0
+        else:  # after the deferred rows are written (execute_core), which hold ids handed out before
+            highest = (await execute_core(session, select(func.max(table.c.id)))).scalar_one() or 0
             ids = deque(range(highest + 1, highest + 1 + max(wanted, 1)))
-        reserved[table.name] = ids
+        session.sync_session.info.setdefault(_RESERVED, {})[table.name] = ids
     return ids.popleft()
 
 
