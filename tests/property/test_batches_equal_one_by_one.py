@@ -37,13 +37,12 @@ import itertools
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable
 
 import pytest
 from sqlalchemy import select
 
-from conftest import START
 from tierup.domain.errors import Rejected
 from tierup.services.activities import ActivityInput, record_activity
 from tierup.services.activity import MemberState
@@ -58,6 +57,8 @@ from tierup.services.tasks import claim_task_reward
 from tierup.services.tiers import evaluate_tiers
 from tierup.store.db import Database
 from tierup.store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
+
+START = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)  # the program's clock in the tests (conftest)
 
 SEEDS = (1, 2, 3)
 STEPS = 120
