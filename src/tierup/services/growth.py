@@ -50,7 +50,7 @@ async def load_states(session: AsyncSession, program: ActiveProgram, member_ids:
 
 
 async def batch_states(db: Database, session: AsyncSession, program: ActiveProgram,
-                       members: Iterable[Member]) -> dict[int, MemberState]:
+                       members: list[Member]) -> dict[int, MemberState]:
     """The states of a batch's members, locked: those a batch before kept (keep_states) while they hold, the
     others read in one statement."""
     found = {}
