@@ -64,16 +64,16 @@ async def batch_states(db: Database, session: AsyncSession, program: ActiveProgr
     return found
 
 
-def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable[Member], versions: dict[int, int],
+def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable[Member],
                 states: dict[int, MemberState]) -> None:
-    """At the end of a batch: keep the states it leaves for the next batch (`versions`: the members' when
-    locked). A state a failed order took out is not there, and is read again. Nor is a referrer's kept: a
+    """At the end of a batch: keep the states it leaves for its members, for the next batch. A state a failed
+    order took out is not there, and is read again. Nor is a referrer's kept: a
     referred member's order reported late can move the referrer's referred first orders without
     changing the referrer."""
     for member in members:
         state = states.get(member.id)
         if state is not None and not state.activity.referral_first_orders:
-            keep_value(session, member, versions[member.id], program.version, state)
+            keep_value(session, member, program.version, state)
 
 
 @dataclass

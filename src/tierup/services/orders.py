@@ -117,7 +117,6 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
         # The batch's members and their states are read once; each order then keeps them up to date.
         members = await lock_members(session, program.id, {r.member_external_id for r in requests})
         locked = list(members.values())
-        versions = {member.id: member.version for member in locked}
         states = await batch_states(db, session, program, locked)
         known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
         for index, request in enumerate(requests):
@@ -141,7 +140,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
         events = [event for result in results if isinstance(result, OrderResult) for event in result.events
                   ] if announce else []
         await stage_webhooks(session, program, events, now=now)
-        keep_states(session, program, locked, versions, states)
+        keep_states(session, program, locked, states)
     return results, events
 
 

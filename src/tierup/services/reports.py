@@ -96,8 +96,8 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
     if known is not None:
         existing = known.reports.get(external_id)
         if existing is None:
+            report_id = await reserve_id(session, Report.__table__, known.remaining)
             known.remaining -= 1
-            report_id = await reserve_id(session, Report.__table__, known.remaining + 1)
             defer_insert(session, Report.__table__, {"id": report_id, **values})
             known.reports[external_id] = (report_id, fingerprint)
     else:

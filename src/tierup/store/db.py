@@ -109,7 +109,7 @@ def write_deferred(session: Session) -> None:
     connection = session.connection()
     for table in sorted(pending, key=_dependency_order(Base.metadata).__getitem__):
         rows = pending[table]
-        for columns, alike in itertools.groupby(rows, key=lambda row: row.keys()):  # one statement names one set
+        for _, alike in itertools.groupby(rows, key=lambda row: row.keys()):  # one statement names one set
             connection.execute(insert(table), list(alike))
 
 
@@ -194,13 +194,14 @@ def _changes(info: dict, member_id: int) -> int:
     return info.get(_CHANGES, {}).get(member_id, 0) + (member_id in info.get(_CHANGED_MEMBERS, ()))
 
 
-def keep_value(session: AsyncSession, member: Member, version: int, key: Any, value: Any) -> None:
-    """Keep a value worked out from the member's rows as this use case leaves them (`version`: the member's
-    when it was locked, `key`: the caller's, such as the program version). It holds for the rest of the
-    transaction while no other use case changes the member, and once the transaction committed, in the
-    process's KeptByMember, while the member's version is the one the commit gave it."""
+def keep_value(session: AsyncSession, member: Member, key: Any, value: Any) -> None:
+    """Keep a value worked out from the member's rows as this use case leaves them (`key`: the caller's, such
+    as the program version). It holds for the rest of the transaction while no other use case changes the
+    member, and once the transaction committed, in the process's KeptByMember, while the member's version is
+    the one the commit gave it. (`member.version` is the one the transaction read: versions rise at its end,
+    by a statement that leaves loaded members as they are.)"""
     info = session.sync_session.info
-    info.setdefault(_KEPT, {})[member.id] = (version, _changes(info, member.id), key, value)
+    info.setdefault(_KEPT, {})[member.id] = (member.version, _changes(info, member.id), key, value)
 
 
 def kept_value(db: Database, session: AsyncSession, member: Member, key: Any) -> Any | None:
@@ -297,10 +298,8 @@ class Database:
         changed get a new version in it. On SQLite it is a savepoint of a group's transaction: the
         caller's code runs in its own task, and the block exits only after the group committed."""
         if not self.is_sqlite:
-            async with self._transaction() as session:
+            async with self._transaction() as session:  # one use case a transaction: it counts them at its end
                 yield session
-                await flush(session)
-                _use_case_done(session)
             return
         turn = _Turn()
         self._turns.append(turn)
