@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, literal, null, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.activity import Activity
@@ -16,7 +15,7 @@ from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
 from ..domain.quests import points_counted_from
 from ..domain.tasks import Completion, Completions
-from ..store.db import execute_core, member_changed
+from ..store.db import execute_core, insert_once_statement, member_changed
 from ..store.types import UtcDateTime
 from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
 
@@ -201,8 +200,7 @@ async def load_badges(session: AsyncSession, member_ids: Iterable[int]) -> dict[
 
 async def insert_once(session: AsyncSession, model, **values) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING RETURNING id: the id, or None when the row already existed."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     if "member_id" in values:
         member_changed(session, values["member_id"])
-    return (await execute_core(session, insert(model).values(**values).on_conflict_do_nothing().returning(model.id))
-            ).scalar_one_or_none()
+    statement = insert_once_statement(session.get_bind().dialect.name, model)
+    return (await execute_core(session, statement, values)).scalar_one_or_none()

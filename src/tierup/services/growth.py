@@ -24,7 +24,7 @@ from ..domain.program import Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
-from ..store.db import Database, Written, journal, keep_value, kept_value
+from ..store.db import Database, Written, defer_insert, journal, keep_value, kept_value
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
 from .coupons import issue_coupon
 from .activity import MemberState, insert_once, read_states
@@ -219,12 +219,11 @@ class GrowthTracker:
             points = reward_points(task, activity, at, tz)
             automatic = task.claim == "automatic"
             key = period_key(task.repeat, at, tz)
-            created = await insert_once(self.session, TaskCompletion, program_id=self.program.id, member_id=member.id,
-                                        task_code=task.code, period_key=key, completed_at=at,
-                                        claimed_at=at if automatic else None, points=points,
-                                        growth_value=task.reward.growth_value)
-            if created is None:  # cannot happen under the member's lock; stop rather than guess
-                return
+            # The state holds every completion and pass of the member, read under its lock: a row for one that is
+            # not there is new, and nothing is read back from it (a repeat would break the UNIQUE key).
+            defer_insert(self.session, TaskCompletion.__table__, dict(
+                program_id=self.program.id, member_id=member.id, task_code=task.code, period_key=key, completed_at=at,
+                claimed_at=at if automatic else None, points=points, growth_value=task.reward.growth_value))
             completions[(task.code, key)] = Completion(task.code, key, at, at if automatic else None)
             self.events.append(self._event(member, "TASK_COMPLETED", f"Task {task.title} completed", at))
             if automatic:
@@ -234,11 +233,9 @@ class GrowthTracker:
             if not quest_active(quest, at, tz):
                 continue
             for level in due_levels(quest, activity, passes.setdefault(quest.code, set()), tz):
-                created = await insert_once(self.session, QuestPass, program_id=self.program.id, member_id=member.id,
-                                            quest_code=quest.code, level=level.level, passed_at=at,
-                                            points=level.reward.points, growth_value=level.reward.growth_value)
-                if created is None:
-                    return
+                defer_insert(self.session, QuestPass.__table__, dict(
+                    program_id=self.program.id, member_id=member.id, quest_code=quest.code, level=level.level,
+                    passed_at=at, points=level.reward.points, growth_value=level.reward.growth_value))
                 passes[quest.code].add(level.level)
                 self.events.append(self._event(member, "QUEST_LEVEL_PASSED",
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
@@ -261,7 +258,6 @@ class GrowthTracker:
                                         name=reward.badge.name, earned_at=at)
             if created is not None:
                 self.events.append(self._event(member, "BADGE_EARNED", f"Badge {reward.badge.name} earned", at))
-        await self.session.flush()
 
     def _diff(self, member: Member, before: Snapshot, after: Snapshot, at: datetime) -> None:
         for code, state in after.tasks.items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -10,12 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Written, defer_insert, execute_core, journal, reserve_id
+from ..store.db import Written, defer_insert, execute_core, insert_once_statement, journal, reserve_id
 from ..store.models import Report
 from .programs import ActiveProgram
 
@@ -34,12 +32,7 @@ def with_channel(payload: dict[str, Any], channel: str, store_code: str | None) 
     return {**payload, "channel": channel, "storeCode": store_code}
 
 
-@functools.lru_cache(maxsize=4)
-def _insert_once(dialect: str):
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id, built once per dialect (the values come as parameters)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (insert(Report).on_conflict_do_nothing(index_elements=["program_id", "kind", "external_id"])
-            .returning(Report.id))
+_REPORT_KEY = ("program_id", "kind", "external_id")  # a repeat, not a clash with another unique key
 
 
 @dataclass(frozen=True)
@@ -101,7 +94,7 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
             defer_insert(session, Report.__table__, {"id": report_id, **values})
             known.reports[external_id] = (report_id, fingerprint)
     else:
-        report_id = (await execute_core(session, _insert_once(session.get_bind().dialect.name), values)
+        report_id = (await execute_core(session, insert_once_statement(session.get_bind().dialect.name, Report, _REPORT_KEY), values)
                      ).scalar_one_or_none()
         existing = None if report_id is not None else (await session.execute(select(Report.id, Report.payload_hash).where(
             Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()

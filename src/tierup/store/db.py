@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, AsyncIterator, Iterator
 
 from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
@@ -116,6 +117,15 @@ def write_deferred(session: Session) -> None:
 @functools.cache
 def _dependency_order(metadata: MetaData) -> dict[Table, int]:
     return {table: number for number, table in enumerate(metadata.sorted_tables)}
+
+
+@functools.lru_cache(maxsize=32)
+def insert_once_statement(dialect: str, model, index_elements: tuple[str, ...] | None = None):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id for `model`, built once per dialect: the values come as
+    parameters, so the compiled statement is found in SQLAlchemy's cache instead of being keyed on them
+    row by row. `index_elements`: the one unique key whose conflict means "stored before" (any, if None)."""
+    insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_into(model).on_conflict_do_nothing(index_elements=index_elements).returning(model.id)
 
 
 def _drop_deferred(session: AsyncSession) -> None:
