@@ -133,9 +133,11 @@ async def test_an_enrolment_refused_in_a_batch_changes_nothing_and_the_rest_join
 
     results = await enroll_members(db, program, [
         EnrolmentInput("batch-ann"), EnrolmentInput("batch-bob", referral_code="NOSUCHCODE"),
-        EnrolmentInput("batch-cat")], now=clock())
-    assert [type(r).__name__ for r in results] == ["EnrolmentResult", "Rejected", "EnrolmentResult"]
+        EnrolmentInput("batch-dan", phone="call me"), EnrolmentInput("batch-cat")], now=clock())
+    assert [type(r).__name__ for r in results] == ["EnrolmentResult", "Rejected", "Rejected", "EnrolmentResult"]
     assert isinstance(results[1], Rejected) and results[1].problems[0].code.value == "NOT_FOUND"
+    assert results[2].problems[0].code.value == "INVALID" and results[2].problems[0].field == ("input", "members", "2",
+                                                                                              "phone")
     counts = await row_counts(db)
     again = await enroll_members(db, program, [EnrolmentInput("batch-ann"), EnrolmentInput("batch-cat")], now=clock())
     assert [r.duplicate for r in again] == [True, True]

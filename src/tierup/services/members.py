@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,10 +13,11 @@ from sqlalchemy import select, update
 from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Database, savepoint
+from ..store.db import Database, defer_insert, journal, savepoint
 from ..store.models import Member, Report, TierChange
 from ..events import Broker, Event
 from .coupons import issue_coupon
+from .activity import MemberState
 from .growth import GrowthTracker, publish
 from .ledger import append_entry
 from .programs import ActiveProgram
@@ -89,11 +91,16 @@ async def enroll_members(db: Database, program: ActiveProgram, requests: list[En
     events: list[Event] = []
     async with db.write() as session:
         for index, request in enumerate(requests):
+            written = len(journal(session))
             try:
                 check_enrolment(request, program, now)
-                async with savepoint(session):
+                # Only a referral code is judged after the report is stored: without one, an enrolment is
+                # refused before anything is written and needs no savepoint of its own (two statements fewer).
+                async with savepoint(session) if request.referral_code is not None else contextlib.nullcontext():
                     result, made = await _enroll(session, program, request, now, announce=announce)
             except Rejected as rejection:
+                if len(journal(session)) != written and request.referral_code is None:
+                    raise RuntimeError("an enrolment was refused after its report was stored") from rejection
                 results.append(rejection.within("input", "members", index))
                 continue
             results.append(result)
@@ -128,10 +135,12 @@ async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now:
     session.add(member)
     await session.flush()
     await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
-    growth = GrowthTracker(session, program, announce=announce)
+    # A new member has done nothing yet: the state before is empty, not read.
+    growth = GrowthTracker(session, program, {member.id: MemberState()}, announce=announce)
     await growth.watch(member, joined_at)
-    session.add(TierChange(member_id=member.id, from_tier=None, to_tier=entry.code, changed_at=joined_at,
-                           valid_until=None, reason="ENROLMENT", report_id=stored.report_id))
+    defer_insert(session, TierChange.__table__, dict(member_id=member.id, from_tier=None, to_tier=entry.code,
+                                                     changed_at=joined_at, valid_until=None, reason="ENROLMENT",
+                                                     report_id=stored.report_id))
     if definition.welcome_points:
         await append_entry(session, program, member.id, "EARN", definition.welcome_points, "Welcome bonus",
                            source="WELCOME", occurred_at=joined_at, report_id=stored.report_id, balance=0)
