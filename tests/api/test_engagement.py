@@ -2,7 +2,7 @@
 announces the benefits it opens."""
 
 from conftest import START
-from helpers import enroll, member_view, order, row_counts
+from helpers import enroll, member_view, order, refund, row_counts
 from test_jobs import member_id
 from tierup.events import MemoryBroker
 from tierup.services.orders import OrderInput, record_order
@@ -52,6 +52,21 @@ async def test_a_referral_rewards_both_sides(api, db, program):
     # The order's points are bob's own, as answered and as read again; alice's 200 are hers.
     again = (await api.as_operator(ORDER_POINTS, {"id": "bob"}))["data"]["member"]["orders"]["edges"]
     assert first["order"]["pointsEarned"] == again[-1]["node"]["pointsEarned"] == 30
+
+
+async def test_a_referral_pays_once_even_when_the_first_orders_are_refunded(api):
+    """The referrer's points come with the referred member's first order, once: an order after the earlier
+    ones were refunded in full is not a first order again."""
+    alice = await enroll(api, "alice")
+    await enroll(api, "bob", referralCode=alice["member"]["referralCode"])
+    before = (await member_view(api, "alice"))["points"]["balance"]
+    await order(api, "B-1", "bob", "30", PAID)
+    await refund(api, "RF-1", "B-1", "30", PAID)
+    await order(api, "B-2", "bob", "40", PAID)
+    after = await member_view(api, "alice")
+    referral = [e["node"] for e in after["points"]["ledger"]["edges"] if e["node"]["reason"].startswith("Referral")]
+    assert [(e["amount"], e["reason"]) for e in referral] == [(200, "Referral: first order of bob")]
+    assert after["points"]["balance"] == before + 200
 
 
 async def test_an_upgrade_announces_the_benefits_it_opens(api, db, program):

@@ -123,3 +123,23 @@ async def test_the_replay_pays_rewards_when_members_claimed_them(api, db, clock)
     async with db.read() as session:
         ledger = (await session.execute(select(func.sum(PointsEntry.amount)))).scalar_one()
     assert outcome["live"]["outstandingPoints"] == outcome["draft"]["outstandingPoints"] == ledger
+
+
+async def test_the_replay_pays_a_referral_once_as_the_live_path_does(api, db):
+    """The referrer's points come with the referred member's first order, also when it was refunded in full and
+    another order followed: the live definition's replay ends with the live ledger's points."""
+    from helpers import enroll, order, refund
+
+    joined = "2026-01-01T10:00:00+08:00"
+    alice = await enroll(api, "alice", joinedAt=joined)
+    await enroll(api, "bob", referralCode=alice["member"]["referralCode"], joinedAt=joined)
+    await order(api, "B-1", "bob", "30", "2026-01-02T10:00:00+08:00")
+    await refund(api, "RF-1", "B-1", "30", "2026-01-03T10:00:00+08:00")
+    await order(api, "B-2", "bob", "40", "2026-01-04T10:00:00+08:00")
+    outcome = (await simulate(api, CLASSIC, start="2025-12-01", end="2026-01-05"))["result"]
+    async with db.read() as session:
+        from sqlalchemy import func
+
+        ledger = (await session.execute(select(func.sum(PointsEntry.amount)))).scalar_one()
+    assert outcome["live"]["outstandingPoints"] == ledger
+    assert (await member_view(api, "alice"))["points"]["balance"] == 100 + 200  # welcome, one referral

@@ -9,7 +9,7 @@ from typing import NamedTuple
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.boosts import points_with_boosts
@@ -19,7 +19,7 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_to_reverse, reversal_within_balance
-from ..store.db import Database, journal, member_changed, savepoint
+from ..store.db import Database, execute_core, journal, member_changed, savepoint
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, earned_by_order
@@ -223,7 +223,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         states.pop(member.referred_by_id, None)
     growth = GrowthTracker(session, program, states, announce=announce)
     before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
-    if member.referred_by_id is not None and not growth.activity_before(member.id).orders:
+    if (member.referred_by_id is not None and not growth.activity_before(member.id).orders
+            and not await _ordered_before(session, member.id, stored.report_id)):
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND) and earns them the
         # program's referral points (推荐有礼).
         referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
@@ -253,6 +254,17 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
                        events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
                        stored_value_fen=amounts.stored_value_fen)
+
+
+async def _ordered_before(session, member_id: int, report_id: int) -> bool:
+    """Whether the member has an order besides this one: the state's orders leave out those refunded in full,
+    and an order after them is no first order (read only for a referred member whose state shows none)."""
+    return (await execute_core(session, _ANOTHER_ORDER, {"member_id": member_id, "report_id": report_id})
+            ).first() is not None
+
+
+_ANOTHER_ORDER = select(Report.id).where(Report.member_id == bindparam("member_id"), Report.kind == "ORDER",
+                                         Report.id != bindparam("report_id")).limit(1)
 
 
 async def _pay_with(session, program: ActiveProgram, member: Member, request: OrderInput, amounts: OrderAmounts,

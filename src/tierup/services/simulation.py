@@ -202,7 +202,7 @@ class _Replay:
             return
         self.evaluate_lapsed(member, at)
         if report.kind == "ORDER":
-            first = not any(o.net > 0 for o in member.orders.values())
+            first = not member.orders  # a first order, even if refunded later: an order after it is no first
             plan = active_plan(self.d, member, at)
             multiplier = self.d.tier(member.tier).points_multiplier + (plan.points_multiplier_bonus if plan else 0)
             points = points_with_boosts(report.amount_fen, multiplier, order_lines(getattr(report, "lines", None)),
@@ -215,9 +215,10 @@ class _Replay:
             self.upgrade(member, at)
             self.grow(member, at)
             referrer = self.members.get(self.referrer.get(report.member_id))
-            if first and referrer is not None:
+            if first and referrer is not None:  # 推荐有礼: the referrer's points, and REFER_A_FRIEND's count
                 referrer.activity.referral_first_orders.append(at)
                 self.evaluate_lapsed(referrer, at)
+                self.earn(referrer, self.d.referrer_points, at, source="REFERRAL")
                 self.grow(referrer, at)
         elif report.kind == "REFUND":
             order = member.orders.get(report.order_id)
