@@ -5,6 +5,8 @@ second run adds nothing."""
 import asyncio
 from datetime import datetime, timezone
 
+from sqlalchemy import select
+
 from documents import MEMBER_BY_EXTERNAL_ID
 from helpers import enroll, order, refund, row_counts
 from tierup.cli import main
@@ -143,6 +145,71 @@ async def test_an_enrolment_refused_in_a_batch_changes_nothing_and_the_rest_join
     assert [r.duplicate for r in again] == [True, True]
     assert await row_counts(db) == counts
     assert counts["members"] == 2 and counts["reports"] == 2
+
+
+async def test_members_enrolled_in_a_batch_are_those_enrolled_one_by_one(db, program, clock):
+    """A batch writes its new members with their reports, coupons, welcome points and first tier changes
+    together; each ends as enrolled alone, a referral to a member enrolled before included."""
+    from tierup.services.members import EnrolmentInput, enroll_member, enroll_members
+    from tierup.store.models import Coupon, Member, PointsEntry, TierChange
+
+    referrer = await enroll_member(db, program, EnrolmentInput("ref-zoe"), now=clock())
+    async with db.read() as session:
+        code = (await session.execute(select(Member.referral_code).where(Member.id == referrer.member_id))).scalar_one()
+    joined = datetime(2026, 1, 2, 10, tzinfo=timezone.utc)
+
+    def requests(prefix: str) -> list[EnrolmentInput]:
+        return [EnrolmentInput(f"{prefix}-ann", display_name="Ann", joined_at=joined),
+                EnrolmentInput(f"{prefix}-bob", referral_code=code, joined_at=joined),
+                EnrolmentInput(f"{prefix}-cat", phone="+86 138 0000 0000", joined_at=joined)]
+
+    batch = await enroll_members(db, program, requests("batch"), now=clock())
+    alone = [await enroll_member(db, program, request, now=clock()) for request in requests("alone")]
+    assert [r.referred_by_id for r in batch] == [r.referred_by_id for r in alone] == [None, referrer.member_id, None]
+
+    async def enrolled(prefix: str) -> list[tuple]:
+        async with db.read() as session:
+            members = (await session.execute(select(Member).where(Member.external_id.like(f"{prefix}-%"))
+                                              .order_by(Member.external_id))).scalars().all()
+            rows = []
+            for m in members:
+                coupons = sorted((await session.execute(select(Coupon.template_code, Coupon.source).where(
+                    Coupon.member_id == m.id))).all())
+                entries = (await session.execute(select(PointsEntry.kind, PointsEntry.amount, PointsEntry.source)
+                                                 .where(PointsEntry.member_id == m.id))).all()
+                changes = (await session.execute(select(TierChange.to_tier, TierChange.reason)
+                                                 .where(TierChange.member_id == m.id))).all()
+                rows.append((m.external_id.split("-", 1)[1], m.display_name, m.phone, m.referred_by_id, m.tier_code,
+                             m.growth_value, m.joined_at, m.version, coupons, entries, changes))
+        return rows
+
+    assert await enrolled("batch") == await enrolled("alone")
+    assert len(await enrolled("batch")) == 3
+    again = await enroll_members(db, program, requests("batch"), now=clock())
+    assert [(r.member_id, r.duplicate) for r in again] == [(r.member_id, True) for r in batch]
+
+
+async def test_a_batch_that_meets_a_member_enrolled_meanwhile_enrols_one_by_one(db, program, clock, monkeypatch):
+    """On PostgreSQL another transaction may enrol a batch's externalId after the batch looked for it: the
+    batch's rows then break the UNIQUE key when written, and the batch runs again, each enrolment checked as it
+    is stored. (Here the batch is made not to see the member enrolled before.)"""
+    from tierup.services import members
+    from tierup.services.members import EnrolmentInput, enroll_member, enroll_members
+
+    first = await enroll_member(db, program, EnrolmentInput("race-ann"), now=clock())
+    counts = await row_counts(db)
+    seen = members.known_reports
+
+    async def blind(session, program, kind, external_ids):
+        known = await seen(session, program, kind, set())
+        known.remaining = len(external_ids)
+        return known
+
+    monkeypatch.setattr(members, "known_reports", blind)
+    results = await enroll_members(db, program, [EnrolmentInput("race-ann"), EnrolmentInput("race-bob")], now=clock())
+    assert [(r.member_id == first.member_id, r.duplicate) for r in results] == [(True, True), (False, False)]
+    after = await row_counts(db)
+    assert after["members"] == counts["members"] + 1 and after["reports"] == counts["reports"] + 1
 
 
 async def test_a_file_in_excels_chinese_csv_encoding_is_named_and_read_when_told(db, program, tmp_path, capsys,

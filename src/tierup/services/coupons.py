@@ -14,7 +14,7 @@ from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discou
 from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
 from ..domain.program import CouponTemplateRule
-from ..store.db import Database, member_changed
+from ..store.db import Database, defer_insert, member_changed
 from ..store.models import Coupon, Member
 from ..store.queries import lock_member
 from .programs import ActiveProgram
@@ -29,11 +29,17 @@ def new_coupon_code() -> str:
 
 
 async def issue_coupon(session: AsyncSession, program: ActiveProgram, member_id: int, template_code: str,
-                       at: datetime, *, source: str) -> Coupon:
+                       at: datetime, *, source: str, deferred: bool = False) -> Coupon:
+    """The coupon, stored with its id; `deferred`: written with the transaction's next statement instead, for a
+    caller that needs no id back (the coupon returned has none)."""
     template = program.definition.coupon_template(template_code)
     valid_from, valid_until = validity(template, at, program.definition.zone)
-    coupon = Coupon(program_id=program.id, member_id=member_id, template_code=template.code, code=new_coupon_code(),
-                    status="ISSUED", issued_at=at, valid_from=valid_from, valid_until=valid_until, source=source)
+    row = dict(program_id=program.id, member_id=member_id, template_code=template.code, code=new_coupon_code(),
+               status="ISSUED", issued_at=at, valid_from=valid_from, valid_until=valid_until, source=source)
+    if deferred:
+        defer_insert(session, Coupon.__table__, row)
+        return Coupon(**row)
+    coupon = Coupon(**row)
     session.add(coupon)
     await session.flush()
     return coupon

@@ -94,8 +94,8 @@ async def store_report(session: AsyncSession, program: ActiveProgram, kind: str,
             defer_insert(session, Report.__table__, {"id": report_id, **values})
             known.reports[external_id] = (report_id, fingerprint)
     else:
-        report_id = (await execute_core(session, insert_once_statement(session.get_bind().dialect.name, Report, _REPORT_KEY), values)
-                     ).scalar_one_or_none()
+        statement = insert_once_statement(session.get_bind().dialect.name, Report, _REPORT_KEY)
+        report_id = (await execute_core(session, statement, values)).scalar_one_or_none()
         existing = None if report_id is not None else (await session.execute(select(Report.id, Report.payload_hash).where(
             Report.program_id == program.id, Report.kind == kind, Report.external_id == external_id))).one()
     if existing is not None:
