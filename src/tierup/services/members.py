@@ -167,8 +167,7 @@ async def _enroll(session, program: ActiveProgram, request: EnrolmentInput, now:
         defer_insert(session, Member.__table__, row)
         make_transient_to_detached(member)
         session.add(member)
-    else:
-        del row["id"]
+    else:  # its id is the database's
         session.add(member)
         await session.flush()
         await session.execute(update(Report).where(Report.id == stored.report_id).values(member_id=member.id))
