@@ -108,6 +108,24 @@ async def test_a_batch_writes_what_the_growth_tree_gives_together(db, clock):
     assert statements[0] <= 13, statements[0]
 
 
+async def test_members_changed_in_different_ways_are_written_in_one_statement(db, clock):
+    """Some members of a batch upgrade, others only gain growth value from a task: all are written by one
+    UPDATE, not one per member whose changed columns differ from its neighbour's."""
+    when = clock()
+    program = (await publish_program(db, load_program_file(bundled_program_path("classic")), published_by="test",
+                                     now=when)).program
+    for i in range(10):
+        await enroll_member(db, program, EnrolmentInput(external_id=f"w{i}"), now=when)
+    orders = [OrderInput(f"W-{n}", f"w{n}", Decimal("3000.00" if n % 2 else "20.00"), when) for n in range(10)]
+    with count_statements() as statements:
+        results = await record_orders(db, program, orders, now=when)
+    assert [r.tier_change is not None for r in results] == [n % 2 == 1 for n in range(10)]
+    async with db.read() as session:
+        completed = (await session.execute(select(TaskCompletion.member_id))).scalars().all()
+    assert len(set(completed)) == 10  # every member's first order completes a task, whose reward is growth
+    assert statements[0] <= 12, statements[0]
+
+
 async def test_an_order_paying_with_points_keeps_its_savepoint(db, program, clock):
     """Points are judged after the report is stored: an order short of them rolls back alone."""
     when = clock()

@@ -19,7 +19,7 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL
 from ..domain.points import points_to_reverse, reversal_within_balance
-from ..store.db import Database, execute_core, journal, member_changed, savepoint
+from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, earned_by_order
@@ -141,7 +141,13 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
                   ] if announce else []
         await stage_webhooks(session, program, events, now=now)
         keep_states(session, program, locked, states)
+        update_alike(session, locked, MEMBER_CHANGES)
     return results, events
+
+
+# What an order can change on its member (the tier it reaches, the growth value its rewards give): a batch's
+# members are written with all of them, in one statement.
+MEMBER_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "growth_value")
 
 
 def _refusable(request: OrderInput, amounts: OrderAmounts) -> bool:

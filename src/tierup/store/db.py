@@ -25,13 +25,14 @@ from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterable, Iterator
 
 from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from ..observability import SQL_STATEMENTS
 from .models import Base, Member
@@ -151,6 +152,17 @@ def _deferred_before_flush(session: Session, flush_context, instances) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _deferred_before_query(state) -> None:
     write_deferred(state.session)
+
+
+def update_alike(session: AsyncSession, rows: Iterable[Any], columns: tuple[str, ...]) -> None:
+    """Have the changed ones among `rows` (ORM objects) update the same `columns` at the flush, changed or not:
+    the ORM writes rows with the same set of columns in one statement (executemany) and the others one by one,
+    so a batch whose members changed in different ways would pay a statement for most of them."""
+    dirty = session.sync_session.dirty
+    for row in rows:
+        if row in dirty:
+            for column in columns:
+                flag_modified(row, column)
 
 
 async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
