@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from ..domain.clock import local_date
@@ -23,7 +23,7 @@ from .activity import MemberState
 from .growth import GrowthTracker, publish
 from .ledger import append_entry
 from .programs import ActiveProgram
-from .reports import Known, known_reports, store_report, with_channel
+from .reports import Known, batch_known_first, known_reports, store_report, with_channel
 from .validation import check_birthday, check_channel, check_id, check_text, check_time
 from .webhooks import stage_webhooks
 
@@ -89,12 +89,8 @@ async def enroll_members(db: Database, program: ActiveProgram, requests: list[En
     if len(requests) > MAX_MEMBERS_PER_BATCH:
         raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch", "input",
                            "members")
-    try:
-        results, events = await _enroll_batch(db, program, requests, now=now, announce=announce, deferred=True)
-    except IntegrityError:
-        # Another transaction enrolled one of the batch's externalIds after the batch had looked for them (on
-        # PostgreSQL): the batch runs again, each enrolment checked as it is stored.
-        results, events = await _enroll_batch(db, program, requests, now=now, announce=announce, deferred=False)
+    results, events = await batch_known_first(functools.partial(_enroll_batch, db, program, requests, now=now,
+                                                                announce=announce))
     await publish(broker, events)
     return results
 

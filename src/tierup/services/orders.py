@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -10,7 +11,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
 
 from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_value_fen
@@ -28,7 +28,7 @@ from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
 from .growth import GrowthTracker, MemberState, batch_states, keep_states, publish
 from .memberships import earning_multiplier
-from .reports import Known, Stored, known_reports, store_report, with_channel
+from .reports import Known, Stored, batch_known_first, known_reports, store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance
 from .tiers import upgrade_if_qualified
 from .webhooks import stage_webhooks
@@ -97,13 +97,8 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
     import of history tells neither sockets nor webhooks)."""
     if len(requests) > MAX_ORDERS_PER_BATCH:
         raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
-    try:
-        results, events = await _record_batch(db, program, requests, now=now, announce=announce, deferred=True)
-    except IntegrityError:
-        # Another transaction stored one of the batch's externalIds after the batch had looked for them (on
-        # PostgreSQL; SQLite holds its write lock throughout): the batch runs again, each report checked as
-        # it is stored.
-        results, events = await _record_batch(db, program, requests, now=now, announce=announce, deferred=False)
+    results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, now=now,
+                                                                announce=announce))
     await publish(broker, events)
     return results
 

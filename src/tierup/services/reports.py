@@ -6,9 +6,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.errors import ErrorCode, Rejected
@@ -32,6 +33,7 @@ def with_channel(payload: dict[str, Any], channel: str, store_code: str | None) 
     return {**payload, "channel": channel, "storeCode": store_code}
 
 
+T = TypeVar("T")
 _REPORT_KEY = ("program_id", "kind", "external_id")  # a repeat, not a clash with another unique key
 
 
@@ -60,6 +62,17 @@ class Known:
         """A report of the batch was rolled back (its savepoint): the externalId is free again."""
         if self.reports.pop(external_id, None) is not None:
             self.remaining += 1
+
+
+async def batch_known_first(run: Callable[..., Awaitable[T]]) -> T:
+    """A batch run with `deferred=True`: the reports it names read at once (Known), its new rows written
+    together. Another transaction may store one of its externalIds after it looked (on PostgreSQL; SQLite
+    holds its write lock throughout): its rows then break a UNIQUE key when written, and the batch runs
+    again with `deferred=False`, each report checked as it is stored."""
+    try:
+        return await run(deferred=True)
+    except IntegrityError:
+        return await run(deferred=False)
 
 
 _KNOWN = select(Report.external_id, Report.id, Report.payload_hash).where(
