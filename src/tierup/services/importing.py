@@ -25,7 +25,7 @@ from sqlalchemy import select
 from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
-from ..store.models import Member, Report
+from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
 from .members import MAX_MEMBERS_PER_BATCH, EnrolmentInput, check_enrolment, enroll_members
 from .orders import MAX_ORDERS_PER_BATCH, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
@@ -245,16 +245,22 @@ def _when(request) -> datetime:
 _IN_BATCHES = {"members": (enroll_members, MAX_MEMBERS_PER_BATCH), "orders": (record_orders, MAX_ORDERS_PER_BATCH)}
 
 
+# The tables an import grows and reads again for the next rows (a batch's reports, its members' states).
+_GROWN = tuple(model.__tablename__ for model in (Report, Member, PointsEntry, TierChange, TaskCompletion, QuestPass,
+                                                 MemberBadge, Coupon))
+
+
 async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list, *, now: datetime,
                  progress: Callable[[int, int], None]) -> Imported:
     done = Imported(rows=len(requests))
     progress(0, len(requests))
     if kind in _IN_BATCHES:
         use_many, size = _IN_BATCHES[kind]
-        for start in range(0, len(requests), size):
+        for number, start in enumerate(range(0, len(requests), size), start=1):
             batch = requests[start:start + size]
             for request, result in zip(batch, await use_many(db, program, batch, now=now, announce=False)):
                 _count(done, request.external_id, result)
+            await _grown(db, number)
             progress(start + len(batch), len(requests))
         return done
     for number, request in enumerate(requests, start=1):
@@ -262,9 +268,19 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
             _count(done, request.external_id, await refund_order(db, program, request, now=now, announce=False))
         except Rejected as rejection:
             _count(done, request.external_id, rejection)
+        if number % 100 == 0:
+            await _grown(db, number // 100)
         if number % 100 == 0 or number == len(requests):
             progress(number, len(requests))
     return done
+
+
+async def _grown(db: Database, steps: int) -> None:
+    """After the 1st, 2nd, 4th, 8th… step of an import (a batch, or a hundred refunds), when what it wrote may
+    have doubled the tables, their statistics are refreshed for the next steps' plans (on PostgreSQL): a
+    few dozen statements in all, where plans made for the tables as they were cost each batch a scan."""
+    if steps & (steps - 1) == 0:
+        await db.refresh_statistics(_GROWN)
 
 
 def _count(done: Imported, external_id: str, result: Any) -> None:

@@ -398,6 +398,17 @@ class Database:
         async with AsyncSession(self.engine, expire_on_commit=False, autoflush=False) as session:
             yield session
 
+    async def refresh_statistics(self, tables: Iterable[str]) -> None:
+        """Have PostgreSQL count the tables again (ANALYZE). Its plans rest on statistics that autovacuum
+        refreshes about once a minute, after a tenth of a table changed; a bulk load grows tables faster. A
+        plan made while a table held none of a kind of row looks the batch's keys up by scanning every row of
+        that kind, and each batch then costs more than the one before. SQLite plans by its indexes alone."""
+        if self.is_sqlite:
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text(f"ANALYZE {', '.join(tables)}"))
+            await conn.commit()
+
     async def ping(self) -> bool:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
