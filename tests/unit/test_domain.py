@@ -211,7 +211,7 @@ def test_streaks_and_months():
     assert check_in_streak(days, date(2026, 1, 8)) == 0
     moments = [datetime(2025, 12, 31, 17, tzinfo=timezone.utc),  # 2026-01-01 01:00 in Shanghai
                datetime(2026, 2, 15, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)]
-    assert longest_month_streak(moments, SHANGHAI) == 3
+    assert longest_month_streak([(moment, 100) for moment in moments], SHANGHAI) == 3
 
 
 @pytest.mark.parametrize("text", ["１２３", "١٢٣", "1_000", " 12.00 ", "12.00\n", "+5.00", "1e3", "1E3", "1e999999", "NaN",

@@ -26,6 +26,12 @@ def streak(months: set[int]) -> int:
     return max((n for n in range(1, 13) for m in months if all(m + k in months for k in range(n))), default=0)
 
 
+def day_streak(days: set[date], today: date) -> int:
+    """Consecutive days ending today, or yesterday when today is not among them."""
+    last = today if today in days else today - timedelta(days=1)
+    return next(n for n in range(len(days) + 1) if last - timedelta(days=n) not in days)
+
+
 @settings(max_examples=300, deadline=None)
 @given(orders=moments, actions=moments, reviews=moments, at_hours=st.integers(0, 24 * 100),
        window=st.sampled_from(WINDOWS), kind=st.sampled_from([None, "ECO", "RUN"]))
@@ -43,6 +49,7 @@ def test_every_goal_counts_what_a_look_at_every_item_counts(orders, actions, rev
         "spend": sum(fen for _, fen in inside) // 100,
         "order_month_streak": streak({local(m, TZ).year * 12 + local(m, TZ).month for m, _ in inside}),
         "check_in_days": sum(1 for day in days if counted(midnight[day], bounds, at)),
+        "check_in_streak": day_streak(set(days), local(at, TZ).date()),
         "photo_reviews": sum(1 for m in reviews if counted(m, bounds, at)),
         "referred_first_orders": sum(1 for m in orders if counted(m, bounds, at)),
         "activities": sum(1 for m, done in activity.actions if counted(m, bounds, at) and kind in (None, done)),
@@ -56,5 +63,6 @@ def test_a_month_with_several_orders_counts_once_in_a_streak():
     paid = [datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2026, 2, 5, tzinfo=timezone.utc),
             datetime(2026, 2, 6, tzinfo=timezone.utc), datetime(2026, 2, 28, 16, tzinfo=timezone.utc),  # March 1st there
             datetime(2026, 3, 5, tzinfo=timezone.utc), datetime(2026, 5, 5, tzinfo=timezone.utc)]
-    assert longest_month_streak(paid, TZ) == 3
-    assert longest_month_streak(paid[:3], TZ) == 2
+    orders = [(moment, 100) for moment in paid]
+    assert longest_month_streak(orders, TZ) == 3
+    assert longest_month_streak(orders[:3], TZ) == 2

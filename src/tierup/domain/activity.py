@@ -26,6 +26,9 @@ class Activity:
     actions: list[tuple[datetime, str]] = field(default_factory=list)  # reported activities: (when, kind)
 
 
+ONE_DAY = timedelta(days=1)
+
+
 def period_bounds(window: Window, at: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     """[start, end) of the window containing `at`, as UTC instants; None = unbounded."""
     return _day_bounds(window, local_date(at, tz), tz)
@@ -85,21 +88,20 @@ def moment_of(item: tuple) -> datetime:
     return item[0]
 
 
-def longest_month_streak(moments: list[datetime], tz: ZoneInfo) -> int:
-    """The longest run of consecutive calendar months (program time) with at least one order; `moments`
-    in time order, so each month is converted to program time once, at its first order."""
+def longest_month_streak(items: list[tuple], tz: ZoneInfo) -> int:
+    """The longest run of consecutive calendar months (program time) with at least one order; `items` are
+    an Activity list's (when, …), in time order. Each month is looked at once, at its first item, and the
+    next month's first is found by bisection: a member's thousandth order costs what their tenth did."""
     best = run = 0
     previous = None
-    next_month_starts = None
-    for moment in moments:
-        if next_month_starts is not None and moment < next_month_starts:
-            continue  # the same month as the order before
-        month = _month_index(local(moment, tz))
+    index = 0
+    while index < len(items):
+        month = _month_index(local(items[index][0], tz))
         run = run + 1 if previous is not None and month == previous + 1 else 1
         best = max(best, run)
         previous = month
-        year, index = divmod(month + 1, 12)
-        next_month_starts = midnight(date(year, index + 1, 1), tz)
+        year, next_month = divmod(month + 1, 12)
+        index = bisect.bisect_left(items, midnight(date(year, next_month + 1, 1), tz), index + 1, key=moment_of)
     return best
 
 
@@ -108,13 +110,17 @@ def _month_index(moment: datetime) -> int:
 
 
 def check_in_streak(days: list[date], today: date) -> int:
-    """Consecutive check-in days ending today, or ending yesterday when today is not yet checked in."""
-    checked = set(days)
-    day = today if today in checked else today - timedelta(days=1)
+    """Consecutive check-in days ending today, or ending yesterday when today is not yet checked in; `days`
+    ascending, walked back from today (as long as the streak, not the member's whole history)."""
+    end = bisect.bisect_right(days, today)
+    expected = today if end and days[end - 1] == today else today - ONE_DAY
     streak = 0
-    while day in checked:
-        streak += 1
-        day -= timedelta(days=1)
+    for index in range(end - 1, -1, -1):
+        if days[index] < expected:  # a day missed
+            break
+        if days[index] == expected:  # (a day above it is one counted already, listed twice)
+            streak += 1
+            expected -= ONE_DAY
     return streak
 
 
@@ -133,7 +139,7 @@ def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz
     if metric == "spend":
         return sum(fen for _, fen in _inside(activity.orders, bounds, at, moment_of)) // 100
     if metric == "order_month_streak":
-        return longest_month_streak([m for m, _ in _inside(activity.orders, bounds, at, moment_of)], tz)
+        return longest_month_streak(_inside(activity.orders, bounds, at, moment_of), tz)
     if metric == "check_in_days":
         return len(_inside(activity.check_ins, bounds, at, lambda day: midnight(day, tz)))
     if metric == "check_in_streak":

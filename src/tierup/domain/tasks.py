@@ -51,11 +51,11 @@ def task_state(task: TaskRule, activity: Activity, completions: Completions, at:
     """`done`: the codes of the tasks completed, when the caller has them (task_states, for every task)."""
     key = period_key(task.repeat, at, tz)
     target = task.goal.target
-    current = min(goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity), target)
     completion = completions.get((task.code, key))
-    if completion is not None:
+    if completion is not None:  # its goal was met: not measured again
         status = CLAIMED if task.claim == "member" and completion.claimed_at else COMPLETED
         return TaskState(task, status, target, target, key, completion.completed_at, completion.claimed_at)
+    current = min(goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity), target)
     if not unlocked(task, _done_codes(completions) if done is None else done):
         return TaskState(task, LOCKED, current, target, key)
     return TaskState(task, IN_PROGRESS if current else AVAILABLE, current, target, key)
