@@ -119,7 +119,7 @@ async def test_members_changed_in_different_ways_are_written_in_one_statement(db
     orders = [OrderInput(f"W-{n}", f"w{n}", Decimal("3000.00" if n % 2 else "20.00"), when) for n in range(10)]
     with count_statements() as statements:
         results = await record_orders(db, program, orders, now=when)
-    assert [r.tier_change is not None for r in results] == [n % 2 == 1 for n in range(10)]
+    assert [r.upgraded_to and r.upgraded_to.code for r in results] == ["DIAMOND" if n % 2 else None for n in range(10)]
     async with db.read() as session:
         completed = (await session.execute(select(TaskCompletion.member_id))).scalars().all()
     assert len(set(completed)) == 10  # every member's first order completes a task, whose reward is growth

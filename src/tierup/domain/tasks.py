@@ -43,7 +43,7 @@ def _done_codes(completions: Completions) -> set[str]:
 
 def unlocked(task: TaskRule, done: set[str]) -> bool:
     """A task unlocks as soon as its prerequisites are completed, claimed or not."""
-    return all(code in done for code in task.prerequisites)
+    return done.issuperset(task.prerequisites)
 
 
 def task_state(task: TaskRule, activity: Activity, completions: Completions, at: datetime, tz: ZoneInfo,

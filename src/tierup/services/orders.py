@@ -17,10 +17,10 @@ from ..domain.checkout import Line, points_value_fen
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
-from ..domain.program import DEFAULT_CHANNEL
+from ..domain.program import DEFAULT_CHANNEL, TierRule
 from ..domain.points import points_to_reverse, reversal_within_balance
 from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
-from ..store.models import Member, PointsEntry, Report, StoredValueEntry, TierChange
+from ..store.models import Member, PointsEntry, Report, StoredValueEntry
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, earned_by_order
 from .programs import ActiveProgram
@@ -65,7 +65,7 @@ class OrderResult:
     member_id: int
     duplicate: bool
     points: int = 0
-    tier_change: TierChange | None = None
+    upgraded_to: TierRule | None = None  # the tier the order raised its member to
     events: tuple[Event, ...] = ()
     stored: Stored | None = None  # the order as stored (not for a duplicate)
     points_used: int = 0
@@ -249,10 +249,10 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {multiplier}×{earning.named()}", source="ORDER",
                            occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
-    change = await upgrade_if_qualified(session, program, member, at=request.paid_at, report_id=stored.report_id,
+    upgraded_to = await upgrade_if_qualified(session, program, member, at=request.paid_at, report_id=stored.report_id,
                                         reason="ORDER", orders=growth.known_orders(member.id, request.paid_at))
     await growth.settle(request.paid_at)
-    return OrderResult(stored.report_id, member.id, duplicate=False, points=points, tier_change=change,
+    return OrderResult(stored.report_id, member.id, duplicate=False, points=points, upgraded_to=upgraded_to,
                        events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
                        stored_value_fen=amounts.stored_value_fen)
 

@@ -113,7 +113,7 @@ def validity_end(definition: ProgramDefinition, tier: TierRule, start: datetime)
 
 def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: Member, tier: TierRule, *,
                  at: datetime, reason: str, report_id: int | None = None,
-                 valid_until: datetime | None = None) -> TierChange:
+                 valid_until: datetime | None = None) -> None:
     """Move the member and write the change; nothing is read back from the change, so its row is deferred."""
     row = dict(member_id=member.id, from_tier=member.tier_code, to_tier=tier.code, changed_at=at,
                valid_until=valid_until, reason=reason, report_id=report_id)
@@ -121,13 +121,13 @@ def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: M
     member.tier_since = at
     member.tier_valid_until = valid_until
     defer_insert(session, TierChange.__table__, row)
-    return TierChange(**row)
 
 
 async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, member: Member, *, at: datetime,
                                report_id: int | None, reason: str,
-                               orders: Sequence[tuple[datetime, int]] | None = None) -> TierChange | None:
-    """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级). Never downgrades.
+                               orders: Sequence[tuple[datetime, int]] | None = None) -> TierRule | None:
+    """Upgrade at once when the member's metrics now reach a higher tier (系统自动升级), and return it. Never
+    downgrades.
 
     `orders`, when the caller holds them (all the member's orders, paid at and net, in time order, as
     they count at `at`), are counted in memory instead of by member_metrics. The upgrade does not
@@ -145,8 +145,9 @@ async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, me
     target = qualifying_tier(metrics, definition)
     if target.rank <= definition.tier(member.tier_code).rank:
         return None
-    return move_to_tier(session, definition, member, target, at=at, reason=reason, report_id=report_id,
-                        valid_until=validity_end(definition, target, at))
+    move_to_tier(session, definition, member, target, at=at, reason=reason, report_id=report_id,
+                 valid_until=validity_end(definition, target, at))
+    return target
 
 
 @dataclass(frozen=True)
