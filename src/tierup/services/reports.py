@@ -19,10 +19,12 @@ from ..store.models import Report
 from .programs import ActiveProgram
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
 def payload_hash(payload: dict[str, Any]) -> str:
     """A fingerprint of what was reported, to tell a true repeat from a reused id."""
-    canonical = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()
 
 
 def with_channel(payload: dict[str, Any], channel: str, store_code: str | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -18,6 +19,8 @@ EARLIEST_REPORT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 EARLIEST_AS_OF = EARLIEST_REPORT
 LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=timezone.utc)
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
+# Blanks other than the space: tabs, line breaks and the like (`\s` is what str.isspace() calls a blank).
+_CONTROL_BLANK = re.compile(r"[^\S ]")
 
 
 def check_id(checks: Checks, value: str | None, *field: str, required: bool = True) -> None:
@@ -27,7 +30,7 @@ def check_id(checks: Checks, value: str | None, *field: str, required: bool = Tr
         return
     if len(value) > ID_LENGTH:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} is longer than {ID_LENGTH} characters", *field)
-    elif value != value.strip() or any(ch.isspace() and ch != " " for ch in value):
+    elif value != value.strip() or _CONTROL_BLANK.search(value):
         checks.fail(ErrorCode.INVALID, f"{field[-1]} must not have leading/trailing blanks or control characters", *field)
 
 
