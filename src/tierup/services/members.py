@@ -83,12 +83,13 @@ MAX_MEMBERS_PER_BATCH = 500
 
 
 async def enroll_members(db: Database, program: ActiveProgram, requests: list[EnrolmentInput], *, now: datetime,
-                         broker: Broker | None = None, announce: bool = True) -> list[EnrolmentResult | Rejected]:
+                         broker: Broker | None = None, announce: bool = True,
+                         limit: int = MAX_MEMBERS_PER_BATCH) -> list[EnrolmentResult | Rejected]:
     """Many enrolments in one transaction (an import), in order and each by the rules of one: a refused one
-    changes nothing; results come in input order; events go out after the commit (none when not `announce`)."""
-    if len(requests) > MAX_MEMBERS_PER_BATCH:
-        raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_MEMBERS_PER_BATCH} enrolments per batch", "input",
-                           "members")
+    changes nothing; results come in input order; events go out after the commit (none when not `announce`).
+    `limit`: the most enrolments the caller may send at once."""
+    if len(requests) > limit:
+        raise Rejected.one(ErrorCode.INVALID, f"at most {limit} enrolments per batch", "input", "members")
     results, events = await batch_known_first(functools.partial(_enroll_batch, db, program, requests, now=now,
                                                                 announce=announce))
     await publish(broker, events)

@@ -91,12 +91,14 @@ MAX_ORDERS_PER_BATCH = 500
 
 
 async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True) -> list[OrderResult | Rejected]:
+                        broker: Broker | None = None, announce: bool = True,
+                        limit: int = MAX_ORDERS_PER_BATCH) -> list[OrderResult | Rejected]:
     """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
     itself; results come in input order; events go out after the commit (none when not `announce`: an
-    import of history tells neither sockets nor webhooks)."""
-    if len(requests) > MAX_ORDERS_PER_BATCH:
-        raise Rejected.one(ErrorCode.INVALID, f"at most {MAX_ORDERS_PER_BATCH} orders per batch", "input", "orders")
+    import of history tells neither sockets nor webhooks). `limit`: the most orders the caller may send at
+    once (recordOrders' clients; an import sends more)."""
+    if len(requests) > limit:
+        raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
     results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, now=now,
                                                                 announce=announce))
     await publish(broker, events)
