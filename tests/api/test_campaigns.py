@@ -277,3 +277,26 @@ async def test_from_seeded_data_tag_the_silent_and_win_them_back(api, db, progra
     assert (await campaign_list(api))[0]["converted"] == 2
     kpis = (await api.as_operator(KPIS, {"from": "2026-07-01", "to": "2026-07-19"}))["data"]["program"]["kpis"]
     assert (kpis["silentAtStart"], kpis["woken"]) == (silent, 2)
+
+
+async def test_a_campaigns_coupons_are_written_together_whatever_the_audience(db, program, clock):
+    """A coupon a member is given is written with the batch's other rows: giving six costs what giving two
+    does (one INSERT each, before)."""
+    from tierup.services.members import EnrolmentInput, enroll_member
+    from tierup.store.db import count_statements
+
+    clock.now = at("2026-04-10T10:00:00+08:00")
+    statements = []
+    for size in (2, 6):
+        for n in range(size):
+            await enroll_member(db, program, EnrolmentInput(f"c{size}-{n}", joined_at=at(JOINED)), now=clock.now)
+        request = Launch(f"GIFT-{size}", "礼", Audience(tier_code="REGULAR"), coupon_template="FREE_SHIPPING")
+        launched = await launch_campaign(db, program, request, operator="ops", now=clock.now)
+        with count_statements() as counted:
+            await run_campaign(db, program, launched.campaign_id, now=clock.now)
+        statements.append(counted[0])
+        async with db.read() as session:
+            given = (await session.execute(select(func.count()).select_from(Coupon).where(
+                Coupon.source == f"CAMPAIGN:{launched.campaign_id}"))).scalar_one()
+        assert given == {2: 2, 6: 8}[size]  # the second campaign reaches the first one's two members too
+    assert statements[0] == statements[1]

@@ -215,7 +215,8 @@ async def _give(session: AsyncSession, program: ActiveProgram, campaign: Campaig
     if campaign.coupon_template is not None:
         template = program.definition.coupon_template(campaign.coupon_template)
         for member in members:
-            await issue_coupon(session, program, member.id, template.code, at, source=f"CAMPAIGN:{campaign.id}")
+            await issue_coupon(session, program, member.id, template.code, at, source=f"CAMPAIGN:{campaign.id}",
+                               deferred=True)
             events.append(Event(program.id, member.id, "COUPON_RECEIVED",
                                 f"Coupon {template.name} received: {campaign.name}", at))
     if campaign.points and members:

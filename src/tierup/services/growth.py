@@ -252,7 +252,7 @@ class GrowthTracker:
                                occurred_at=at, balance=self._balance(self._watched[member.id]))
         member.growth_value += reward.growth_value
         if reward.coupon is not None:
-            await issue_coupon(self.session, self.program, member.id, reward.coupon, at, source=source)
+            await issue_coupon(self.session, self.program, member.id, reward.coupon, at, source=source, deferred=True)
         if reward.badge is not None:
             created = await insert_once(self.session, MemberBadge, member_id=member.id, code=reward.badge.code,
                                         name=reward.badge.name, earned_at=at)
