@@ -34,10 +34,14 @@ class BoostRule:
     categories: tuple[str, ...] = ()  # empty: every line
     channels: tuple[str, ...] = ()  # empty: every channel
 
-    def applies(self, day: date, tier: str, channel: str, categories: tuple[str, ...]) -> bool:
-        return (self._on(day) and (not self.tiers or tier in self.tiers)
-                and (not self.channels or channel in self.channels)
-                and (not self.categories or bool(set(categories) & set(self.categories))))
+    def applies(self, day: date, tier: str, channel: str) -> bool:
+        """Whether it runs for an order of this day, tier and channel (on some of its lines, when it names
+        categories: covers)."""
+        return self._on(day) and (not self.tiers or tier in self.tiers) and (not self.channels or channel in self.channels)
+
+    def covers(self, categories: tuple[str, ...]) -> bool:
+        """Whether it runs for a line of these categories."""
+        return not self.categories or not set(self.categories).isdisjoint(categories)
 
     def _on(self, day: date) -> bool:
         if self.weekday is not None:
@@ -77,14 +81,20 @@ class Earning:
         return f" ({', '.join(f'{b.name} {b.multiplier}×' for b in self.boosts)})" if self.boosts else ""
 
 
+def _multiplier(boost: BoostRule) -> Decimal:
+    return boost.multiplier
+
+
 def points_with_boosts(paid_fen: int, multiplier: Decimal, lines: list[Line] | None, boosts: tuple[BoostRule, ...], *,
                        at: datetime, tz: ZoneInfo, tier: str, channel: str) -> Earning:
     """floor(yuan × multiplier × the line's best boost), the money paid shared among the lines by their list
     prices; without lines the order is one line of no category. Without a boost: points_for_order."""
     day = local_date(at, tz)
+    running = [b for b in boosts if b.applies(day, tier, channel)]
+    if not running:  # most orders
+        return Earning(points_for_order(paid_fen, multiplier), ())
     lines = lines or [Line("", paid_fen)]
-    best = [max((b for b in boosts if b.applies(day, tier, channel, line.categories)), key=lambda b: b.multiplier,
-                default=None) for line in lines]
+    best = [max((b for b in running if b.covers(line.categories)), key=_multiplier, default=None) for line in lines]
     if not any(best):
         return Earning(points_for_order(paid_fen, multiplier), ())
     listed = sum(line.list_fen for line in lines) or 1
