@@ -37,7 +37,8 @@ class BoostRule:
     def applies(self, day: date, tier: str, channel: str) -> bool:
         """Whether it runs for an order of this day, tier and channel (on some of its lines, when it names
         categories: covers)."""
-        return self._on(day) and (not self.tiers or tier in self.tiers) and (not self.channels or channel in self.channels)
+        return (self._on(day) and (not self.tiers or tier in self.tiers)
+                and (not self.channels or channel in self.channels))
 
     def covers(self, categories: tuple[str, ...]) -> bool:
         """Whether it runs for a line of these categories."""

@@ -282,8 +282,8 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
 
 async def _grown(db: Database, steps: int) -> None:
     """After the 1st, 2nd, 4th, 8th… step of an import (a batch, or a hundred refunds), when what it wrote may
-    have doubled the tables, their statistics are refreshed for the next steps' plans (on PostgreSQL): a
-    few dozen statements in all, where plans made for the tables as they were cost each batch a scan."""
+    have doubled the tables, their statistics are refreshed for the next steps' plans (on PostgreSQL): one
+    ANALYZE each time, a handful in all, where plans made for the tables as they were cost each batch a scan."""
     if steps & (steps - 1) == 0:
         await db.refresh_statistics(_GROWN)
 

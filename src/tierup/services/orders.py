@@ -251,8 +251,9 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {multiplier}×{earning.named()}", source="ORDER",
                            occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
-    upgraded_to = await upgrade_if_qualified(session, program, member, at=request.paid_at, report_id=stored.report_id,
-                                        reason="ORDER", orders=growth.known_orders(member.id, request.paid_at))
+    upgraded_to = await upgrade_if_qualified(session, program, member, at=request.paid_at,
+                                             report_id=stored.report_id, reason="ORDER",
+                                             orders=growth.known_orders(member.id, request.paid_at))
     await growth.settle(request.paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, upgraded_to=upgraded_to,
                        events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
