@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from helpers import publish_classic_ladder_only
+from helpers import publish_classic, publish_classic_ladder_only
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, record_order, record_orders
 from tierup.store.db import count_statements
@@ -106,6 +106,29 @@ async def test_a_batch_writes_what_the_growth_tree_gives_together(db, clock):
     # Begin; the members, their states and the batch's reports; the reports' ids; one insert per table (reports,
     # ledger, tier changes, task completions, quest passes); the members' changes and their versions.
     assert statements[0] <= 13, statements[0]
+
+
+async def test_a_rewards_coupons_are_written_with_the_batch(db, clock):
+    """A task whose reward is a coupon gives each member of a batch theirs, written together: the batch costs
+    the same statements for six first orders as for two."""
+    from tierup.store.models import Coupon
+
+    when = clock()
+    program = await publish_classic(db, when, lambda doc: doc["tasks"][0]["reward"].update(
+        coupon="REWARD_5_OFF_50"), "classic, a coupon for the first order")
+    statements = []
+    for size in (2, 6):
+        for i in range(size):
+            await enroll_member(db, program, EnrolmentInput(external_id=f"r{size}-{i}"), now=when)
+        with count_statements() as counted:
+            await record_orders(db, program, [OrderInput(f"R{size}-{i}", f"r{size}-{i}", Decimal("20.00"), when)
+                                              for i in range(size)], now=when)
+        statements.append(counted[0])
+    async with db.read() as session:
+        given = (await session.execute(select(Coupon.member_id, Coupon.issued_at).where(
+            Coupon.template_code == "REWARD_5_OFF_50", Coupon.source == "TASK"))).all()
+    assert len({member for member, _ in given}) == len(given) == 8 and {at for _, at in given} == {when}
+    assert statements[0] == statements[1], statements
 
 
 async def test_members_changed_in_different_ways_are_written_in_one_statement(db, clock):
