@@ -238,3 +238,29 @@ def test_money_refuses_extremes_with_a_message(amount, message):
 def test_plain_money_text_and_program_decimals_convert_exactly(amount, fen):
     # Text is a client's and must look like money; a Decimal from inside the program is judged by value.
     assert to_fen(amount) == fen
+
+
+def test_a_boost_runs_for_its_tiers_channels_days_and_categories_and_the_best_one_wins_each_line():
+    from datetime import date
+    from decimal import Decimal
+
+    from tierup.domain.boosts import BoostRule, points_with_boosts
+    from tierup.domain.checkout import Line
+
+    boosts = (BoostRule("GOLD_STORE", "金卡到店", Decimal("1.5"), tiers=("GOLD",), channels=("STORE",)),
+              BoostRule("ECO", "环保", Decimal("2"), categories=("ECO",)),
+              BoostRule("JUNE", "六月", Decimal("3"), starts=date(2026, 6, 1), ends=date(2026, 6, 30),
+                        categories=("FOOD",)))
+    may = datetime(2026, 5, 10, 4, tzinfo=timezone.utc)
+
+    def earned(lines=None, *, at=may, tier="GOLD", channel="STORE", paid=10_000):
+        earning = points_with_boosts(paid, Decimal("1"), lines, boosts, at=at, tz=SHANGHAI, tier=tier, channel=channel)
+        return earning.points, [b.code for b in earning.boosts]
+
+    assert earned() == (150, ["GOLD_STORE"])  # no lines: one line of no category
+    assert earned(channel="ONLINE") == (100, [])  # a boost naming categories never runs for an order without lines
+    assert earned(tier="SILVER") == (100, [])
+    lines = [Line("tea", 6_000, categories=("ECO", "FOOD")), Line("cup", 4_000)]
+    assert earned(lines) == (120 + 60, ["ECO", "GOLD_STORE"])  # ¥60 at 2×, ¥40 at 1.5×
+    assert earned(lines, at=datetime(2026, 6, 10, 4, tzinfo=timezone.utc)) == (180 + 60, ["JUNE", "GOLD_STORE"])
+    assert earned(lines, channel="ONLINE", paid=5_000) == (60 + 20, ["ECO"])  # ¥50 paid, shared by list price
