@@ -126,11 +126,17 @@ def check_in_streak(days: list[date], today: date) -> int:
 
 GOAL_METRICS = ("orders", "spend", "order_month_streak", "check_in_days", "check_in_streak", "photo_reviews",
                 "referred_first_orders", "activities")
+# The Activity list each metric counts.
+_COUNTED = {"orders": "orders", "spend": "orders", "order_month_streak": "orders", "check_in_days": "check_ins",
+            "check_in_streak": "check_ins", "photo_reviews": "photo_reviews",
+            "referred_first_orders": "referral_first_orders", "activities": "actions"}
 
 
 def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo,
                kind: str | None = None) -> int:
     """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
+    if metric in _COUNTED and not getattr(activity, _COUNTED[metric]):  # nothing done of what it counts (most
+        return 0  # goals of most members)
     bounds = period_bounds(window, at, tz)
     if metric == "activities":
         return sum(1 for _, done in _inside(activity.actions, bounds, at, moment_of) if kind in (None, done))

@@ -91,7 +91,8 @@ def points_with_boosts(paid_fen: int, multiplier: Decimal, lines: list[Line] | N
     """floor(yuan × multiplier × the line's best boost), the money paid shared among the lines by their list
     prices; without lines the order is one line of no category. Without a boost: points_for_order."""
     day = local_date(at, tz)
-    running = [b for b in boosts if b.applies(day, tier, channel)]
+    # An order without lines is one line of no category, which no boost naming categories covers.
+    running = [b for b in boosts if (lines or not b.categories) and b.applies(day, tier, channel)]
     if not running:  # most orders
         return Earning(points_for_order(paid_fen, multiplier), ())
     lines = lines or [Line("", paid_fen)]

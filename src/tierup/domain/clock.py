@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,15 @@ def utc(dt: datetime) -> datetime:
 def local(dt: datetime, tz: ZoneInfo) -> datetime:
     if dt.tzinfo is None:
         raise ValueError("datetime without a UTC offset")
+    return _in_zone(dt, tz, dt.fold)
+
+
+# A report's rules ask for its moment in program time a dozen times (its day, its month, its windows, its
+# lots' expiry); a zone's conversion costs ten lookups of one already made. Equal instants give the same
+# answer, so they share it; `fold` is part of the key because two wall times of a zone's repeated hour
+# compare equal (and hash alike) while being different instants.
+@functools.lru_cache(maxsize=4096)
+def _in_zone(dt: datetime, tz: ZoneInfo, fold: int) -> datetime:
     return dt.astimezone(tz)
 
 

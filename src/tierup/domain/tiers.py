@@ -134,12 +134,12 @@ def qualifies(metrics: MemberMetrics, tier: TierRule) -> bool:
 
 
 def qualifying_tier(metrics: MemberMetrics, program: ProgramDefinition) -> TierRule:
-    """The highest tier of the ladder the metrics reach."""
-    reached = program.entry_tier
-    for tier in program.tiers:
+    """The highest tier of the ladder the metrics reach (looked for from the top: most members reach the
+    lower ones, whose conditions then need no measuring)."""
+    for tier in reversed(program.tiers):
         if qualifies(metrics, tier):
-            reached = tier
-    return reached
+            return tier
+    return program.entry_tier
 
 
 def metric_windows(program: ProgramDefinition) -> tuple[frozenset[int], frozenset[int]]:

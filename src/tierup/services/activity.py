@@ -47,12 +47,6 @@ class MemberState:
     # metrics judged at that time or later (member_metrics counts the refunds reported by then).
     refunded_until: datetime | None = None
 
-    def copy(self) -> MemberState:
-        return MemberState(Activity(**{name: list(items) for name, items in vars(self.activity).items()}),
-                           dict(self.completions), defaultdict(set, {code: set(levels) for code, levels
-                                                                     in self.passes.items()}), self.balance,
-                           self.refunded_until)
-
     def orders_as_of(self, at: datetime) -> list[tuple[datetime, int]] | None:
         """The orders as tier metrics count them at `at`, or None when a refund reported later changes them."""
         return self.activity.orders if self.refunded_until is None or self.refunded_until <= at else None

@@ -80,10 +80,12 @@ def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable
 class _Watched:
     member: Member
     before: Snapshot
-    state: MemberState  # as in the picture before
+    # As in the picture before, then with what the transaction wrote since applied to it up to the journal's
+    # length `applied` (_in_memory); None once the journal holds something that cannot be applied in memory.
+    state: MemberState | None
     report: Written | None  # the use case's report, stored before the picture and left out of it
     since: int  # the journal's length when the picture was taken
-    now: tuple[int, MemberState | None] | None = None  # (journal length, _in_memory's answer then)
+    applied: int = -1  # -1: nothing applied yet (not even the report)
 
 
 class GrowthTracker:
@@ -134,6 +136,8 @@ class GrowthTracker:
         for member_id, watched in self._watched.items():
             state = await self._now(watched)
             await self._advance(watched.member, at, state)
+            if watched.state is state:  # _advance kept it up to date with what it wrote
+                watched.applied = len(journal(self.session))
             state.balance = self._balance(watched)
             after = self._picture(watched.member, at, state)
             self._diff(watched.member, watched.before, after, at)
@@ -158,17 +162,20 @@ class GrowthTracker:
     def _in_memory(self, watched: _Watched) -> MemberState | None:
         """The state before plus what the journal says was written since; None when the journal holds
         something that cannot be applied in memory (a refund changes an order's net amount; another
-        member's report, such as a referred member's first order, counts for this one)."""
+        member's report, such as a referred member's first order, counts for this one). What was written
+        is applied to the state in place, each part once: a copy would cost the member's whole history."""
         length = len(journal(self.session))
-        if watched.now is not None and watched.now[0] == length:
-            return watched.now[1]
-        written = self._written(watched, "REPORT")
-        state = None
-        if not any(w.member_id != watched.member.id or w.kind == "REFUND" for w in written):
-            state = watched.state.copy()
-            self._apply(state, written, self._written(watched, "ENTRY"))
-        watched.now = (length, state)
-        return state
+        if watched.state is None or watched.applied == length:
+            return watched.state
+        first = watched.applied < 0
+        start = watched.since if first else watched.applied
+        reports = self._written(watched, "REPORT", start, with_report=first)
+        if any(w.member_id != watched.member.id or w.kind == "REFUND" for w in reports):
+            watched.state = None
+        else:
+            self._apply(watched.state, reports, self._written(watched, "ENTRY", start))
+            watched.applied = length
+        return watched.state
 
     def _apply(self, state: MemberState, reports: list[Written], entries: list[Written]) -> None:
         activity = state.activity
@@ -190,10 +197,13 @@ class GrowthTracker:
         """The member's balance now: the picture's plus the ledger entries written since."""
         return watched.before.balance + sum(w.amount for w in self._written(watched, "ENTRY"))
 
-    def _written(self, watched: _Watched, what: str) -> list[Written]:
-        """What the transaction wrote about the member since the picture (with the report left out of it)."""
-        mine = [w for w in journal(self.session)[watched.since:] if w.what == what and w.member_id == watched.member.id]
-        if what == "REPORT" and watched.report is not None:
+    def _written(self, watched: _Watched, what: str, start: int | None = None, *,
+                 with_report: bool = True) -> list[Written]:
+        """What the transaction wrote about the member since the picture, or since the journal's length `start`
+        (with the report left out of the picture, unless not `with_report`)."""
+        since = watched.since if start is None else start
+        mine = [w for w in journal(self.session)[since:] if w.what == what and w.member_id == watched.member.id]
+        if what == "REPORT" and with_report and watched.report is not None:
             mine.append(watched.report)
         return mine
 
