@@ -93,7 +93,7 @@ class GrowthTracker:
     (recordOrders): a state found there is used instead of reading it, and the state after is put back;
     a use case that fails between the two leaves its members' states out, so the next one reads them.
     `announce=False` (an import of history, which tells nobody): the pictures leave tasks and quests out,
-    which is most of their cost, and the caller drops the events."""
+    which is most of their cost, their differences make no events, and the caller drops the others."""
 
     def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None,
                  *, announce: bool = True):
@@ -140,7 +140,8 @@ class GrowthTracker:
                 watched.applied = len(journal(self.session))
             state.balance = self._balance(watched)
             after = self._picture(watched.member, at, state)
-            self._diff(watched.member, watched.before, after, at)
+            if self._announce:
+                self._diff(watched.member, watched.before, after, at)
             after_by_member[member_id] = after
             if self._states is not None:
                 self._states[member_id] = state

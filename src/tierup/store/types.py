@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime
@@ -37,13 +38,23 @@ class UtcDateTime(TypeDecorator):
         def to_text(value: datetime | None) -> str | None:
             if value is None:
                 return None
-            return self.process_bind_param(value, dialect).isoformat(" ", "microseconds")
+            if value.tzinfo is None:
+                raise ValueError("refusing to store a datetime without a UTC offset")
+            return _sqlite_text(value, value.fold)
         return to_text
 
     def result_processor(self, dialect, coltype):
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
         return _sqlite_utc
+
+
+# The rows of one report name the same instants (its time on the report, its ledger entries and tier change,
+# the end of a month for its lots' expiry): each is written out once. `fold` is part of the key because two
+# wall times of a zone's repeated hour compare equal (and hash alike) while being different instants.
+@functools.lru_cache(maxsize=4096)
+def _sqlite_text(value: datetime, fold: int) -> str:
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_utc(value: str | None) -> datetime | None:
