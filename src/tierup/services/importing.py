@@ -112,12 +112,13 @@ async def import_file(db: Database, program: ActiveProgram, kind: str, path: Pat
                       progress: Callable[[int, int], None] | None = None, encoding: str = "utf-8") -> Imported:
     """Check every row of the file, then apply them all in time order. Raises ImportRefused (nothing written)."""
     with _collector_paused():
-        return await _import_rows(db, program, kind, list(read_rows(path, encoding)), now=now,
-                                  progress=progress or (lambda done, total: None))
+        requests = await _checked(db, program, kind, list(read_rows(path, encoding)), now)
+        return await _apply(db, program, kind, requests, now=now, progress=progress or (lambda done, total: None))
 
 
-async def _import_rows(db: Database, program: ActiveProgram, kind: str, rows: list[Row], *, now: datetime,
-                       progress: Callable[[int, int], None]) -> Imported:
+async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime) -> list:
+    """The rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
+    memory); raises ImportRefused naming every bad row."""
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
     problems += _repeated_keys(rows)
@@ -125,8 +126,7 @@ async def _import_rows(db: Database, program: ActiveProgram, kind: str, rows: li
     if problems:
         problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
         raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
-    ordered = sorted((request for _, request in requests), key=_when)
-    return await _apply(db, program, kind, ordered, now=now, progress=progress)
+    return sorted((request for _, request in requests), key=_when)
 
 
 def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problems: list[str]):
