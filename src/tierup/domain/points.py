@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -61,5 +62,10 @@ def lot_expiry(earned_at: datetime, months: int | None, tz: ZoneInfo) -> datetim
     if months is None:
         return None
     earned = local(earned_at, tz)
-    first_of_month = earned.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return utc(add_months(first_of_month, months + 1))
+    return _month_lots_expiry(earned.year, earned.month, months, tz)
+
+
+@functools.lru_cache(maxsize=1024)
+def _month_lots_expiry(year: int, month: int, months: int, tz: ZoneInfo) -> datetime:
+    """When the lots of a month expire: one answer for every lot of the month."""
+    return utc(add_months(datetime(year, month, 1, tzinfo=tz), months + 1))
