@@ -30,7 +30,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
 from .api.cache import ResponseCache
-from .api.context import NOW_HEADER, Context, utcnow
+from .api.context import NOW_HEADER, Context
 from .api.graphql_over_http import GRAPHQL_RESPONSE, JSON, answer_media_type, is_request_error
 from .api.operations import REQUEST_ID_HEADER, Operation, OperationNames, current_operation
 from .api.persisted import PersistedQueries, PersistedQueryError, create_persisted_queries
@@ -41,6 +41,7 @@ from .config import Settings
 from .events import Broker, MemoryBroker, create_broker
 from .graphiql import AssetError, GraphiQLAssets
 from .observability import WEBSOCKET_CONNECTIONS, exposition
+from .domain.clock import utcnow
 from .services.jobs import run_periodically
 from .services.webhooks import run_deliveries
 from .store.db import Database

@@ -224,7 +224,7 @@ def _program_schema(args, settings: None) -> int:
 
 
 async def _publish(settings: Settings, definition, published_by: str = "cli"):
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .services.programs import publish_program
     from .store.db import Database
 
@@ -257,7 +257,7 @@ def _export_schema(args, settings: Settings) -> int:
 
 def _each_program(settings: Settings, args, job) -> int:
     """Run `job(db, program, as_of, broker)` for the named program or every program; print its line."""
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .events import create_broker
     from .services.programs import active_program, program_codes
     from .store.db import Database
@@ -353,7 +353,7 @@ async def _on_program(settings: Settings, code: str, work) -> int:
 
 
 def _seed(args, settings: Settings) -> int:
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .progress import Bars
     from .services.seed import AlreadySeeded, SeedPlan, seed
     from .store.migrate import upgrade
@@ -379,7 +379,7 @@ def _seed(args, settings: Settings) -> int:
 
 
 def _export_members(args, settings: Settings) -> int:
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .domain.rfm import SEGMENTS
     from .progress import Bars
     from .services.export import export_members
@@ -418,7 +418,7 @@ def _export_members(args, settings: Settings) -> int:
 def _import(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .progress import Bars
     from .services.importing import ImportRefused, import_file
     from .store.migrate import upgrade
@@ -542,7 +542,7 @@ def _serve(args, settings: Settings) -> int:
 
 async def _prepare(settings: Settings, *, demo_member: bool = True) -> None:
     """A database without programs gets the classic program and, in development, a demo member."""
-    from .api.context import utcnow
+    from .domain.clock import utcnow
     from .programs import bundled_program_path, load_program_file
     from .services.members import EnrolmentInput, enroll_member
     from .services.programs import program_count

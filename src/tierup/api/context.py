@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..auth import Principal, Role, TokenError, principal_from_header
@@ -186,8 +186,4 @@ class Context:
             raise forbidden("that member belongs to another program")
         if self.require().role is Role.MEMBER:
             await self.check_member_visible(await (await self.loaders()).member_by_id.load(row.member_id))
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 

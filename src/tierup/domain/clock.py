@@ -8,6 +8,10 @@ from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def utc(dt: datetime) -> datetime:
     """The same instant in UTC; naive datetimes are refused, a rule never guesses a zone."""
     if dt.tzinfo is None:
