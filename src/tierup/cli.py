@@ -442,7 +442,9 @@ def _import(args, settings: Settings) -> int:
             print(f"tierup: {path.name}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
                   "nothing was imported", file=sys.stderr)
             return 1
-        if done.new == 0 and not done.refused:
+        if done.rows == 0:
+            print(f"nothing to import: {path.name} holds no {args.kind}")
+        elif done.new == 0 and not done.refused:
             print(f"nothing new: all {done.rows:,} {args.kind} of {path.name} were imported before")
         else:
             print(f"{done.new:,} {args.kind} imported, {done.duplicates:,} imported before"

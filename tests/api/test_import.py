@@ -107,6 +107,16 @@ async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, mo
     assert await row_counts(db) == counts
 
 
+async def test_a_file_of_a_header_alone_imports_nothing_and_says_so(api, db, tmp_path, capsys, monkeypatch,
+                                                                   database_url):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    counts = await row_counts(db)
+    header_alone = write(tmp_path, "orders.csv", "externalId,memberExternalId,amount,paidAt\n")
+    assert await cli("import", "orders", header_alone) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "nothing to import: orders.csv holds no orders"
+    assert await row_counts(db) == counts
+
+
 async def test_a_file_with_bad_rows_imports_nothing_and_names_every_one(api, db, tmp_path, capsys, monkeypatch,
                                                                          database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
