@@ -3,12 +3,13 @@
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from documents import RECORD_ORDER
 from helpers import member_view, row_counts
 from tierup.services.seed import AlreadySeeded, SeedPlan, seed, synthetic_history
-from tierup.store.models import PointsEntry, TaskCompletion
+from conftest import POSTGRES_URL
+from tierup.store.models import PointsEntry, Report, TaskCompletion
 
 NOW = datetime(2026, 7, 1, tzinfo=timezone.utc)
 
@@ -67,3 +68,14 @@ async def test_replaying_a_seeded_history_reproduces_it(api, db, program):
     async with db.read() as session:
         ledger = (await session.execute(select(func.sum(PointsEntry.amount)))).scalar_one()
     assert outcome.live.outstanding_points == ledger and outcome.changed == []
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="SQLite plans by its indexes alone")
+async def test_a_seed_leaves_postgresql_its_tables_counted(db, program):
+    """A server started right after a seed plans by the statistics of the tables it wrote, not of empty ones."""
+    await seed(db, program, SeedPlan(members=30, orders=200), now=NOW, progress=quiet)
+    async with db.read() as session:
+        for model in (Report, PointsEntry):
+            estimated = (await session.execute(text("SELECT reltuples::bigint FROM pg_class WHERE relname = :name"),
+                                               {"name": model.__tablename__})).scalar_one()
+            assert estimated == (await session.execute(select(func.count()).select_from(model))).scalar_one()
