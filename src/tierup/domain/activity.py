@@ -135,8 +135,8 @@ _COUNTED = {"orders": "orders", "spend": "orders", "order_month_streak": "orders
 def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo,
                kind: str | None = None) -> int:
     """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
-    if metric in _COUNTED and not getattr(activity, _COUNTED[metric]):  # nothing done of what it counts (most
-        return 0  # goals of most members)
+    if metric in _COUNTED and not getattr(activity, _COUNTED[metric]):
+        return 0  # nothing done of what it counts: most goals of most members
     bounds = period_bounds(window, at, tz)
     if metric == "activities":
         return sum(1 for _, done in _inside(activity.actions, bounds, at, moment_of) if kind in (None, done))

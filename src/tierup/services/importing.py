@@ -293,9 +293,9 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector paused for the import; _apply runs it on the young objects after each batch
-    (what the batch left, its session's cycles among them), or each hundred refunds. The file's rows and a batch's rows, members and
-    states live for long, and the collector, run every 700 allocations, walked them again and again: a
-    fifth of an import's time."""
+    (what the batch left, its session's cycles among them), or each hundred refunds. The file's rows and a
+    batch's rows, members and states live for long, and the collector, run every 700 allocations, walked
+    them again and again: a fifth of an import's time."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -16,11 +16,7 @@ class UtcDateTime(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("refusing to store a datetime without a UTC offset")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return None if value is None else _naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect):
         if value is None:
@@ -36,11 +32,7 @@ class UtcDateTime(TypeDecorator):
             return super().bind_processor(dialect)
 
         def to_text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("refusing to store a datetime without a UTC offset")
-            return _sqlite_text(value, value.fold)
+            return None if value is None else _sqlite_text(value, value.fold)
         return to_text
 
     def result_processor(self, dialect, coltype):
@@ -54,7 +46,13 @@ class UtcDateTime(TypeDecorator):
 # wall times of a zone's repeated hour compare equal (and hash alike) while being different instants.
 @functools.lru_cache(maxsize=4096)
 def _sqlite_text(value: datetime, fold: int) -> str:
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _naive_utc(value).isoformat(" ", "microseconds")
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("refusing to store a datetime without a UTC offset")
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def _sqlite_utc(value: str | None) -> datetime | None:
