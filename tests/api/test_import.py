@@ -77,6 +77,57 @@ async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, 
     assert (await state(api, "imp-ann"))["tier"] == "DIAMOND"
 
 
+LAPSING_MEMBERS_CSV = """externalId,joinedAt
+{p}cy,2024-01-01T09:00:00+08:00
+"""
+# GOLD on the first order, valid until 2025-02-10 12:00; kept at the evaluation after it (its period counted
+# since enrolment), then lowered to REGULAR at the next (a year of ¥100): the last order earns at 1×, not 3×.
+LAPSING_ORDERS_CSV = """externalId,memberExternalId,amount,paidAt
+{p}L-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
+{p}L-2,{p}cy,100.00,2025-03-01T12:00:00+08:00
+{p}L-3,{p}cy,300.00,2026-03-01T12:00:00+08:00
+"""
+
+
+async def tier_changes(db, external_id: str) -> list[tuple]:
+    from tierup.store.models import Member, TierChange
+
+    async with db.read() as session:
+        return [tuple(row) for row in await session.execute(
+            select(TierChange.from_tier, TierChange.to_tier, TierChange.changed_at, TierChange.valid_until,
+                   TierChange.reason).join(Member, Member.id == TierChange.member_id)
+            .where(Member.external_id == external_id).order_by(TierChange.id))]
+
+
+async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily_job_would_have(
+        api, db, program, tmp_path, capsys, monkeypatch, database_url, clock):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", LAPSING_ORDERS_CSV, "imp-")) == 0
+
+    # Live, with the daily job run shortly after each midnight (program time) by which a validity ended.
+    from tierup.services.tiers import evaluate_tiers
+
+    clock.now = datetime.now(timezone.utc)
+    await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
+    await order(api, "live-L-1", "live-cy", "2600.00", "2024-02-10T12:00:00+08:00")
+    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2025-02-11T00:00:00+08:00"))
+    await order(api, "live-L-2", "live-cy", "100.00", "2025-03-01T12:00:00+08:00")
+    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2026-02-11T00:00:00+08:00"))
+    await order(api, "live-L-3", "live-cy", "300.00", "2026-03-01T12:00:00+08:00")
+
+    imported, live = await state(api, "imp-cy"), await state(api, "live-cy")
+    assert imported == live
+    assert imported["tier"] == "SILVER"  # one order of ¥200 or more, after the lowering
+    assert [points for points, _ in imported["orders"]] == [300, 300, 2600]  # newest first: L-3 at 1×, L-2 at 3×
+    changes = await tier_changes(db, "imp-cy")
+    assert changes == await tier_changes(db, "live-cy")
+    assert [(old, new, reason) for old, new, _, _, reason in changes] == [
+        (None, "REGULAR", "ENROLMENT"), ("REGULAR", "GOLD", "ORDER"), ("GOLD", "GOLD", "RENEWAL"),
+        ("GOLD", "REGULAR", "EVALUATION"), ("REGULAR", "SILVER", "ORDER")]
+    assert changes[3][2] == datetime.fromisoformat("2026-02-11T00:00:00+08:00")
+
+
 async def test_an_import_announces_nothing(api, db, tmp_path, monkeypatch, database_url):
     """History reaches neither live sockets nor webhooks: a shop's endpoint is not flooded with years of it."""
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)

@@ -12,6 +12,7 @@ made of are not drawn.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
 import gc
@@ -24,6 +25,8 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import select
 
+from ..domain.activity import ONE_DAY, midnight
+from ..domain.clock import leaves_window, local_date
 from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
@@ -31,6 +34,7 @@ from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, 
 from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
+from .tiers import earliest_validity_end, evaluate_tiers
 
 KINDS = ("members", "orders", "refunds")
 # Columns named as the contract's inputs; the first ones of each kind are required.
@@ -268,14 +272,22 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
     progress(0, len(requests))
     if kind in _IN_BATCHES:
         use_many = _IN_BATCHES[kind]
-        for number, start in enumerate(range(0, len(requests), BATCH), start=1):
-            batch = requests[start:start + BATCH]
+        start = number = 0
+        while start < len(requests):
+            end = min(start + BATCH, len(requests))
+            if kind == "orders":
+                end = await _before_next_evaluation(db, program, requests, start, end)
+            batch = requests[start:end]
             for request, result in zip(batch, await use_many(db, program, batch, now=now, announce=False,
                                                              limit=BATCH)):
                 _count(done, request.external_id, result)
             gc.collect(1)  # what the batch left (see _collector_paused)
+            number += 1
             await _grown(db, number)
-            progress(start + len(batch), len(requests))
+            start += len(batch)
+            progress(start, len(requests))
+        if kind == "orders":
+            await _evaluated_until(db, program, now)
         return done
     for number, request in enumerate(requests, start=1):
         try:
@@ -288,6 +300,36 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
         if number % 100 == 0 or number == len(requests):
             progress(number, len(requests))
     return done
+
+
+async def _before_next_evaluation(db: Database, program: ActiveProgram, orders: list[OrderInput], start: int,
+                                  end: int) -> int:
+    """Where a batch of orders from `start` must end (at most `end`) so that each order finds its member's tier
+    as it was then: tiers whose validity ended before the batch's first order are re-evaluated first, and the
+    batch stops before the next such evaluation, and before the validity of an upgrade made in the batch
+    could end."""
+    first = orders[start].paid_at
+    months = program.definition.tier_validity_months
+    limits = [await _evaluated_until(db, program, first),
+              leaves_window(first, months, program.definition.zone) if months is not None else None]
+    until = min((limit for limit in limits if limit is not None), default=None)
+    return bisect.bisect_left(orders, until, start, end, key=_when) if until is not None else end
+
+
+async def _evaluated_until(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
+    """Re-evaluate tiers as the daily job would have (shortly after midnight, program time) at every midnight up
+    to `at` by which a member's tier validity had ended; returns the next such midnight (None: none is due)."""
+    zone = program.definition.zone
+    while True:
+        ended = await earliest_validity_end(db, program)
+        if ended is None:
+            return None
+        evaluation = midnight(local_date(ended, zone), zone)
+        if evaluation < ended:
+            evaluation = midnight(local_date(ended, zone) + ONE_DAY, zone)
+        if evaluation > at:
+            return evaluation
+        await evaluate_tiers(db, program, as_of=evaluation, announce=False)
 
 
 @contextlib.contextmanager

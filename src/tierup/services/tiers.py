@@ -159,7 +159,7 @@ class Evaluation:
 
 
 async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetime,
-                         broker: Broker | None = None) -> Evaluation:
+                         broker: Broker | None = None, announce: bool = True) -> Evaluation:
     """Re-evaluate every member whose tier validity ended by `as_of` (升降级).
 
     Judged as an upgrade is, on the member's current qualification period (cumulative figures
@@ -167,6 +167,7 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     periods past `as_of`. Lower: moved down to the highest tier still qualified for. Whatever the
     outcome, a new qualification period starts at `as_of`. Batches keep write transactions
     short; a member done is no longer due, so a second run for the same `as_of` changes nothing.
+    Not `announce` (an import of history): no events, webhooks or reminders.
     """
     definition = program.definition
     total = Evaluation()
@@ -208,11 +209,21 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                     member.tier_valid_until = renewed
             total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
                                total.downgraded + downgraded, total.kept + kept)
+            if not announce:
+                events = []
             await stage_webhooks(session, program, events, now=as_of)
         if broker is not None and events:
             await broker.publish(events)  # this batch has committed
-    await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
+    if announce:
+        await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
     return total
+
+
+async def earliest_validity_end(db: Database, program: ActiveProgram) -> datetime | None:
+    """When the first of the program's members' tier validity ends (None: no tier lapses)."""
+    async with db.read() as session:
+        return (await session.execute(select(func.min(Member.tier_valid_until)).where(
+            Member.program_id == program.id))).scalar_one()
 
 
 TIER_REMINDER_DAYS = 30
