@@ -525,12 +525,12 @@ def _serve(args, settings: Settings) -> int:
     from .store.migrate import upgrade
 
     upgrade(settings.database_url)
-    asyncio.run(_prepare(settings))
+    demo_member = asyncio.run(_prepare(settings))
     if args.workers > 1 and settings.broker_url.startswith("memory:"):
         print("warning: with several workers and the in-memory broker, a subscriber only hears events of its own "
               "worker; set TIERUP_BROKER_URL=redis://…", file=sys.stderr)
     if not settings.production:
-        _print_headers(settings, args.host, args.port)
+        _print_headers(settings, args.host, args.port, demo_member)
     from .observability import log_config, worker_metrics_directory
 
     with worker_metrics_directory(args.workers):
@@ -542,12 +542,13 @@ def _serve(args, settings: Settings) -> int:
     return 0
 
 
-async def _prepare(settings: Settings, *, demo_member: bool = True) -> None:
-    """A database without programs gets the classic program and, in development, a demo member."""
+async def _prepare(settings: Settings, *, demo_member: bool = True) -> bool:
+    """A database without programs gets the classic program and, in development, a demo member. Returns whether
+    the default program has the demo member (a database an import prepared has none: it holds a shop's own)."""
     from .domain.clock import utcnow
     from .programs import bundled_program_path, load_program_file
-    from .services.members import EnrolmentInput, enroll_member
-    from .services.programs import program_count
+    from .services.members import EnrolmentInput, enroll_member, is_enrolled
+    from .services.programs import active_program, program_count
     from .store.db import Database
 
     db = Database(settings.database_url)
@@ -559,18 +560,24 @@ async def _prepare(settings: Settings, *, demo_member: bool = True) -> None:
             if demo_member and not settings.production:
                 await enroll_member(db, publication.program, EnrolmentInput(external_id=DEMO_MEMBER,
                                     display_name="Demo Member"), now=utcnow())
+        program = await active_program(db, DEFAULT_PROGRAM)
+        return program is not None and await is_enrolled(db, program, DEMO_MEMBER)
     finally:
         await db.dispose()
 
 
-def _print_headers(settings: Settings, host: str, port: int) -> None:
+def _print_headers(settings: Settings, host: str, port: int, demo_member: bool) -> None:
     week = 7 * 24 * 3600
-    roles = ((Role.OPERATOR, "operator"), (Role.SERVICE, "shop-backend"), (Role.MEMBER, DEMO_MEMBER))
+    roles = ((Role.OPERATOR, "operator"), (Role.SERVICE, "shop-backend")) + (
+        ((Role.MEMBER, DEMO_MEMBER),) if demo_member else ())
     print(f"\nGraphiQL: http://{host}:{port}/graphql   (development mode; tokens valid 7 days)")
     print("Paste one of these into GraphiQL's Headers tab:\n")
     for role, sub in roles:
         token = mint_token(settings.jwt_secret, sub=sub, program=DEFAULT_PROGRAM, role=role, ttl_seconds=week)
         print(f"  {role.value:<8}  {{\"Authorization\": \"Bearer {token}\"}}")
+    if not demo_member:
+        print(f"  {Role.MEMBER.value:<8}  (no demo member in this database; a member's token: "
+              f"tierup token --role MEMBER --program {DEFAULT_PROGRAM} --sub EXTERNAL_ID)")
     print(flush=True)
 
 

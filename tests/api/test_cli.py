@@ -72,6 +72,27 @@ async def _cli(argv):
     return await asyncio.to_thread(main, argv)
 
 
+async def test_serve_offers_the_demo_members_header_only_where_there_is_one(settings, capsys):
+    """An import prepares a database with a shop's own members and no demo member: a header for it would
+    answer `viewer: null`. A database serve prepares itself gets the demo member and its header."""
+    from tierup.cli import _prepare, _print_headers
+
+    assert await _prepare(settings, demo_member=False) is False  # as `tierup import` prepares a database
+    _print_headers(settings, "127.0.0.1", 8000, False)
+    out = capsys.readouterr().out
+    assert out.count("Bearer ") == 2 and "no demo member in this database" in out
+    assert await _prepare(settings) is False  # the program was loaded: serve adds no member to a shop's data
+
+
+async def test_serve_enrolls_the_demo_member_into_a_database_it_prepares(settings, capsys):
+    from tierup.cli import _prepare, _print_headers
+
+    assert await _prepare(settings) is True
+    _print_headers(settings, "127.0.0.1", 8000, True)
+    out = capsys.readouterr().out
+    assert out.count("Bearer ") == 3 and "no demo member" not in out
+
+
 def test_token_mints_what_the_server_accepts(capsys, monkeypatch):
     monkeypatch.setenv("TIERUP_JWT_SECRET", "a-secret-long-enough-for-hs256-signing")
     assert main(["token", "--role", "OPERATOR", "--program", "classic", "--sub", "ops", "--ttl", "60"]) == 0

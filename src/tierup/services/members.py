@@ -79,6 +79,12 @@ async def enroll_member(db: Database, program: ActiveProgram, request: Enrolment
     return result
 
 
+async def is_enrolled(db: Database, program: ActiveProgram, external_id: str) -> bool:
+    async with db.read() as session:
+        return (await session.execute(select(Member.id).where(
+            Member.program_id == program.id, Member.external_id == external_id))).first() is not None
+
+
 MAX_MEMBERS_PER_BATCH = 500
 
 
