@@ -160,3 +160,40 @@ async def test_a_rolled_back_turn_leaves_nothing_the_next_turn_could_count(api, 
     async with db.read() as session:
         tasks = set((await session.execute(select(TaskCompletion.task_code))).scalars())
     assert "THREE_MONTH_STREAK" not in tasks
+
+
+@sqlite_only
+async def test_a_batch_failing_in_a_group_leaves_no_trace_in_the_state_the_next_batch_takes(
+        api, db, program, clock, monkeypatch):
+    """A batch keeps the states it leaves for the next; in one group the second batch takes the first one's and
+    changes it in place. When the second then fails, its savepoint's rollback must not hand that state on: a
+    third batch would count the failed batch's ¥1,800 (GOLD, and thousands of points never earned)."""
+    from tierup.services import orders as order_service
+    from tierup.services.orders import record_orders
+
+    await enroll(api, "ann")
+    keep_states = order_service.keep_states
+    batches_ended = []
+
+    def second_batch_fails(*args):
+        batches_ended.append(1)
+        if len(batches_ended) == 2:
+            raise RuntimeError("the second batch fails at its end")
+        return keep_states(*args)
+
+    monkeypatch.setattr(order_service, "keep_states", second_batch_fails)
+    holder = Holder(db)
+    first = asyncio.create_task(holder())
+    await holder.inside.wait()
+    batches = [asyncio.create_task(record_orders(db, program, [report(f"K-{n}", "ann", amount)], now=clock()))
+               for n, amount in ((1, "300"), (2, "1800"))]
+    await settled(batches)
+    holder.release.set()
+    await first
+    assert [(await batch)[0].points for batch in batches[:1]] == [300]
+    with pytest.raises(RuntimeError):
+        await batches[1]
+    third = (await record_orders(db, program, [report("K-3", "ann", "100")], now=clock()))[0]
+    assert third.points == 200  # at SILVER's 2× (¥300 reached it), not GOLD's 3×
+    member = await member_view(api, "ann")
+    assert (member["tier"]["code"], member["points"]["balance"]) == ("SILVER", 100 + 300 + 50 + 200)

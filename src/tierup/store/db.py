@@ -201,7 +201,9 @@ async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
         _drop_deferred(session)
         del journal(session)[written:]
         info[_CHANGED_MEMBERS] = changed
-        info[_KEPT] = kept
+        # Only the values nobody took inside it come back: a value taken was handed over to be changed in place.
+        now_kept = info.get(_KEPT, {})
+        info[_KEPT] = {member_id: value for member_id, value in kept.items() if now_kept.get(member_id) is value}
         raise
 
 
