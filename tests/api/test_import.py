@@ -128,6 +128,50 @@ async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily
     assert changes[3][2] == datetime.fromisoformat("2026-02-11T00:00:00+08:00")
 
 
+async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(api, db, program, tmp_path,
+                                                                             monkeypatch, database_url, clock):
+    """The daily job runs shortly after midnight: an order paid at 00:00 is judged at the tier before it, and
+    counts toward keeping the tier at that evaluation."""
+    from tierup.services.tiers import evaluate_tiers
+
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    at_midnight = LAPSING_ORDERS_CSV.replace("300.00,2026-03-01T12:00:00", "2000.00,2026-02-11T00:00:00")
+    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", at_midnight, "imp-")) == 0
+
+    clock.now = datetime.now(timezone.utc)
+    await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
+    await order(api, "live-L-1", "live-cy", "2600.00", "2024-02-10T12:00:00+08:00")
+    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2025-02-11T00:00:00+08:00"))
+    await order(api, "live-L-2", "live-cy", "100.00", "2025-03-01T12:00:00+08:00")
+    await order(api, "live-L-3", "live-cy", "2000.00", "2026-02-11T00:00:00+08:00")
+    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2026-02-11T00:00:00+08:00"))
+
+    imported = await state(api, "imp-cy")
+    assert imported == await state(api, "live-cy")
+    assert imported["tier"] == "GOLD" and imported["orders"][0][0] == 6000  # at GOLD's 3×, and GOLD kept
+    assert await tier_changes(db, "imp-cy") == await tier_changes(db, "live-cy")
+
+
+async def test_an_import_under_permanent_tiers_evaluates_nothing(api, db, program, tmp_path, monkeypatch,
+                                                                 database_url, clock):
+    """Tiers made permanent after members had a validity end: nothing lapses, and the import does not wait for it."""
+    from helpers import publish_classic
+
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
+    first, *later = LAPSING_ORDERS_CSV.splitlines(keepends=True)[1:]
+    assert await cli("import", "orders", write(tmp_path, "first.csv", LAPSING_ORDERS_CSV.splitlines(keepends=True)[0]
+                                               + first, "imp-")) == 0
+    assert (await state(api, "imp-cy"))["tier"] == "GOLD"  # valid until 2025-02-10
+    await publish_classic(db, clock(), lambda document: document["ladder"].update(validity_months="permanent"),
+                          "classic, permanent tiers")
+    assert await cli("import", "orders", write(tmp_path, "later.csv", LAPSING_ORDERS_CSV.splitlines(keepends=True)[0]
+                                               + "".join(later), "imp-")) == 0
+    imported = await state(api, "imp-cy")
+    assert imported["tier"] == "GOLD" and [points for points, _ in imported["orders"]] == [900, 300, 2600]
+
+
 async def test_an_import_announces_nothing(api, db, tmp_path, monkeypatch, database_url):
     """History reaches neither live sockets nor webhooks: a shop's endpoint is not flooded with years of it."""
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)

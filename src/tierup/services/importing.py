@@ -286,8 +286,6 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
             await _grown(db, number)
             start += len(batch)
             progress(start, len(requests))
-        if kind == "orders":
-            await _evaluated_until(db, program, now)
         return done
     for number, request in enumerate(requests, start=1):
         try:
@@ -306,19 +304,23 @@ async def _before_next_evaluation(db: Database, program: ActiveProgram, orders: 
                                   end: int) -> int:
     """Where a batch of orders from `start` must end (at most `end`) so that each order finds its member's tier
     as it was then: tiers whose validity ended before the batch's first order are re-evaluated first, and the
-    batch stops before the next such evaluation, and before the validity of an upgrade made in the batch
-    could end."""
-    first = orders[start].paid_at
+    batch takes the orders up to the next such evaluation (an order paid at midnight comes before the job
+    run shortly after), and none after the validity of an upgrade made in the batch could end."""
     months = program.definition.tier_validity_months
-    limits = [await _evaluated_until(db, program, first),
-              leaves_window(first, months, program.definition.zone) if months is not None else None]
-    until = min((limit for limit in limits if limit is not None), default=None)
-    return bisect.bisect_left(orders, until, start, end, key=_when) if until is not None else end
+    if months is None:  # permanent tiers: nothing lapses
+        return end
+    first = orders[start].paid_at
+    until = leaves_window(first, months, program.definition.zone)
+    evaluation = await _evaluated_before(db, program, first)
+    if evaluation is not None:
+        until = min(until, evaluation)
+    return bisect.bisect_right(orders, until, start, end, key=_when)
 
 
-async def _evaluated_until(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
-    """Re-evaluate tiers as the daily job would have (shortly after midnight, program time) at every midnight up
-    to `at` by which a member's tier validity had ended; returns the next such midnight (None: none is due)."""
+async def _evaluated_before(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
+    """Re-evaluate tiers as the daily job would have, shortly after midnight (program time), at every midnight
+    before `at` by which a member's tier validity had ended; returns the next such midnight (None: none is
+    due). Tiers that lapse after an import's last order are left to the jobs, which announce them."""
     zone = program.definition.zone
     while True:
         ended = await earliest_validity_end(db, program)
@@ -327,9 +329,10 @@ async def _evaluated_until(db: Database, program: ActiveProgram, at: datetime) -
         evaluation = midnight(local_date(ended, zone), zone)
         if evaluation < ended:
             evaluation = midnight(local_date(ended, zone) + ONE_DAY, zone)
-        if evaluation > at:
+        if evaluation >= at:
             return evaluation
-        await evaluate_tiers(db, program, as_of=evaluation, announce=False)
+        if not (await evaluate_tiers(db, program, as_of=evaluation, announce=False)).evaluated:
+            return None  # nothing was due after all: nothing will change by asking again
 
 
 @contextlib.contextmanager
