@@ -123,11 +123,17 @@ class GrowthTracker:
 
     def claimed(self, member_id: int, task_code: str, period: str, at: datetime) -> None:
         """The use case delivered a completed task's reward: the picture after shows it claimed."""
-        completions = self._watched[member_id].state.completions
-        completions[(task_code, period)] = replace(completions[(task_code, period)], claimed_at=at)
+        state = self._watched[member_id].state
+        if state is not None:  # else the state after is read from the database, which has the claim
+            state.completions[(task_code, period)] = replace(state.completions[(task_code, period)], claimed_at=at)
 
     def activity_before(self, member_id: int) -> Activity:
-        return self._watched[member_id].state.activity
+        """What the member had done before the use case's report: asked before anything written is applied to
+        the state (known_orders, settle), which happens in place."""
+        watched = self._watched[member_id]
+        if watched.applied >= 0:
+            raise RuntimeError("the member's state has taken what was written since its picture")
+        return watched.state.activity
 
     async def settle(self, at: datetime) -> dict[int, Snapshot]:
         """Complete due tasks and quest levels for every watched member, record what changed as
