@@ -4,10 +4,11 @@ The whole file is checked before anything is written: a file with a bad row impo
 every bad row is named with its line number. Rows are then applied in time order through the
 same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
-quests, badges — is what reporting the same history live would have left. Every row is
-idempotent on its externalId: importing a file again adds nothing. An import announces nothing:
-history reaches neither live sockets nor webhooks, and the growth tree's pictures that events are
-made of are not drawn.
+quests, badges — is what reporting the same history live would have left, tiers whose validity ended
+being re-evaluated at the time, as the daily job would have. Every row is idempotent on its
+externalId: importing a file again adds nothing. An import announces nothing: history reaches
+neither live sockets nor webhooks, and the growth tree's pictures that events are made of are not
+drawn.
 """
 
 from __future__ import annotations
