@@ -99,24 +99,36 @@ async def tier_changes(db, external_id: str) -> list[tuple]:
             .where(Member.external_id == external_id).order_by(TierChange.id))]
 
 
-async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily_job_would_have(
-        api, db, program, tmp_path, capsys, monkeypatch, database_url, clock):
+async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock, orders_csv: str,
+                             evaluations: tuple[str, ...]) -> tuple[dict, dict]:
+    """The lapsing member and `orders_csv` imported (imp-cy), and the same history reported live (live-cy) with
+    the daily job run shortly after each of the `evaluations`' midnights: an order paid at that midnight comes
+    first. Returns both members' states."""
+    from tierup.services.tiers import evaluate_tiers
+
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
-    assert await cli("import", "orders", write(tmp_path, "orders.csv", LAPSING_ORDERS_CSV, "imp-")) == 0
-
-    # Live, with the daily job run shortly after each midnight (program time) by which a validity ended.
-    from tierup.services.tiers import evaluate_tiers
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-")) == 0
 
     clock.now = datetime.now(timezone.utc)
     await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
-    await order(api, "live-L-1", "live-cy", "2600.00", "2024-02-10T12:00:00+08:00")
-    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2025-02-11T00:00:00+08:00"))
-    await order(api, "live-L-2", "live-cy", "100.00", "2025-03-01T12:00:00+08:00")
-    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2026-02-11T00:00:00+08:00"))
-    await order(api, "live-L-3", "live-cy", "300.00", "2026-03-01T12:00:00+08:00")
+    orders = [line.split(",") for line in orders_csv.format(p="live-").splitlines()[1:]]
+    steps = sorted([(datetime.fromisoformat(paid_at), 0, (external_id, member, amount, paid_at))
+                    for external_id, member, amount, paid_at in orders]
+                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in evaluations], key=lambda s: s[:2])
+    for at, _, reported in steps:
+        if reported is None:
+            await evaluate_tiers(db, program, as_of=at)
+        else:
+            await order(api, *reported)
+    return await state(api, "imp-cy"), await state(api, "live-cy")
 
-    imported, live = await state(api, "imp-cy"), await state(api, "live-cy")
+
+async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily_job_would_have(
+        api, db, program, tmp_path, monkeypatch, database_url, clock):
+    imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
+                                              LAPSING_ORDERS_CSV,
+                                              ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
     assert imported == live
     assert imported["tier"] == "SILVER"  # one order of ¥200 or more, after the lowering
     assert [points for points, _ in imported["orders"]] == [300, 300, 2600]  # newest first: L-3 at 1×, L-2 at 3×
@@ -132,23 +144,10 @@ async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(ap
                                                                              monkeypatch, database_url, clock):
     """The daily job runs shortly after midnight: an order paid at 00:00 is judged at the tier before it, and
     counts toward keeping the tier at that evaluation."""
-    from tierup.services.tiers import evaluate_tiers
-
-    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     at_midnight = LAPSING_ORDERS_CSV.replace("300.00,2026-03-01T12:00:00", "2000.00,2026-02-11T00:00:00")
-    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
-    assert await cli("import", "orders", write(tmp_path, "orders.csv", at_midnight, "imp-")) == 0
-
-    clock.now = datetime.now(timezone.utc)
-    await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
-    await order(api, "live-L-1", "live-cy", "2600.00", "2024-02-10T12:00:00+08:00")
-    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2025-02-11T00:00:00+08:00"))
-    await order(api, "live-L-2", "live-cy", "100.00", "2025-03-01T12:00:00+08:00")
-    await order(api, "live-L-3", "live-cy", "2000.00", "2026-02-11T00:00:00+08:00")
-    await evaluate_tiers(db, program, as_of=datetime.fromisoformat("2026-02-11T00:00:00+08:00"))
-
-    imported = await state(api, "imp-cy")
-    assert imported == await state(api, "live-cy")
+    imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
+                                              at_midnight, ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
+    assert imported == live
     assert imported["tier"] == "GOLD" and imported["orders"][0][0] == 6000  # at GOLD's 3×, and GOLD kept
     assert await tier_changes(db, "imp-cy") == await tier_changes(db, "live-cy")
 
@@ -160,14 +159,12 @@ async def test_an_import_under_permanent_tiers_evaluates_nothing(api, db, progra
 
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
-    first, *later = LAPSING_ORDERS_CSV.splitlines(keepends=True)[1:]
-    assert await cli("import", "orders", write(tmp_path, "first.csv", LAPSING_ORDERS_CSV.splitlines(keepends=True)[0]
-                                               + first, "imp-")) == 0
+    header, first, *later = LAPSING_ORDERS_CSV.splitlines(keepends=True)
+    assert await cli("import", "orders", write(tmp_path, "first.csv", header + first, "imp-")) == 0
     assert (await state(api, "imp-cy"))["tier"] == "GOLD"  # valid until 2025-02-10
     await publish_classic(db, clock(), lambda document: document["ladder"].update(validity_months="permanent"),
                           "classic, permanent tiers")
-    assert await cli("import", "orders", write(tmp_path, "later.csv", LAPSING_ORDERS_CSV.splitlines(keepends=True)[0]
-                                               + "".join(later), "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "later.csv", header + "".join(later), "imp-")) == 0
     imported = await state(api, "imp-cy")
     assert imported["tier"] == "GOLD" and [points for points, _ in imported["orders"]] == [900, 300, 2600]
 
