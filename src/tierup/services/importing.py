@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import select
 
 from ..domain.activity import ONE_DAY, midnight
-from ..domain.clock import leaves_window, local_date
+from ..domain.clock import local_date
 from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
@@ -35,7 +35,7 @@ from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, 
 from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
-from .tiers import earliest_validity_end, evaluate_tiers
+from .tiers import earliest_validity_end, evaluate_tiers, validity_end
 
 KINDS = ("members", "orders", "refunds")
 # Columns named as the contract's inputs; the first ones of each kind are required.
@@ -262,9 +262,10 @@ BATCH = 2000
 _IN_BATCHES = {"members": enroll_members, "orders": record_orders}
 
 
-# The tables an import grows and reads again for the next rows (a batch's reports, its members' states).
-_GROWN = tuple(model.__tablename__ for model in (Report, Member, PointsEntry, TierChange, TaskCompletion, QuestPass,
-                                                 MemberBadge, Coupon))
+# The tables an import grows and reads again for the next rows (a batch's reports, its members' states); a
+# seed's history fills them too.
+HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsEntry, TierChange, TaskCompletion,
+                                                         QuestPass, MemberBadge, Coupon))
 
 
 async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list, *, now: datetime,
@@ -307,15 +308,15 @@ async def _before_next_evaluation(db: Database, program: ActiveProgram, orders: 
     as it was then: tiers whose validity ended before the batch's first order are re-evaluated first, and the
     batch takes the orders up to the next such evaluation (an order paid at midnight comes before the job
     run shortly after), and none after the validity of an upgrade made in the batch could end."""
-    months = program.definition.tier_validity_months
-    if months is None:  # permanent tiers: nothing lapses
+    definition = program.definition
+    if definition.tier_validity_months is None:  # permanent tiers: nothing lapses
         return end
     first = orders[start].paid_at
-    until = leaves_window(first, months, program.definition.zone)
+    until = validity_end(definition, definition.tiers[-1], first)  # the soonest an upgrade in the batch lapses
     evaluation = await _evaluated_before(db, program, first)
     if evaluation is not None:
-        until = min(until, evaluation)
-    return bisect.bisect_right(orders, until, start, end, key=_when)
+        until = min(until, evaluation) if until is not None else evaluation
+    return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
 
 
 async def _evaluated_before(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
@@ -327,9 +328,10 @@ async def _evaluated_before(db: Database, program: ActiveProgram, at: datetime) 
         ended = await earliest_validity_end(db, program)
         if ended is None:
             return None
-        evaluation = midnight(local_date(ended, zone), zone)
-        if evaluation < ended:
-            evaluation = midnight(local_date(ended, zone) + ONE_DAY, zone)
+        day = local_date(ended, zone)
+        evaluation = midnight(day, zone)
+        if evaluation < ended:  # the job runs at the midnight after
+            evaluation = midnight(day + ONE_DAY, zone)
         if evaluation >= at:
             return evaluation
         if not (await evaluate_tiers(db, program, as_of=evaluation, announce=False)).evaluated:
@@ -356,7 +358,7 @@ async def _grown(db: Database, steps: int) -> None:
     have doubled the tables, their statistics are refreshed for the next steps' plans (on PostgreSQL): one
     ANALYZE each time, a handful in all, where plans made for the tables as they were cost each batch a scan."""
     if steps & (steps - 1) == 0:
-        await db.refresh_statistics(_GROWN)
+        await db.refresh_statistics(HISTORY_TABLES)
 
 
 def _count(done: Imported, external_id: str, result: Any) -> None:

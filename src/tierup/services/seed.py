@@ -20,13 +20,13 @@ from sqlalchemy import func, insert, select, text
 from ..domain.points import lot_expiry
 from ..store.db import Database
 from ..store.models import Member, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
+from .importing import HISTORY_TABLES
 from .programs import ActiveProgram
 from .reports import payload_hash
 from .simulation import Recording, _Replay
 
 CHUNK = 5000
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-_WRITTEN = (Member, Report, PointsEntry, TierChange, TaskCompletion, QuestPass)  # the tables a seed fills
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ async def seed(db: Database, program: ActiveProgram, plan: SeedPlan, *, now: dat
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
     # A server started right after a seed plans by these tables' statistics (PostgreSQL), which autovacuum would
     # take about a minute to count: until then it would plan for the empty tables (see importing._grown).
-    await db.refresh_statistics(model.__tablename__ for model in _WRITTEN)
+    await db.refresh_statistics(HISTORY_TABLES)
     return {"members": len(members), "orders": plan.orders, "ledger entries": len(entries),
             "tier changes": len(recording.tier_changes), "task completions": len(recording.completions)}
 
