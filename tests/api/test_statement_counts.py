@@ -163,3 +163,35 @@ async def test_an_order_paying_with_points_keeps_its_savepoint(db, program, cloc
         stored = (await session.execute(select(Report.external_id).where(Report.kind == "ORDER")
                                         .order_by(Report.external_id))).scalars().all()
     assert stored == ["P-1", "P-3"]
+
+
+async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20(db, program, clock):
+    """The expiry job reads a batch's lots and balances at once and writes its EXPIRE entries and their draws
+    together: what each member is left with is exact, and the statements do not grow with the members."""
+    from tierup.services.expiry import expire_points
+    from tierup.services.ledger import balances_of
+    from tierup.store.models import LotDraw, PointsEntry
+
+    earned = datetime(2025, 1, 10, tzinfo=timezone.utc)  # expires at the end of January 2026 (Asia/Shanghai)
+    counts = {}
+    for members, as_of in ((2, datetime(2026, 2, 2, tzinfo=timezone.utc)), (20, datetime(2026, 2, 3, tzinfo=timezone.utc))):
+        ids = []
+        for i in range(members):
+            ids.append((await enroll_member(db, program, EnrolmentInput(external_id=f"x{members}-{i}"), now=earned)
+                        ).member_id)
+            await record_order(db, program, OrderInput(f"X{members}-{i}", f"x{members}-{i}", Decimal(100 + i), earned),
+                               now=earned)
+        with count_statements() as statements:
+            run = await expire_points(db, program, as_of=as_of, announce=False)
+        counts[members] = statements[0]
+        assert run.members_affected == members
+        assert run.points_expired == sum(100 + 100 + i for i in range(members))  # welcome points and the order's
+        async with db.read() as session:
+            assert set((await balances_of(session, ids)).values()) == {0}
+            expired = (await session.execute(select(PointsEntry.amount, PointsEntry.balance_after).where(
+                PointsEntry.member_id == ids[-1], PointsEntry.kind == "EXPIRE"))).all()
+            drawn = (await session.execute(select(LotDraw.amount).join(PointsEntry, PointsEntry.id == LotDraw.entry_id)
+                                           .where(PointsEntry.member_id == ids[-1]).order_by(LotDraw.id))).scalars()
+        assert expired == [(-(200 + members - 1), 0)]
+        assert list(drawn) == [100, 100 + members - 1]  # the welcome lot, then the order's
+    assert counts[2] == counts[20]

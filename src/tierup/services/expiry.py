@@ -10,11 +10,11 @@ from sqlalchemy import select
 from ..domain.clock import local
 from ..domain.points import Lot
 from ..events import Broker, Event
-from ..store.db import Database, member_changed
+from ..store.db import Database, reserve_id
 from ..store.models import Member, Notification, PointsEntry
 from .activity import insert_once
 from .growth import publish
-from .ledger import append_entry, lots_of
+from .ledger import append_entry, balances_of, lots_of
 from .programs import ActiveProgram
 from .webhooks import stage_webhooks
 
@@ -30,31 +30,45 @@ class ExpiryRun:
 
 
 async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime,
-                        broker: Broker | None = None) -> ExpiryRun:
+                        broker: Broker | None = None, since: datetime | None = None,
+                        announce: bool = True) -> ExpiryRun:
     """Expire what is left of every lot due by `as_of`, one EXPIRE entry per member drawing exactly
     from those lots; remind members once per lot 30 days before. Running it again for the same
     `as_of` finds nothing left to expire and nobody left to remind; two runs at once serialise
-    on each member's lock and recompute under it, so nothing is doubled."""
+    on each member's lock and recompute under it, so nothing is doubled. `since`: every lot due by
+    then was expired by an earlier run and none has been added since (an import of history, which
+    runs the job as time passes): only members with lots due after it are looked at. Not `announce`
+    (that import): no reminders."""
     members = points = 0
-    due_members = await _members_with_lots(db, program, until=as_of)
+    due_members = await _members_with_lots(db, program, until=as_of, after=since)
     for start in range(0, len(due_members), BATCH):
+        batch = due_members[start:start + BATCH]
         async with db.write() as session:
-            for member_id in due_members[start:start + BATCH]:
-                await session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
-                member_changed(session, member_id)
-                due = [lot for lot in (await lots_of(session, [member_id]))[member_id]
-                       if lot.expires_at is not None and lot.expires_at <= as_of]
-                total = sum(lot.remaining for lot in due)
-                if not total:
-                    continue
+            await session.execute(select(Member.id).where(Member.id.in_(batch)).order_by(Member.id).with_for_update())
+            # Read under the locks, at once: the entries are then written together (their ids reserved).
+            lots, balances = await lots_of(session, batch), await balances_of(session, batch)
+            due = {member_id: [lot for lot in lots[member_id] if lot.expires_at is not None and lot.expires_at <= as_of]
+                   for member_id in batch}
+            expiring = [member_id for member_id in batch if due[member_id]]
+            for member_id in expiring:
+                total = sum(lot.remaining for lot in due[member_id])
                 await append_entry(session, program, member_id, "EXPIRE", -total,
-                                   f"{total} points expired (earned before {_month(due, program)})",
-                                   source="EXPIRY", occurred_at=as_of,
-                                   draws=[(lot.entry_id, lot.remaining) for lot in due])
+                                   f"{total} points expired (earned before {_month(due[member_id], program)})",
+                                   source="EXPIRY", occurred_at=as_of, balance=balances[member_id],
+                                   draws=[(lot.entry_id, lot.remaining) for lot in due[member_id]],
+                                   entry_id=await reserve_id(session, PointsEntry.__table__, len(expiring)))
                 members += 1
                 points += total
-    reminders = await remind_expiring(db, program, as_of=as_of, broker=broker)
+    reminders = await remind_expiring(db, program, as_of=as_of, broker=broker) if announce else 0
     return ExpiryRun(members, points, reminders)
+
+
+async def lot_expiries(db: Database, program: ActiveProgram) -> set[datetime]:
+    """Every moment at which some of the program's lots expire (an import runs the job at each as it passes)."""
+    async with db.read() as session:
+        return set((await session.execute(select(PointsEntry.expires_at).distinct().where(
+            PointsEntry.program_id == program.id, PointsEntry.amount > 0,
+            PointsEntry.expires_at.is_not(None)))).scalars())
 
 
 def _month(lots: list[Lot], program: ActiveProgram) -> str:

@@ -60,13 +60,15 @@ async def lots_of(session: AsyncSession, member_ids: list[int]) -> dict[int, lis
 async def append_entry(session: AsyncSession, program: ActiveProgram, member_id: int, kind: str, amount: int,
                        reason: str, *, source: str, occurred_at: datetime, report_id: int | None = None,
                        expires_at: datetime | None = None, shortfall: int = 0, balance: int | None = None,
-                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None) -> int | None:
+                       draw_first: int | None = None, draws: list[tuple[int, int]] | None = None,
+                       entry_id: int | None = None) -> int | None:
     """Add one ledger entry; the caller holds the member's lock.
 
     A positive entry becomes a lot expiring by the program's rule; nothing is read back from it, so
     it is deferred (written with the transaction's next statement) and None is returned. A negative
-    entry is written at once and its id returned: it draws its points from lots, `draws` when the
-    caller chose them (expiry), else first-to-expire first.
+    entry draws its points from lots, `draws` when the caller chose them (expiry), else first-to-expire
+    first; it is written at once and its id returned, or, with `draws` and an `entry_id` the caller
+    reserved (store.db.reserve_id), deferred with its draws.
     """
     if balance is None:
         balance = await balance_of(session, member_id)
@@ -80,6 +82,12 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
     if amount >= 0:
         defer_insert(session, PointsEntry.__table__, row)
         return None
+    if entry_id is not None and draws is not None:
+        defer_insert(session, PointsEntry.__table__, {"id": entry_id, **row})
+        for lot, take in draws:
+            defer_insert(session, LotDraw.__table__, dict(member_id=member_id, entry_id=entry_id, lot_entry_id=lot,
+                                                          amount=take))
+        return entry_id
     entry_id = (await execute_core(session, _INSERT_ENTRY, row)).scalar_one()
     if draws is None:
         draws = draw_fifo((await lots_of(session, [member_id]))[member_id], -amount, first=draw_first)
