@@ -1,7 +1,9 @@
 """Import bench: `tierup import members` then `tierup import orders` of a generated history, as a
-new user would run them, on a fresh database; prints rows per second of each.
+new user would run them, on a fresh database; prints rows per second of each and, as the machine's
+yardstick, the requests/s `tierup serve` answers `{ __typename }` with in the same run (32 clients,
+as bench/api_bench.py measures it), with the orders' ratio to it.
 
-    python bench/import_bench.py [--members 10000] [--orders 100000] [--postgres SERVER_URL]
+    python bench/import_bench.py [--members 10000] [--orders 100000] [--postgres SERVER_URL] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from api_bench import postgres_database
+from api_bench import free_port, load, postgres_database, start_server
 
 START = datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 
@@ -44,11 +46,28 @@ def timed_import(kind: str, path: Path, env: dict) -> float:
     return time.monotonic() - started
 
 
+async def typename_rate(seconds: float) -> float:
+    """`{ __typename }` requests/s of a server over a fresh SQLite database, 32 clients."""
+    import httpx
+
+    port, workdir = free_port(), tempfile.mkdtemp(prefix="tierup-yardstick-")
+    server = start_server(f"sqlite+aiosqlite:///{workdir}/yardstick.db", port, workdir)
+    try:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+            done, elapsed = await load(client, lambda i: ({"query": "{ __typename }"}, None), seconds, 32, lambda _: {})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return done / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--postgres", metavar="SERVER_URL")
+    parser.add_argument("--seconds", type=float, default=10, help="how long to measure the yardstick")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tierup-import-"))
     name = f"tierup_import_{os.getpid()}"
@@ -63,11 +82,14 @@ def main() -> None:
     finally:
         if args.postgres:
             asyncio.run(postgres_database(args.postgres, name, drop=True))
+    typename = asyncio.run(typename_rate(args.seconds))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"tierup import bench — {backend}, {args.members:,} members, {args.orders:,} orders")
     print("| file | rows/s |\n|---|---|")
     print(f"| members.csv | {args.members / member_time:,.0f} |")
     print(f"| orders.csv | {args.orders / order_time:,.0f} |")
+    print(f"| `{{ __typename }}` requests/s (the yardstick) | {typename:,.0f} |")
+    print(f"| orders.csv ÷ `{{ __typename }}` | {args.orders / order_time / typename:.1f} |")
 
 
 if __name__ == "__main__":
