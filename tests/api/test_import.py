@@ -100,11 +100,10 @@ async def tier_changes(db, external_id: str) -> list[tuple]:
 
 
 async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock, orders_csv: str,
-                             midnights: tuple[str, ...]) -> tuple[dict, dict]:
+                             evaluations: tuple[str, ...]) -> tuple[dict, dict]:
     """The lapsing member and `orders_csv` imported (imp-cy), and the same history reported live (live-cy) with
-    the daily jobs (points expiry, then tier evaluation) run shortly after each of the `midnights`: an order paid
-    at that midnight comes first. Returns both members' states."""
-    from tierup.services.expiry import expire_points
+    the daily job run shortly after each of the `evaluations`' midnights: an order paid at that midnight comes
+    first. Returns both members' states."""
     from tierup.services.tiers import evaluate_tiers
 
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
@@ -116,27 +115,20 @@ async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_u
     orders = [line.split(",") for line in orders_csv.format(p="live-").splitlines()[1:]]
     steps = sorted([(datetime.fromisoformat(paid_at), 0, (external_id, member, amount, paid_at))
                     for external_id, member, amount, paid_at in orders]
-                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in midnights], key=lambda s: s[:2])
+                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in evaluations], key=lambda s: s[:2])
     for at, _, reported in steps:
         if reported is None:
-            await expire_points(db, program, as_of=at)
             await evaluate_tiers(db, program, as_of=at)
         else:
             await order(api, *reported)
     return await state(api, "imp-cy"), await state(api, "live-cy")
 
 
-# The jobs that find something to do during the lapsing history: the welcome points (January 2024) expire at
-# the end of January 2025, the first order's (February 2024) at the end of February 2025; GOLD's validity
-# ends on 2025-02-10 and again on 2026-02-10.
-LAPSING_MIDNIGHTS = ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-03-01T00:00:00+08:00",
-                     "2026-02-11T00:00:00+08:00")
-
-
 async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily_job_would_have(
         api, db, program, tmp_path, monkeypatch, database_url, clock):
     imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
-                                              LAPSING_ORDERS_CSV, LAPSING_MIDNIGHTS)
+                                              LAPSING_ORDERS_CSV,
+                                              ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
     assert imported == live
     assert imported["tier"] == "SILVER"  # one order of ¥200 or more, after the lowering
     assert [points for points, _ in imported["orders"]] == [300, 300, 2600]  # newest first: L-3 at 1×, L-2 at 3×
@@ -148,38 +140,13 @@ async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily
     assert changes[3][2] == datetime.fromisoformat("2026-02-11T00:00:00+08:00")
 
 
-async def test_an_import_expires_points_when_their_lots_expire_as_the_daily_job_would_have(
-        api, db, tmp_path, monkeypatch, database_url):
-    """Each later entry's balance is what the member had then, and the expiries are dated when they happened
-    (not all at once when `tierup jobs` first runs after the import); an import reminds nobody."""
-    from tierup.store.models import Member, Notification, PointsEntry
-
-    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
-    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
-    assert await cli("import", "orders", write(tmp_path, "orders.csv", LAPSING_ORDERS_CSV, "imp-")) == 0
-    imported = await state(api, "imp-cy")  # equal to the history reported live: the test above
-    # Newest first: the welcome 100, then the first order's 2,600 and its FIRST_ORDER task's 50 expired before L-2.
-    assert imported["ledger"] == [("EARN", 300, 600), ("EARN", 300, 300), ("EXPIRE", -2650, 0),
-                                  ("EXPIRE", -100, 2650), ("EARN", 50, 2750), ("EARN", 2600, 2700),
-                                  ("EARN", 100, 100)]
-    async with db.read() as session:
-        expired_at = list((await session.execute(
-            select(PointsEntry.occurred_at).join(Member, Member.id == PointsEntry.member_id)
-            .where(Member.external_id == "imp-cy", PointsEntry.kind == "EXPIRE").order_by(PointsEntry.id))).scalars())
-        reminders = (await session.execute(select(func.count()).select_from(Notification).join(
-            Member, Member.id == Notification.member_id).where(Member.external_id == "imp-cy"))).scalar_one()
-    assert expired_at == [datetime.fromisoformat("2025-02-01T00:00:00+08:00"),
-                          datetime.fromisoformat("2025-03-01T00:00:00+08:00")]
-    assert reminders == 0
-
-
 async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(api, db, program, tmp_path,
                                                                              monkeypatch, database_url, clock):
     """The daily job runs shortly after midnight: an order paid at 00:00 is judged at the tier before it, and
     counts toward keeping the tier at that evaluation."""
     at_midnight = LAPSING_ORDERS_CSV.replace("300.00,2026-03-01T12:00:00", "2000.00,2026-02-11T00:00:00")
     imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
-                                              at_midnight, LAPSING_MIDNIGHTS)
+                                              at_midnight, ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
     assert imported == live
     assert imported["tier"] == "GOLD" and imported["orders"][0][0] == 6000  # at GOLD's 3×, and GOLD kept
     assert await tier_changes(db, "imp-cy") == await tier_changes(db, "live-cy")

@@ -182,7 +182,7 @@ async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20
             await record_order(db, program, OrderInput(f"X{members}-{i}", f"x{members}-{i}", Decimal(100 + i), earned),
                                now=earned)
         with count_statements() as statements:
-            run = await expire_points(db, program, as_of=as_of, announce=False)
+            run = await expire_points(db, program, as_of=as_of)
         counts[members] = statements[0]
         assert run.members_affected == members
         assert run.points_expired == sum(100 + 100 + i for i in range(members))  # welcome points and the order's
@@ -191,7 +191,7 @@ async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20
             expired = (await session.execute(select(PointsEntry.amount, PointsEntry.balance_after).where(
                 PointsEntry.member_id == ids[-1], PointsEntry.kind == "EXPIRE"))).all()
             drawn = (await session.execute(select(LotDraw.amount).join(PointsEntry, PointsEntry.id == LotDraw.entry_id)
-                                           .where(PointsEntry.member_id == ids[-1]).order_by(LotDraw.id))).scalars()
+                                           .where(PointsEntry.member_id == ids[-1]))).scalars()
         assert expired == [(-(200 + members - 1), 0)]
-        assert list(drawn) == [100, 100 + members - 1]  # the welcome lot, then the order's
+        assert sorted(drawn) == [100, 100 + members - 1]  # the welcome lot and the order's
     assert counts[2] == counts[20]

@@ -4,8 +4,8 @@ The whole file is checked before anything is written: a file with a bad row impo
 every bad row is named with its line number. Rows are then applied in time order through the
 same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
-quests, badges — is what reporting the same history live would have left, with points expiring and
-tiers whose validity ended re-evaluated at the time, as the daily job would have. Every row is idempotent on its
+quests, badges — is what reporting the same history live would have left, tiers whose validity ended
+being re-evaluated at the time, as the daily job would have. Every row is idempotent on its
 externalId: importing a file again adds nothing. An import announces nothing: history reaches
 neither live sockets nor webhooks, and the growth tree's pictures that events are made of are not
 drawn.
@@ -28,12 +28,10 @@ from sqlalchemy import select
 
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
-from ..domain.points import lot_expiries_between
 from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
-from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
@@ -276,12 +274,11 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
     progress(0, len(requests))
     if kind in _IN_BATCHES:
         use_many = _IN_BATCHES[kind]
-        jobs = await _DailyJobs.of(db, program, requests) if kind == "orders" else None
         start = number = 0
         while start < len(requests):
             end = min(start + BATCH, len(requests))
-            if jobs is not None:
-                end = await jobs.batch_end(requests, start, end)
+            if kind == "orders":
+                end = await _before_next_evaluation(db, program, requests, start, end)
             batch = requests[start:end]
             for request, result in zip(batch, await use_many(db, program, batch, now=now, announce=False,
                                                              limit=BATCH)):
@@ -305,73 +302,40 @@ async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list
     return done
 
 
-class _DailyJobs:
-    """The daily jobs as they would have run while the orders' history happened: shortly after each midnight
-    (program time) by which lots expired, their points expire, and tiers whose validity ended are
-    re-evaluated, in that order (as `tierup jobs` runs them), before the orders paid after that midnight (an
-    order paid at the midnight itself comes first). Each batch of orders ends at the next such midnight, so
-    that every order finds its member's tier and points as they were then. Jobs due after the import's last
-    order are left to `tierup jobs`, which announces what they do; these announce nothing."""
+async def _before_next_evaluation(db: Database, program: ActiveProgram, orders: list[OrderInput], start: int,
+                                  end: int) -> int:
+    """Where a batch of orders from `start` must end (at most `end`) so that each order finds its member's tier
+    as it was then: tiers whose validity ended before the batch's first order are re-evaluated first, and the
+    batch takes the orders up to the next such evaluation (an order paid at midnight comes before the job
+    run shortly after), and none after the validity of an upgrade made in the batch could end."""
+    definition = program.definition
+    if definition.tier_validity_months is None:  # permanent tiers: nothing lapses
+        return end
+    first = orders[start].paid_at
+    until = validity_end(definition, definition.tiers[-1], first)  # the soonest an upgrade in the batch lapses
+    evaluation = await _evaluated_before(db, program, first)
+    if evaluation is not None:
+        until = min(until, evaluation) if until is not None else evaluation
+    return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
 
-    def __init__(self, db: Database, program: ActiveProgram, expiries: list[datetime]):
-        self.db, self.program = db, program
-        self.expiries = expiries  # the midnights at which lots expire, in order; those run are taken off
-        self.expired_until: datetime | None = None  # the last expiry's midnight: every lot due by it is expired
 
-    @classmethod
-    async def of(cls, db: Database, program: ActiveProgram, orders: list[OrderInput]) -> _DailyJobs:
-        """The jobs for importing `orders` (in time order): expiries of the lots stored before and of those the
-        orders will earn (each order earns a lot, and so may a task it completes, expiring by the month)."""
-        definition = program.definition
-        zone = definition.zone
-        moments = await lot_expiries(db, program)
-        if orders:
-            moments.update(lot_expiries_between(orders[0].paid_at, orders[-1].paid_at,
-                                                definition.points_expiry_months, zone))
-        return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
-
-    async def batch_end(self, orders: list[OrderInput], start: int, end: int) -> int:
-        """Where a batch of orders from `start` must end (at most `end`), once the jobs due before its first order
-        have run: at the next job's midnight, and before an upgrade made in the batch could lapse."""
-        first = orders[start].paid_at
-        until = await self._run_before(first)
-        definition = self.program.definition
-        if definition.tier_validity_months is not None:
-            until = _soonest(until, validity_end(definition, definition.tiers[-1], first))
-        return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
-
-    async def _run_before(self, at: datetime) -> datetime | None:
-        """Run every job due before `at`; returns the next job's midnight (None: none is due)."""
-        evaluation = await self._next_evaluation()
-        while True:
-            expiry = self.expiries[0] if self.expiries else None
-            due = _soonest(expiry, evaluation)
-            if due is None or due >= at:
-                return due
-            if due == expiry:
-                await expire_points(self.db, self.program, as_of=due, since=self.expired_until, announce=False)
-                self.expired_until = self.expiries.pop(0)
-            if due == evaluation:
-                evaluated = (await evaluate_tiers(self.db, self.program, as_of=due, announce=False)).evaluated
-                # Nothing was due after all: asking again would find the same midnight.
-                evaluation = await self._next_evaluation() if evaluated else None
-
-    async def _next_evaluation(self) -> datetime | None:
-        if self.program.definition.tier_validity_months is None:  # permanent tiers: nothing lapses
+async def _evaluated_before(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
+    """Re-evaluate tiers as the daily job would have, shortly after midnight (program time), at every midnight
+    before `at` by which a member's tier validity had ended; returns the next such midnight (None: none is
+    due). Tiers that lapse after an import's last order are left to the jobs, which announce them."""
+    zone = program.definition.zone
+    while True:
+        ended = await earliest_validity_end(db, program)
+        if ended is None:
             return None
-        ended = await earliest_validity_end(self.db, self.program)
-        return _job_midnight(ended, self.program.definition.zone) if ended is not None else None
-
-
-def _job_midnight(moment: datetime, zone) -> datetime:
-    """The first midnight (program time) at or after `moment`: when the daily job finds it due."""
-    day = local_date(moment, zone)
-    at = midnight(day, zone)
-    return at if at >= moment else midnight(day + ONE_DAY, zone)
-
-
-def _soonest(*moments: datetime | None) -> datetime | None:
-    return min((moment for moment in moments if moment is not None), default=None)
+        day = local_date(ended, zone)
+        evaluation = midnight(day, zone)
+        if evaluation < ended:  # the job runs at the midnight after
+            evaluation = midnight(day + ONE_DAY, zone)
+        if evaluation >= at:
+            return evaluation
+        if not (await evaluate_tiers(db, program, as_of=evaluation, announce=False)).evaluated:
+            return None  # nothing was due after all: nothing will change by asking again
 
 
 @contextlib.contextmanager

@@ -70,6 +70,8 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
     first; it is written at once and its id returned, or, with `draws` and an `entry_id` the caller
     reserved (store.db.reserve_id), deferred with its draws.
     """
+    if entry_id is not None and (amount >= 0 or draws is None):
+        raise ValueError("a reserved entry_id is for a deduction whose draws the caller chose")
     if balance is None:
         balance = await balance_of(session, member_id)
     if amount > 0 and expires_at is None:
