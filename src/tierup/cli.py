@@ -107,13 +107,17 @@ def _parser() -> argparse.ArgumentParser:
         description="Import history. Columns, named as the API's inputs (optional ones in brackets): members "
                     "externalId [displayName birthday joinedAt phone channel storeCode]; orders externalId "
                     "memberExternalId amount paidAt [channel storeCode]; refunds externalId orderExternalId amount "
-                    "refundedAt [channel storeCode]. A file with a bad row imports nothing. Afterwards run "
-                    "`tierup jobs` so that tiers and points lots that lapsed in the past are settled.")
+                    "refundedAt [channel storeCode]. A file with a bad row imports nothing. Orders run the daily "
+                    "jobs of their time (points expiry, tier evaluation); import their refunds with them "
+                    "(--refunds) so that each applies at its time. Afterwards run `tierup jobs` so that what "
+                    "lapsed after the last row is settled.")
     imports.add_argument("kind", choices=["members", "orders", "refunds"])
     imports.add_argument("file", help="CSV with a header row, or JSON lines")
     imports.add_argument("--program", default=DEFAULT_PROGRAM, help=f"program code (default {DEFAULT_PROGRAM})")
     imports.add_argument("--encoding", default="utf-8", help="the file's text encoding (default utf-8; "
                                                              "gb18030 for Excel's plain CSV on a Chinese system)")
+    imports.add_argument("--refunds", metavar="FILE", help="with orders: their refunds, applied in the same time "
+                                                           "order (each between the orders before and after it)")
     imports.set_defaults(run=_import)
 
     simulate = commands.add_parser("simulate", help="replay stored history against a draft program")
@@ -420,40 +424,52 @@ def _import(args, settings: Settings) -> int:
 
     from .domain.clock import utcnow
     from .progress import Bars
-    from .services.importing import ImportRefused, import_file
+    from .services.importing import ImportRefused, import_files
     from .store.migrate import upgrade
 
-    path = Path(args.file)
-    if not path.is_file():
-        print(f"tierup: no file {args.file!r}", file=sys.stderr)
-        return 2
+    paths = {args.kind: Path(args.file)}
+    if args.refunds is not None:
+        if args.kind != "orders":
+            print("tierup: --refunds goes with `tierup import orders`", file=sys.stderr)
+            return 2
+        paths["refunds"] = Path(args.refunds)
+    for path in paths.values():
+        if not path.is_file():
+            print(f"tierup: no file {str(path)!r}", file=sys.stderr)
+            return 2
     upgrade(settings.database_url)
     asyncio.run(_prepare(settings, demo_member=False))
 
     async def run(db, program) -> int:
         try:
             with Bars() as bars:
-                done = await import_file(db, program, args.kind, path, now=utcnow(),
-                                         progress=bars.bar(f"importing {args.kind}"), encoding=args.encoding)
+                imported = await import_files(db, program, paths, now=utcnow(), encoding=args.encoding,
+                                              progress=bars.bar(f"importing {' and '.join(paths)}"))
         except ImportRefused as refused:
             for problem in refused.problems:
                 print(problem, file=sys.stderr)
             more = refused.total - len(refused.problems)
-            print(f"tierup: {path.name}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
+            names = " and ".join(path.name for path in paths.values())
+            print(f"tierup: {names}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
                   "nothing was imported", file=sys.stderr)
             return 1
-        if done.rows == 0:
-            print(f"nothing to import: {path.name} holds no {args.kind}")
-        elif done.new == 0 and not done.refused:
-            print(f"nothing new: all {done.rows:,} {args.kind} of {path.name} were imported before")
-        else:
-            print(f"{done.new:,} {args.kind} imported, {done.duplicates:,} imported before"
-                  + (f", {len(done.refused):,} refused" if done.refused else ""))
-        for refusal in done.refused:
-            print(f"refused: {refusal}", file=sys.stderr)
-        return 1 if done.refused else 0
+        for kind, done in imported.items():
+            _print_imported(kind, paths[kind].name, done)
+        return 1 if any(done.refused for done in imported.values()) else 0
 
     return asyncio.run(_on_program(settings, args.program, run))
+
+
+def _print_imported(kind: str, name: str, done) -> None:
+    if done.rows == 0:
+        print(f"nothing to import: {name} holds no {kind}")
+    elif done.new == 0 and not done.refused:
+        print(f"nothing new: all {done.rows:,} {kind} of {name} were imported before")
+    else:
+        print(f"{done.new:,} {kind} imported, {done.duplicates:,} imported before"
+              + (f", {len(done.refused):,} refused" if done.refused else ""))
+    for refusal in done.refused:
+        print(f"refused: {refusal}", file=sys.stderr)
 
 
 def _simulate(args, settings: Settings) -> int:

@@ -100,35 +100,45 @@ async def tier_changes(db, external_id: str) -> list[tuple]:
 
 
 async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock, orders_csv: str,
-                             evaluations: tuple[str, ...]) -> tuple[dict, dict]:
-    """The lapsing member and `orders_csv` imported (imp-cy), and the same history reported live (live-cy) with
-    the daily job run shortly after each of the `evaluations`' midnights: an order paid at that midnight comes
-    first. Returns both members' states."""
+                             midnights: tuple[str, ...], refunds_csv: str | None = None) -> tuple[dict, dict]:
+    """The lapsing member and `orders_csv` (with `refunds_csv`) imported (imp-cy), and the same history reported
+    live (live-cy) with the daily jobs (points expiry, then tier evaluation) run shortly after each of the
+    `midnights`: a report at that midnight comes first. Returns both members' states."""
+    from tierup.services.expiry import expire_points
     from tierup.services.tiers import evaluate_tiers
 
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
-    assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-")) == 0
+    refunds = ["--refunds", write(tmp_path, "refunds.csv", refunds_csv, "imp-")] if refunds_csv else []
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-"), *refunds) == 0
 
     clock.now = datetime.now(timezone.utc)
     await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
-    orders = [line.split(",") for line in orders_csv.format(p="live-").splitlines()[1:]]
-    steps = sorted([(datetime.fromisoformat(paid_at), 0, (external_id, member, amount, paid_at))
-                    for external_id, member, amount, paid_at in orders]
-                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in evaluations], key=lambda s: s[:2])
+    reports = [(order, line.split(",")) for line in orders_csv.format(p="live-").splitlines()[1:]]
+    reports += [(refund, line.split(",")) for line in (refunds_csv or "").format(p="live-").splitlines()[1:]]
+    steps = sorted([(datetime.fromisoformat(fields[3]), 0, (report, fields)) for report, fields in reports]
+                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in midnights], key=lambda s: s[:2])
     for at, _, reported in steps:
         if reported is None:
+            await expire_points(db, program, as_of=at)
             await evaluate_tiers(db, program, as_of=at)
         else:
-            await order(api, *reported)
+            report, fields = reported
+            await report(api, *fields)
     return await state(api, "imp-cy"), await state(api, "live-cy")
+
+
+# The jobs that find something to do during the lapsing history: the welcome points (January 2024) expire at
+# the end of January 2025, the first order's (February 2024) at the end of February 2025; GOLD's validity
+# ends on 2025-02-10 and again on 2026-02-10.
+LAPSING_MIDNIGHTS = ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-03-01T00:00:00+08:00",
+                     "2026-02-11T00:00:00+08:00")
 
 
 async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily_job_would_have(
         api, db, program, tmp_path, monkeypatch, database_url, clock):
     imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
-                                              LAPSING_ORDERS_CSV,
-                                              ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
+                                              LAPSING_ORDERS_CSV, LAPSING_MIDNIGHTS)
     assert imported == live
     assert imported["tier"] == "SILVER"  # one order of ¥200 or more, after the lowering
     assert [points for points, _ in imported["orders"]] == [300, 300, 2600]  # newest first: L-3 at 1×, L-2 at 3×
@@ -140,13 +150,66 @@ async def test_an_import_reevaluates_tiers_when_their_validity_ends_as_the_daily
     assert changes[3][2] == datetime.fromisoformat("2026-02-11T00:00:00+08:00")
 
 
+async def test_an_import_expires_points_when_their_lots_expire_as_the_daily_job_would_have(
+        api, db, tmp_path, monkeypatch, database_url):
+    """Each later entry's balance is what the member had then, and the expiries are dated when they happened
+    (not all at once when `tierup jobs` first runs after the import); an import reminds nobody."""
+    from tierup.store.models import Member, Notification, PointsEntry
+
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", LAPSING_ORDERS_CSV, "imp-")) == 0
+    imported = await state(api, "imp-cy")  # equal to the history reported live: the test above
+    # Newest first: the welcome 100, then the first order's 2,600 and its FIRST_ORDER task's 50 expired before L-2.
+    assert imported["ledger"] == [("EARN", 300, 600), ("EARN", 300, 300), ("EXPIRE", -2650, 0),
+                                  ("EXPIRE", -100, 2650), ("EARN", 50, 2750), ("EARN", 2600, 2700),
+                                  ("EARN", 100, 100)]
+    async with db.read() as session:
+        expired_at = list((await session.execute(
+            select(PointsEntry.occurred_at).join(Member, Member.id == PointsEntry.member_id)
+            .where(Member.external_id == "imp-cy", PointsEntry.kind == "EXPIRE").order_by(PointsEntry.id))).scalars())
+        reminders = (await session.execute(select(func.count()).select_from(Notification).join(
+            Member, Member.id == Notification.member_id).where(Member.external_id == "imp-cy"))).scalar_one()
+    assert expired_at == [datetime.fromisoformat("2025-02-01T00:00:00+08:00"),
+                          datetime.fromisoformat("2025-03-01T00:00:00+08:00")]
+    assert reminders == 0
+
+
+# L-1 is partly refunded within the month, and L-2 a week after it was paid.
+LAPSING_REFUNDS_CSV = """externalId,orderExternalId,amount,refundedAt
+{p}LR-1,{p}L-1,1000.00,2024-02-20T12:00:00+08:00
+{p}LR-2,{p}L-2,40.00,2025-03-08T12:00:00+08:00
+"""
+
+
+async def test_refunds_imported_with_their_orders_apply_at_their_time(api, db, program, tmp_path, monkeypatch,
+                                                                     database_url, clock):
+    """A refund reverses the points of its order before they expire, and counts at the evaluations after it, as
+    when it was reported live; imported with the orders (--refunds), it applies between them."""
+    imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
+                                              LAPSING_ORDERS_CSV, LAPSING_MIDNIGHTS, LAPSING_REFUNDS_CSV)
+    assert imported == live
+    # The refund of L-1 leaves ¥1,600 of the year's spend: GOLD is not kept at its evaluation but lowered to
+    # SILVER, so L-2 earns at 2× (200; its refund takes 40% of that back). Newest first: L-1's 2,600 less the
+    # 1,000 refunded expired with its task's 50 before L-2.
+    assert imported["ledger"] == [("EARN", 300, 420), ("REVERSE", -80, 120), ("EARN", 200, 200),
+                                  ("EXPIRE", -1650, 0), ("EXPIRE", -100, 1650), ("REVERSE", -1000, 1750),
+                                  ("EARN", 50, 2750), ("EARN", 2600, 2700), ("EARN", 100, 100)]
+    assert imported["orders"] == [(300, "0.00"), (200, "40.00"), (2600, "1000.00")]
+    changes = await tier_changes(db, "imp-cy")
+    assert changes == await tier_changes(db, "live-cy")
+    assert [(old, new, reason) for old, new, _, _, reason in changes] == [
+        (None, "REGULAR", "ENROLMENT"), ("REGULAR", "GOLD", "ORDER"), ("GOLD", "SILVER", "EVALUATION"),
+        ("SILVER", "REGULAR", "EVALUATION"), ("REGULAR", "SILVER", "ORDER")]
+
+
 async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(api, db, program, tmp_path,
                                                                              monkeypatch, database_url, clock):
     """The daily job runs shortly after midnight: an order paid at 00:00 is judged at the tier before it, and
     counts toward keeping the tier at that evaluation."""
     at_midnight = LAPSING_ORDERS_CSV.replace("300.00,2026-03-01T12:00:00", "2000.00,2026-02-11T00:00:00")
     imported, live = await imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock,
-                                              at_midnight, ("2025-02-11T00:00:00+08:00", "2026-02-11T00:00:00+08:00"))
+                                              at_midnight, LAPSING_MIDNIGHTS)
     assert imported == live
     assert imported["tier"] == "GOLD" and imported["orders"][0][0] == 6000  # at GOLD's 3×, and GOLD kept
     assert await tier_changes(db, "imp-cy") == await tier_changes(db, "live-cy")
@@ -183,6 +246,32 @@ async def test_an_import_announces_nothing(api, db, tmp_path, monkeypatch, datab
     assert (await row_counts(db))["webhook_deliveries"] == 0
     await enroll(api, "live-one")  # reported live, it is announced
     assert (await row_counts(db))["webhook_deliveries"] == 1
+
+
+async def test_orders_with_a_bad_refunds_file_import_nothing_and_every_problem_names_its_file(
+        api, db, tmp_path, capsys, monkeypatch, database_url):
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "both-")) == 0
+    counts = await row_counts(db)
+    bad_orders = ORDERS_CSV.replace("99.90", "-5")
+    refunds = """externalId,orderExternalId,amount,refundedAt
+{p}R-1,{p}O-2,100,2026-03-20T12:00:00+08:00
+{p}R-2,{p}O-9,10,2026-03-20T12:00:00+08:00
+{p}R-3,{p}O-5,10,2026-05-31T12:00:00+08:00
+"""
+    orders_path, refunds_path = write(tmp_path, "orders.csv", bad_orders, "both-"), write(tmp_path, "refunds.csv",
+                                                                                            refunds, "both-")
+    assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 1
+    # R-1 names an order of the orders file: known, though that file has a bad row.
+    assert capsys.readouterr().err.splitlines() == [
+        "orders.csv: line 5: amount must be greater than zero",
+        "refunds.csv: line 3: orderExternalId: no order 'both-O-9' in program classic",
+        "refunds.csv: line 4: refundedAt is before order 'both-O-5' was paid",
+        "tierup: orders.csv and refunds.csv: 3 problem(s); nothing was imported"]
+    assert await row_counts(db) == counts
+
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV), "--refunds", refunds_path) == 2
+    assert capsys.readouterr().err == "tierup: --refunds goes with `tierup import orders`\n"
 
 
 async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, monkeypatch, database_url):

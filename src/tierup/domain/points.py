@@ -65,6 +65,19 @@ def lot_expiry(earned_at: datetime, months: int | None, tz: ZoneInfo) -> datetim
     return _month_lots_expiry(earned.year, earned.month, months, tz)
 
 
+def lot_expiries_between(first: datetime, last: datetime, months: int | None, tz: ZoneInfo) -> list[datetime]:
+    """When the lots earned from `first` to `last` expire, in order: one moment per month in between."""
+    if months is None:
+        return []
+    start, end = local(first, tz), local(last, tz)
+    year, month = start.year, start.month
+    found = []
+    while (year, month) <= (end.year, end.month):
+        found.append(_month_lots_expiry(year, month, months, tz))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
+
+
 @functools.lru_cache(maxsize=1024)
 def _month_lots_expiry(year: int, month: int, months: int, tz: ZoneInfo) -> datetime:
     """When the lots of a month expire: one answer for every lot of the month."""

@@ -30,13 +30,17 @@ class ExpiryRun:
 
 
 async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime,
-                        broker: Broker | None = None) -> ExpiryRun:
+                        broker: Broker | None = None, since: datetime | None = None,
+                        announce: bool = True) -> ExpiryRun:
     """Expire what is left of every lot due by `as_of`, one EXPIRE entry per member drawing exactly
     from those lots; remind members once per lot 30 days before. Running it again for the same
     `as_of` finds nothing left to expire and nobody left to remind; two runs at once serialise
-    on each member's lock and recompute under it, so nothing is doubled."""
+    on each member's lock and recompute under it, so nothing is doubled. `since`: every lot due by
+    then was expired by an earlier run and none has been added since (an import of history, which
+    runs the job as time passes): only members with lots due after it are looked at. Not `announce`
+    (that import): no reminders."""
     members = points = 0
-    due_members = await _members_with_lots(db, program, until=as_of)
+    due_members = await _members_with_lots(db, program, until=as_of, after=since)
     for start in range(0, len(due_members), BATCH):
         batch = due_members[start:start + BATCH]
         async with db.write() as session:
@@ -57,8 +61,16 @@ async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime
                                    entry_id=await reserve_id(session, PointsEntry.__table__, len(expiring)))
                 members += 1
                 points += total
-    reminders = await remind_expiring(db, program, as_of=as_of, broker=broker)
+    reminders = await remind_expiring(db, program, as_of=as_of, broker=broker) if announce else 0
     return ExpiryRun(members, points, reminders)
+
+
+async def lot_expiries(db: Database, program: ActiveProgram) -> set[datetime]:
+    """Every moment at which some of the program's lots expire (an import runs the job at each as it passes)."""
+    async with db.read() as session:
+        return set((await session.execute(select(PointsEntry.expires_at).distinct().where(
+            PointsEntry.program_id == program.id, PointsEntry.amount > 0,
+            PointsEntry.expires_at.is_not(None)))).scalars())
 
 
 def _month(lots: list[Lot], program: ActiveProgram) -> str:

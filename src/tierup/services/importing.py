@@ -4,8 +4,8 @@ The whole file is checked before anything is written: a file with a bad row impo
 every bad row is named with its line number. Rows are then applied in time order through the
 same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
-quests, badges — is what reporting the same history live would have left, tiers whose validity ended
-being re-evaluated at the time, as the daily job would have. Every row is idempotent on its
+quests, badges — is what reporting the same history live would have left, with points expiring and
+tiers whose validity ended re-evaluated at the time, as the daily job would have. Every row is idempotent on its
 externalId: importing a file again adds nothing. An import announces nothing: history reaches
 neither live sockets nor webhooks, and the growth tree's pictures that events are made of are not
 drawn.
@@ -28,10 +28,12 @@ from sqlalchemy import select
 
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
+from ..domain.points import lot_expiries_between
 from ..domain.errors import Rejected
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
+from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
@@ -116,22 +118,58 @@ def _json_row(line: str) -> dict[str, str]:
 async def import_file(db: Database, program: ActiveProgram, kind: str, path: Path, *, now: datetime,
                       progress: Callable[[int, int], None] | None = None, encoding: str = "utf-8") -> Imported:
     """Check every row of the file, then apply them all in time order. Raises ImportRefused (nothing written)."""
+    return (await import_files(db, program, {kind: path}, now=now, progress=progress, encoding=encoding))[kind]
+
+
+async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Path], *, now: datetime,
+                       progress: Callable[[int, int], None] | None = None, encoding: str = "utf-8"
+                       ) -> dict[str, Imported]:
+    """Files by kind: one kind, or orders with their refunds, whose rows then apply in one time order (a refund
+    between the orders paid before and after it, as it happened). Every row of every file is checked first;
+    raises ImportRefused (nothing written), its problems named by file when there are two."""
+    if len(paths) > 1 and set(paths) != {"orders", "refunds"}:
+        raise ValueError("only orders and their refunds are imported together")
     with _collector_paused():
-        requests = await _checked(db, program, kind, list(read_rows(path, encoding)), now)
-        return await _apply(db, program, kind, requests, now=now, progress=progress or (lambda done, total: None))
+        checked: dict[str, list] = {}
+        problems: list[str] = []
+        paid: dict[str, datetime | None] = {}  # the orders imported with refunds, by externalId (None: a bad row)
+        for kind in KINDS:  # orders before their refunds, which may name them
+            if kind not in paths:
+                continue
+            try:
+                rows = list(read_rows(paths[kind], encoding))
+            except ImportRefused as refused:
+                found = refused.problems
+            else:
+                if kind == "orders" and "refunds" in paths:
+                    paid = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
+                checked[kind], found = await _checked(db, program, kind, rows, now, paid)
+                if kind == "orders" and "refunds" in paths:
+                    paid.update((order.external_id, order.paid_at) for order in checked[kind])
+            problems += [f"{paths[kind].name}: {problem}" for problem in found] if len(paths) > 1 else found
+        if problems:
+            raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
+        # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
+        requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
+        done = await _apply(db, program, requests, now=now, progress=progress or (lambda done, total: None))
+        return {kind: done.get(kind, Imported()) for kind in paths}
 
 
-async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime) -> list:
-    """The rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
-    memory); raises ImportRefused naming every bad row."""
+async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime,
+                   paid: dict[str, datetime | None]) -> tuple[list, list[str]]:
+    """The good rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
+    memory), and a problem for every bad row, in file order. `paid`: the orders imported with these refunds."""
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
     problems += _repeated_keys(rows)
-    problems += await _unknown_references(db, program, kind, [r for _, r in requests if r is not None], rows)
-    if problems:
-        problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
-        raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
-    return sorted((request for _, request in requests), key=_when)
+    if kind == "refunds":
+        problems += [f"line {row.line}: refundedAt is before order {refund.order_external_id!r} was paid"
+                     for row, refund in requests if refund is not None
+                     and (paid.get(refund.order_external_id) or refund.refunded_at) > refund.refunded_at]
+    problems += await _unknown_references(db, program, kind, [r for _, r in requests if r is not None], rows,
+                                          set(paid) if kind == "refunds" else set())
+    problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
+    return sorted((request for _, request in requests if request is not None), key=_when), problems
 
 
 def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problems: list[str]):
@@ -225,14 +263,14 @@ def _repeated_keys(rows: list[Row]) -> list[str]:
     return problems
 
 
-async def _unknown_references(db: Database, program: ActiveProgram, kind: str, requests: list, rows: list[Row]
-                              ) -> list[str]:
-    """Orders must name enrolled members, refunds stored orders (or orders of the same run's file)."""
+async def _unknown_references(db: Database, program: ActiveProgram, kind: str, requests: list, rows: list[Row],
+                              imported: set[str]) -> list[str]:
+    """Orders must name enrolled members, refunds stored orders or the orders `imported` with them."""
     if kind == "members" or not requests:
         return []
     column, model, names = ((Member.external_id, Member, {r.member_external_id for r in requests})
                             if kind == "orders" else (Report.external_id, Report, {r.order_external_id for r in requests}))
-    known: set[str] = set()
+    known: set[str] = set(imported)
     listed = sorted(names)
     async with db.read() as session:
         for start in range(0, len(listed), 5000):
@@ -268,74 +306,120 @@ HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsE
                                                          QuestPass, MemberBadge, Coupon))
 
 
-async def _apply(db: Database, program: ActiveProgram, kind: str, requests: list, *, now: datetime,
-                 progress: Callable[[int, int], None]) -> Imported:
-    done = Imported(rows=len(requests))
+_KINDS = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
+
+
+async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: datetime,
+                 progress: Callable[[int, int], None]) -> dict[str, Imported]:
+    """Members and orders in batches (orders up to the next refund, and the next daily job); refunds one by one."""
+    done: dict[str, Imported] = {}
+    for request in requests:
+        done.setdefault(_KINDS[type(request)], Imported()).rows += 1
+    orders = [request for request in requests if isinstance(request, OrderInput)]
+    jobs = await _DailyJobs.of(db, program, orders) if orders else None
+    refunds = [index for index, request in enumerate(requests) if isinstance(request, RefundInput)]
     progress(0, len(requests))
-    if kind in _IN_BATCHES:
-        use_many = _IN_BATCHES[kind]
-        start = number = 0
-        while start < len(requests):
-            end = min(start + BATCH, len(requests))
-            if kind == "orders":
-                end = await _before_next_evaluation(db, program, requests, start, end)
+    start = steps = refunded = 0
+    while start < len(requests):
+        request = requests[start]
+        if isinstance(request, RefundInput):
+            if jobs is not None:
+                await jobs.run_before(request.refunded_at)
+            try:
+                _count(done["refunds"], request.external_id,
+                       await refund_order(db, program, request, now=now, announce=False))
+            except Rejected as rejection:
+                _count(done["refunds"], request.external_id, rejection)
+            end = start + 1
+            refunded += 1
+            step = refunded % 100 == 0 or end == len(requests)
+        else:
+            next_refund = bisect.bisect_right(refunds, start)
+            end = min(start + BATCH, refunds[next_refund] if next_refund < len(refunds) else len(requests))
+            if jobs is not None:
+                end = await jobs.batch_end(requests, start, end)
             batch = requests[start:end]
-            for request, result in zip(batch, await use_many(db, program, batch, now=now, announce=False,
-                                                             limit=BATCH)):
-                _count(done, request.external_id, result)
-            gc.collect(1)  # what the batch left (see _collector_paused)
-            number += 1
-            await _grown(db, number)
-            start += len(batch)
-            progress(start, len(requests))
-        return done
-    for number, request in enumerate(requests, start=1):
-        try:
-            _count(done, request.external_id, await refund_order(db, program, request, now=now, announce=False))
-        except Rejected as rejection:
-            _count(done, request.external_id, rejection)
-        if number % 100 == 0:
-            gc.collect(1)
-            await _grown(db, number // 100)
-        if number % 100 == 0 or number == len(requests):
-            progress(number, len(requests))
+            use_many = _IN_BATCHES[_KINDS[type(request)]]
+            for each, result in zip(batch, await use_many(db, program, batch, now=now, announce=False, limit=BATCH)):
+                _count(done[_KINDS[type(request)]], each.external_id, result)
+            step = True
+        if step:  # a batch, or a hundred refunds
+            gc.collect(1)  # what they left (see _collector_paused)
+            steps += 1
+            await _grown(db, steps)
+            progress(end, len(requests))
+        start = end
     return done
 
 
-async def _before_next_evaluation(db: Database, program: ActiveProgram, orders: list[OrderInput], start: int,
-                                  end: int) -> int:
-    """Where a batch of orders from `start` must end (at most `end`) so that each order finds its member's tier
-    as it was then: tiers whose validity ended before the batch's first order are re-evaluated first, and the
-    batch takes the orders up to the next such evaluation (an order paid at midnight comes before the job
-    run shortly after), and none after the validity of an upgrade made in the batch could end."""
-    definition = program.definition
-    if definition.tier_validity_months is None:  # permanent tiers: nothing lapses
-        return end
-    first = orders[start].paid_at
-    until = validity_end(definition, definition.tiers[-1], first)  # the soonest an upgrade in the batch lapses
-    evaluation = await _evaluated_before(db, program, first)
-    if evaluation is not None:
-        until = min(until, evaluation) if until is not None else evaluation
-    return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
+class _DailyJobs:
+    """The daily jobs as they would have run while the orders' history happened: shortly after each midnight
+    (program time) by which lots expired, their points expire, and tiers whose validity ended are
+    re-evaluated, in that order (as `tierup jobs` runs them), before the orders and refunds after that
+    midnight (one at the midnight itself comes first). Each batch of orders ends at the next such midnight, so
+    that every order and refund finds its member's tier and points as they were then. Jobs due after the
+    import's last order or refund are left to `tierup jobs`, which announces what they do; these announce
+    nothing."""
 
+    def __init__(self, db: Database, program: ActiveProgram, expiries: list[datetime]):
+        self.db, self.program = db, program
+        self.expiries = expiries  # the midnights at which lots expire, in order; those run are taken off
+        self.expired_until: datetime | None = None  # the last expiry's midnight: every lot due by it is expired
 
-async def _evaluated_before(db: Database, program: ActiveProgram, at: datetime) -> datetime | None:
-    """Re-evaluate tiers as the daily job would have, shortly after midnight (program time), at every midnight
-    before `at` by which a member's tier validity had ended; returns the next such midnight (None: none is
-    due). Tiers that lapse after an import's last order are left to the jobs, which announce them."""
-    zone = program.definition.zone
-    while True:
-        ended = await earliest_validity_end(db, program)
-        if ended is None:
+    @classmethod
+    async def of(cls, db: Database, program: ActiveProgram, orders: list[OrderInput]) -> _DailyJobs:
+        """The jobs for importing `orders` (in time order): expiries of the lots stored before and of those the
+        orders will earn (each order earns a lot, and so may a task it completes, expiring by the month)."""
+        definition = program.definition
+        zone = definition.zone
+        moments = await lot_expiries(db, program)
+        if orders:
+            moments.update(lot_expiries_between(orders[0].paid_at, orders[-1].paid_at,
+                                                definition.points_expiry_months, zone))
+        return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
+
+    async def batch_end(self, orders: list, start: int, end: int) -> int:
+        """Where a batch of orders from `start` (of requests in time order) must end (at most `end`), once the jobs due before its first order
+        have run: at the next job's midnight, and before an upgrade made in the batch could lapse."""
+        first = orders[start].paid_at
+        until = await self.run_before(first)
+        definition = self.program.definition
+        if definition.tier_validity_months is not None:
+            until = _soonest(until, validity_end(definition, definition.tiers[-1], first))
+        return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
+
+    async def run_before(self, at: datetime) -> datetime | None:
+        """Run every job due before `at`; returns the next job's midnight (None: none is due)."""
+        evaluation = await self._next_evaluation()
+        while True:
+            expiry = self.expiries[0] if self.expiries else None
+            due = _soonest(expiry, evaluation)
+            if due is None or due >= at:
+                return due
+            if due == expiry:
+                await expire_points(self.db, self.program, as_of=due, since=self.expired_until, announce=False)
+                self.expired_until = self.expiries.pop(0)
+            if due == evaluation:
+                evaluated = (await evaluate_tiers(self.db, self.program, as_of=due, announce=False)).evaluated
+                # Nothing was due after all: asking again would find the same midnight.
+                evaluation = await self._next_evaluation() if evaluated else None
+
+    async def _next_evaluation(self) -> datetime | None:
+        if self.program.definition.tier_validity_months is None:  # permanent tiers: nothing lapses
             return None
-        day = local_date(ended, zone)
-        evaluation = midnight(day, zone)
-        if evaluation < ended:  # the job runs at the midnight after
-            evaluation = midnight(day + ONE_DAY, zone)
-        if evaluation >= at:
-            return evaluation
-        if not (await evaluate_tiers(db, program, as_of=evaluation, announce=False)).evaluated:
-            return None  # nothing was due after all: nothing will change by asking again
+        ended = await earliest_validity_end(self.db, self.program)
+        return _job_midnight(ended, self.program.definition.zone) if ended is not None else None
+
+
+def _job_midnight(moment: datetime, zone) -> datetime:
+    """The first midnight (program time) at or after `moment`: when the daily job finds it due."""
+    day = local_date(moment, zone)
+    at = midnight(day, zone)
+    return at if at >= moment else midnight(day + ONE_DAY, zone)
+
+
+def _soonest(*moments: datetime | None) -> datetime | None:
+    return min((moment for moment in moments if moment is not None), default=None)
 
 
 @contextlib.contextmanager
