@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
-from ..domain.points import lot_expiries_between
 from ..domain.errors import Rejected
+from ..domain.points import lot_expiries_between
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
@@ -306,7 +307,7 @@ HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsE
                                                          QuestPass, MemberBadge, Coupon))
 
 
-_KINDS = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
+_KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
 
 
 async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: datetime,
@@ -314,22 +315,15 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: d
     """Members and orders in batches (orders up to the next refund, and the next daily job); refunds one by one."""
     done: dict[str, Imported] = {}
     for request in requests:
-        done.setdefault(_KINDS[type(request)], Imported()).rows += 1
+        done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
     orders = [request for request in requests if isinstance(request, OrderInput)]
     jobs = await _DailyJobs.of(db, program, orders) if orders else None
     refunds = [index for index, request in enumerate(requests) if isinstance(request, RefundInput)]
     progress(0, len(requests))
     start = steps = refunded = 0
     while start < len(requests):
-        request = requests[start]
-        if isinstance(request, RefundInput):
-            if jobs is not None:
-                await jobs.run_before(request.refunded_at)
-            try:
-                _count(done["refunds"], request.external_id,
-                       await refund_order(db, program, request, now=now, announce=False))
-            except Rejected as rejection:
-                _count(done["refunds"], request.external_id, rejection)
+        if isinstance(requests[start], RefundInput):
+            await _refund(db, program, requests[start], jobs, done["refunds"], now=now)
             end = start + 1
             refunded += 1
             step = refunded % 100 == 0 or end == len(requests)
@@ -338,10 +332,7 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: d
             end = min(start + BATCH, refunds[next_refund] if next_refund < len(refunds) else len(requests))
             if jobs is not None:
                 end = await jobs.batch_end(requests, start, end)
-            batch = requests[start:end]
-            use_many = _IN_BATCHES[_KINDS[type(request)]]
-            for each, result in zip(batch, await use_many(db, program, batch, now=now, announce=False, limit=BATCH)):
-                _count(done[_KINDS[type(request)]], each.external_id, result)
+            await _batch(db, program, requests[start:end], done, now=now)
             step = True
         if step:  # a batch, or a hundred refunds
             gc.collect(1)  # what they left (see _collector_paused)
@@ -350,6 +341,24 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: d
             progress(end, len(requests))
         start = end
     return done
+
+
+async def _batch(db: Database, program: ActiveProgram, batch: list, done: dict[str, Imported], *,
+                 now: datetime) -> None:
+    kind = _KIND_OF[type(batch[0])]
+    for request, result in zip(batch, await _IN_BATCHES[kind](db, program, batch, now=now, announce=False,
+                                                              limit=BATCH)):
+        _count(done[kind], request.external_id, result)
+
+
+async def _refund(db: Database, program: ActiveProgram, request: RefundInput, jobs: _DailyJobs | None,
+                  done: Imported, *, now: datetime) -> None:
+    if jobs is not None:
+        await jobs.run_before(request.refunded_at)
+    try:
+        _count(done, request.external_id, await refund_order(db, program, request, now=now, announce=False))
+    except Rejected as rejection:
+        _count(done, request.external_id, rejection)
 
 
 class _DailyJobs:
@@ -379,8 +388,9 @@ class _DailyJobs:
         return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
 
     async def batch_end(self, orders: list, start: int, end: int) -> int:
-        """Where a batch of orders from `start` (of requests in time order) must end (at most `end`), once the jobs due before its first order
-        have run: at the next job's midnight, and before an upgrade made in the batch could lapse."""
+        """Where a batch of the orders from `start` (of reports in time order) must end (at most `end`), once
+        the jobs due before its first order have run: at the next job's midnight, and before an upgrade made in
+        the batch could lapse."""
         first = orders[start].paid_at
         until = await self.run_before(first)
         definition = self.program.definition
@@ -411,7 +421,7 @@ class _DailyJobs:
         return _job_midnight(ended, self.program.definition.zone) if ended is not None else None
 
 
-def _job_midnight(moment: datetime, zone) -> datetime:
+def _job_midnight(moment: datetime, zone: ZoneInfo) -> datetime:
     """The first midnight (program time) at or after `moment`: when the daily job finds it due."""
     day = local_date(moment, zone)
     at = midnight(day, zone)
