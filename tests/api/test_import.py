@@ -273,6 +273,81 @@ async def test_orders_with_a_bad_refunds_file_import_nothing_and_every_problem_n
     assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV), "--refunds", refunds_path) == 2
     assert capsys.readouterr().err == "tierup: --refunds goes with `tierup import orders`\n"
 
+    # An orders file that cannot be read: its refunds are not judged against it (nothing to judge them by).
+    unreadable = tmp_path / "latin1.csv"
+    unreadable.write_bytes(ORDERS_CSV.format(p="both-").replace("ann", "Zoë").encode("latin-1"))
+    assert await cli("import", "orders", str(unreadable), "--refunds", refunds_path) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "latin1.csv: line 2: not utf-8 text (byte 0xeb): save the file as \"CSV UTF-8\", or name its encoding, "
+        "e.g. --encoding gb18030 for Excel's \"CSV\" on a Chinese system",
+        "tierup: latin1.csv and refunds.csv: 1 problem(s); nothing was imported"]
+    assert await row_counts(db) == counts
+
+
+async def test_refunds_are_judged_against_their_orders_before_anything_is_written(api, db, tmp_path, capsys,
+                                                                                 monkeypatch, database_url, clock):
+    """Against an order of the file or a stored one alike: not before it was paid, not more than is left on it
+    (the refunds stored before and the file's own, in time order); run again, the file's refunds are no excess."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "j-")) == 0
+    header, *orders = ORDERS_CSV.splitlines(keepends=True)
+    assert await cli("import", "orders", write(tmp_path, "stored.csv", header + orders[1], "j-")) == 0  # O-1, ¥150
+    clock.now = datetime.now(timezone.utc)
+    await refund(api, "j-R-0", "j-O-1", "50", "2026-02-11T12:00:00+08:00")
+    counts = await row_counts(db)
+    refunds = """externalId,orderExternalId,amount,refundedAt
+{p}R-1,{p}O-1,60,2026-02-12T12:00:00+08:00
+{p}R-2,{p}O-1,40.01,2026-02-13T12:00:00+08:00
+{p}R-3,{p}O-1,1,2026-02-09T12:00:00+08:00
+{p}R-4,{p}O-2,250.50,2026-03-12T12:00:00+08:00
+{p}R-5,{p}O-2,0.01,2026-03-13T12:00:00+08:00
+"""
+    refunds_path = write(tmp_path, "refunds.csv", refunds, "j-")
+    orders_path = write(tmp_path, "orders.csv", header + "".join(orders[2:]), "j-")  # O-2 (¥250.50), O-4, O-5
+    assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "refunds.csv: line 3: amount: refund exceeds what is left to refund on order 'j-O-1' (¥40)",
+        "refunds.csv: line 4: refundedAt is before order 'j-O-1' was paid",
+        "refunds.csv: line 6: amount: refund exceeds what is left to refund on order 'j-O-2' (¥0)",
+        "tierup: orders.csv and refunds.csv: 3 problem(s); nothing was imported"]
+    assert await row_counts(db) == counts
+
+    good = "".join(line for number, line in enumerate(refunds.splitlines(keepends=True), 1) if number in (1, 2, 5))
+    refunds_path = write(tmp_path, "refunds.csv", good, "j-")
+    assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 0
+    assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 0
+    assert capsys.readouterr().out.splitlines()[-4:] == [
+        "3 orders imported, 0 imported before", "2 refunds imported, 0 imported before",
+        "nothing new: all 3 orders of orders.csv were imported before",
+        "nothing new: all 2 refunds of refunds.csv were imported before"]
+    assert [amount for _, amount in (await state(api, "j-ann"))["orders"]] == ["0.00", "250.50", "110.00"]
+
+
+async def test_refunds_imported_with_orders_of_several_members_equal_them_reported_live(api, tmp_path, monkeypatch,
+                                                                                       database_url, clock):
+    """A batch of orders takes the refunds among them after it, unless the refund's member orders again in it:
+    either way each member's history is as reported live, each report at its time."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    refunds = REFUNDS_JSONL + """{{"externalId": "{p}R-2", "orderExternalId": "{p}O-4", "amount": "9.90", "refundedAt": "2026-04-10T12:00:00+08:00"}}
+"""
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", ORDERS_CSV, "imp-"), "--refunds",
+                     write(tmp_path, "refunds.jsonl", refunds, "imp-")) == 0
+
+    clock.now = datetime.now(timezone.utc)
+    await enroll(api, "live-ann", displayName="Ann", birthday="1990-05-17", joinedAt="2026-02-01T09:00:00+08:00")
+    await enroll(api, "live-bob", joinedAt="2026-02-03T09:00:00+08:00")
+    await order(api, "live-O-1", "live-ann", "150", "2026-02-10T12:00:00+08:00")
+    await order(api, "live-O-2", "live-ann", "250.50", "2026-03-11T12:00:00+08:00")
+    await refund(api, "live-R-1", "live-O-2", "100", "2026-03-20T12:00:00+08:00")
+    await order(api, "live-O-4", "live-bob", "99.90", "2026-04-02T12:00:00+08:00")
+    await refund(api, "live-R-2", "live-O-4", "9.90", "2026-04-10T12:00:00+08:00")
+    await order(api, "live-O-3", "live-ann", "2600.00", "2026-05-20T12:00:00+08:00")
+    await order(api, "live-O-5", "live-ann", "80", "2026-06-01T12:00:00+08:00")
+    for name in ("ann", "bob"):
+        assert await state(api, f"imp-{name}") == await state(api, f"live-{name}")
+    assert (await state(api, "imp-bob"))["orders"] == [(99, "9.90")]
+
 
 async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, monkeypatch, database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
 from ..domain.errors import Rejected
+from ..domain.money import format_yuan, to_yuan
 from ..domain.points import lot_expiries_between
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
@@ -133,7 +134,10 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
     with _collector_paused():
         checked: dict[str, list] = {}
         problems: list[str] = []
-        paid: dict[str, datetime | None] = {}  # the orders imported with refunds, by externalId (None: a bad row)
+        # The orders imported with the refunds (None: a bad row, whose refunds are not judged); None when their
+        # file could not be read at all. And each refund's member, for the batches.
+        imported: dict[str, OrderInput | None] | None = {}
+        refund_members: dict[str, str] = {}
         for kind in KINDS:  # orders before their refunds, which may name them
             if kind not in paths:
                 continue
@@ -141,34 +145,35 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
                 rows = list(read_rows(paths[kind], encoding))
             except ImportRefused as refused:
                 found = refused.problems
+                imported = None if kind == "orders" else imported
             else:
+                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members)
                 if kind == "orders" and "refunds" in paths:
-                    paid = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
-                checked[kind], found = await _checked(db, program, kind, rows, now, paid)
-                if kind == "orders" and "refunds" in paths:
-                    paid.update((order.external_id, order.paid_at) for order in checked[kind])
+                    imported = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
+                    imported.update((order.external_id, order) for order in checked[kind])
             problems += [f"{paths[kind].name}: {problem}" for problem in found] if len(paths) > 1 else found
         if problems:
             raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
         # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
         requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
-        done = await _apply(db, program, requests, now=now, progress=progress or (lambda done, total: None))
+        done = await _apply(db, program, requests, refund_members, daily_jobs="orders" in paths, now=now,
+                            progress=progress or (lambda done, total: None))
         return {kind: done.get(kind, Imported()) for kind in paths}
 
 
 async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime,
-                   paid: dict[str, datetime | None]) -> tuple[list, list[str]]:
+                   imported: dict[str, OrderInput | None] | None, refund_members: dict[str, str]
+                   ) -> tuple[list, list[str]]:
     """The good rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
-    memory), and a problem for every bad row, in file order. `paid`: the orders imported with these refunds."""
+    memory), and a problem for every bad row, in file order. Refunds are judged against their orders (those
+    `imported` with them, or stored), and their members noted in `refund_members`."""
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
     problems += _repeated_keys(rows)
-    if kind == "refunds":
-        problems += [f"line {row.line}: refundedAt is before order {refund.order_external_id!r} was paid"
-                     for row, refund in requests if refund is not None
-                     and (paid.get(refund.order_external_id) or refund.refunded_at) > refund.refunded_at]
-    problems += await _unknown_references(db, program, kind, [r for _, r in requests if r is not None], rows,
-                                          set(paid) if kind == "refunds" else set())
+    if kind == "orders":
+        problems += await _unknown_members(db, program, [r for _, r in requests if r is not None], rows)
+    elif kind == "refunds" and imported is not None:
+        problems += await _refund_problems(db, program, requests, imported, now, refund_members)
     problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
     return sorted((request for _, request in requests if request is not None), key=_when), problems
 
@@ -264,26 +269,80 @@ def _repeated_keys(rows: list[Row]) -> list[str]:
     return problems
 
 
-async def _unknown_references(db: Database, program: ActiveProgram, kind: str, requests: list, rows: list[Row],
-                              imported: set[str]) -> list[str]:
-    """Orders must name enrolled members, refunds stored orders or the orders `imported` with them."""
-    if kind == "members" or not requests:
-        return []
-    column, model, names = ((Member.external_id, Member, {r.member_external_id for r in requests})
-                            if kind == "orders" else (Report.external_id, Report, {r.order_external_id for r in requests}))
-    known: set[str] = set(imported)
+async def _unknown_members(db: Database, program: ActiveProgram, orders: list[OrderInput], rows: list[Row]
+                           ) -> list[str]:
+    """Orders must name enrolled members."""
+    names = sorted({order.member_external_id for order in orders})
+    known: set[str] = set()
+    async with db.read() as session:
+        for start in range(0, len(names), 5000):
+            known.update((await session.execute(select(Member.external_id).where(
+                Member.program_id == program.id, Member.external_id.in_(names[start:start + 5000])))).scalars())
+    unknown = set(names) - known
+    return [f"line {row.line}: memberExternalId: no member {row.values['memberExternalId']!r} in program {program.code}"
+            for row in rows if row.values.get("memberExternalId") in unknown]
+
+
+@dataclass
+class _Refundable:
+    """An order as the checks of its refunds need it."""
+    member: str  # its member's externalId
+    paid_at: datetime
+    left_fen: int  # what is left to refund on it
+
+
+async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[tuple[Row, RefundInput | None]],
+                           imported: dict[str, OrderInput | None], now: datetime, members: dict[str, str]
+                           ) -> list[str]:
+    """A refund must name an order (stored, or `imported` with it), come after it was paid and take no more than
+    is left to refund on it, the file's refunds counted in time order, as they will apply; `members` takes
+    each refund's member."""
+    good = sorted(((row, refund) for row, refund in refunds if refund is not None), key=lambda pair: _when(pair[1]))
+    names = {refund.order_external_id for _, refund in good}
+    orders = {name: _Refundable(order.member_external_id, order.paid_at, check_order(program, order, now).paid_fen)
+              for name in names if (order := imported.get(name)) is not None}
+    orders.update(await _stored_orders(db, program, names - imported.keys(), {refund.external_id for _, refund in good}))
+    problems = []
+    for row, refund in good:
+        order = orders.get(refund.order_external_id)
+        if order is None:
+            if refund.order_external_id not in imported:  # else its row is bad, and named already
+                problems.append(f"line {row.line}: orderExternalId: no order {refund.order_external_id!r} in "
+                                f"program {program.code}")
+            continue
+        members[refund.external_id] = order.member
+        refund_fen = check_refund(program, refund, now)
+        if refund.refunded_at < order.paid_at:
+            problems.append(f"line {row.line}: refundedAt is before order {refund.order_external_id!r} was paid")
+        elif refund_fen > order.left_fen:
+            left = format_yuan(to_yuan(order.left_fen), program.definition.currency_symbol)
+            problems.append(f"line {row.line}: amount: refund exceeds what is left to refund on order "
+                            f"{refund.order_external_id!r} ({left})")
+        else:
+            order.left_fen -= refund_fen
+    return problems
+
+
+async def _stored_orders(db: Database, program: ActiveProgram, names: set[str], importing: set[str]
+                         ) -> dict[str, _Refundable]:
+    """The stored orders named, with what is left to refund after their stored refunds (but those `importing`)."""
+    found: dict[str, _Refundable] = {}
     listed = sorted(names)
     async with db.read() as session:
         for start in range(0, len(listed), 5000):
-            query = select(column).where(model.program_id == program.id, column.in_(listed[start:start + 5000]))
-            if kind == "refunds":
-                query = query.where(Report.kind == "ORDER")
-            known.update((await session.execute(query)).scalars())
-    reference = "memberExternalId" if kind == "orders" else "orderExternalId"
-    what = "member" if kind == "orders" else "order"
-    return [f"line {row.line}: {reference}: no {what} {row.values[reference]!r} in program {program.code}"
-            for row in rows if row.values.get(reference) and row.values[reference] not in known
-            and row.values.get(reference) in names]
+            orders = {order_id: (name, _Refundable(member, occurred_at, amount_fen or 0))
+                      for name, order_id, occurred_at, amount_fen, member in await session.execute(
+                          select(Report.external_id, Report.id, Report.occurred_at, Report.amount_fen,
+                                 Member.external_id).join(Member, Member.id == Report.member_id).where(
+                              Report.program_id == program.id, Report.kind == "ORDER",
+                              Report.external_id.in_(listed[start:start + 5000])))}
+            for order_id, refund, amount_fen in await session.execute(
+                    select(Report.order_id, Report.external_id, Report.amount_fen).where(
+                        Report.kind == "REFUND", Report.order_id.in_(list(orders)))):
+                if refund not in importing:
+                    orders[order_id][1].left_fen -= amount_fen or 0
+            found.update(orders.values())
+    return found
 
 
 def _when(request) -> datetime:
@@ -310,15 +369,14 @@ HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsE
 _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
 
 
-async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: datetime,
-                 progress: Callable[[int, int], None]) -> dict[str, Imported]:
-    """Members and orders in batches (orders up to the next refund, and the next daily job); refunds one by one."""
+async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str], *,
+                 daily_jobs: bool, now: datetime, progress: Callable[[int, int], None]) -> dict[str, Imported]:
+    """Members and orders in batches; refunds imported with orders after the batch that holds them (or one by one
+    where their member has a later order in it), others one by one. `daily_jobs`: run as time passes (orders)."""
     done: dict[str, Imported] = {}
     for request in requests:
         done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
-    orders = [request for request in requests if isinstance(request, OrderInput)]
-    jobs = await _DailyJobs.of(db, program, orders) if orders else None
-    refunds = [index for index, request in enumerate(requests) if isinstance(request, RefundInput)]
+    jobs = await _DailyJobs.of(db, program, [r for r in requests if isinstance(r, OrderInput)]) if daily_jobs else None
     progress(0, len(requests))
     start = steps = refunded = 0
     while start < len(requests):
@@ -328,11 +386,14 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: d
             refunded += 1
             step = refunded % 100 == 0 or end == len(requests)
         else:
-            next_refund = bisect.bisect_right(refunds, start)
-            end = min(start + BATCH, refunds[next_refund] if next_refund < len(refunds) else len(requests))
+            end = min(start + BATCH, len(requests))
             if jobs is not None:
                 end = await jobs.batch_end(requests, start, end)
-            await _batch(db, program, requests[start:end], done, now=now)
+            end = _before_waiting_refund(requests, start, end, refund_members)
+            await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], done, now=now)
+            for refund in requests[start:end]:
+                if isinstance(refund, RefundInput):  # no job falls due before it: the batch ends before the next
+                    await _refund(db, program, refund, None, done["refunds"], now=now)
             step = True
         if step:  # a batch, or a hundred refunds
             gc.collect(1)  # what they left (see _collector_paused)
@@ -341,6 +402,20 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, *, now: d
             progress(end, len(requests))
         start = end
     return done
+
+
+def _before_waiting_refund(requests: list, start: int, end: int, refund_members: dict[str, str]) -> int:
+    """Where a batch from `start` (an order) must end (at most `end`): its refunds apply after its orders, which
+    changes nothing for a refund whose member has no order after it in the batch; the batch ends at the first
+    refund whose member has."""
+    waiting: dict[str, int] = {}  # a member's first refund in the batch so far
+    for index in range(start, end):
+        request = requests[index]
+        if isinstance(request, RefundInput):
+            waiting.setdefault(refund_members[request.external_id], index)
+        elif waiting and request.member_external_id in waiting:
+            return waiting[request.member_external_id]
+    return end
 
 
 async def _batch(db: Database, program: ActiveProgram, batch: list, done: dict[str, Imported], *,
@@ -387,16 +462,16 @@ class _DailyJobs:
                                                 definition.points_expiry_months, zone))
         return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
 
-    async def batch_end(self, orders: list, start: int, end: int) -> int:
+    async def batch_end(self, requests: list, start: int, end: int) -> int:
         """Where a batch of the orders from `start` (of reports in time order) must end (at most `end`), once
         the jobs due before its first order have run: at the next job's midnight, and before an upgrade made in
         the batch could lapse."""
-        first = orders[start].paid_at
+        first = requests[start].paid_at
         until = await self.run_before(first)
         definition = self.program.definition
         if definition.tier_validity_months is not None:
             until = _soonest(until, validity_end(definition, definition.tiers[-1], first))
-        return bisect.bisect_right(orders, until, start, end, key=_when) if until is not None else end
+        return bisect.bisect_right(requests, until, start, end, key=_when) if until is not None else end
 
     async def run_before(self, at: datetime) -> datetime | None:
         """Run every job due before `at`; returns the next job's midnight (None: none is due)."""
