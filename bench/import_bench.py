@@ -3,8 +3,8 @@ new user would run them, on a fresh database; prints rows per second of each and
 yardstick, the requests/s `tierup serve` answers `{ __typename }` with in the same run (32 clients,
 as bench/api_bench.py measures it), with the orders' ratio to it.
 
-    python bench/import_bench.py [--members 10000] [--orders 100000] [--days 100] [--postgres SERVER_URL]
-                              [--seconds 10]
+    python bench/import_bench.py [--members 10000] [--orders 100000] [--days 100] [--refunds 0]
+                              [--postgres SERVER_URL] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -25,25 +25,40 @@ from api_bench import free_port, load, postgres_database, start_server
 START = datetime(2025, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 
 
-def write_history(folder: Path, members: int, orders: int, days: int = 100, seed: int = 7) -> tuple[Path, Path]:
+def write_history(folder: Path, members: int, orders: int, days: int = 100, refunds: int = 0,
+                  seed: int = 7) -> tuple[Path, Path, Path | None]:
+    """members.csv and orders.csv (the orders spread evenly over `days` from 2025-01-31), and with `refunds`
+    refunds.csv: that many orders refunded in part, one to ten days after they were paid."""
     rng = random.Random(seed)
     members_csv, orders_csv = folder / "members.csv", folder / "orders.csv"
     with members_csv.open("w", encoding="utf-8") as out:
         out.write("externalId,displayName,joinedAt\n")
         for i in range(members):
             out.write(f"m{i:07},Member {i},{(START + timedelta(minutes=i)).isoformat()}\n")
+    paid = []
     with orders_csv.open("w", encoding="utf-8") as out:
         out.write("externalId,memberExternalId,amount,paidAt\n")
         for i in range(orders):
-            paid = START + timedelta(days=30, seconds=int(i * days * 86400 / max(orders, 1)))
-            out.write(f"o{i:09},m{rng.randrange(members):07},{rng.randint(1000, 80000) / 100:.2f},{paid.isoformat()}\n")
-    return members_csv, orders_csv
+            at = START + timedelta(days=30, seconds=int(i * days * 86400 / max(orders, 1)))
+            member, fen = rng.randrange(members), rng.randint(1000, 80000)
+            out.write(f"o{i:09},m{member:07},{fen / 100:.2f},{at.isoformat()}\n")
+            paid.append((at, fen))
+    if not refunds:
+        return members_csv, orders_csv, None
+    refunds_csv = folder / "refunds.csv"
+    with refunds_csv.open("w", encoding="utf-8") as out:
+        out.write("externalId,orderExternalId,amount,refundedAt\n")
+        for n, i in enumerate(sorted(rng.sample(range(orders), refunds))):
+            at, fen = paid[i]
+            out.write(f"r{n:09},o{i:09},{rng.randint(1, fen) / 100:.2f},"
+                      f"{(at + timedelta(days=rng.randint(1, 10))).isoformat()}\n")
+    return members_csv, orders_csv, refunds_csv
 
 
-def timed_import(kind: str, path: Path, env: dict) -> float:
+def timed_import(kind: str, path: Path, env: dict, *options: str) -> float:
     tierup = str(Path(sys.executable).parent / "tierup")
     started = time.monotonic()
-    subprocess.run([tierup, "import", kind, str(path)], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([tierup, "import", kind, str(path), *options], env=env, check=True, stdout=subprocess.DEVNULL)
     return time.monotonic() - started
 
 
@@ -69,6 +84,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=100,
                         help="the days the orders span (from 2025-01-31): past a year, lots expire and tiers lapse in it")
+    parser.add_argument("--refunds", type=int, default=0, help="refunds of that many orders, imported with them")
     parser.add_argument("--postgres", metavar="SERVER_URL")
     parser.add_argument("--seconds", type=float, default=10, help="how long to measure the yardstick")
     args = parser.parse_args()
@@ -77,22 +93,25 @@ def main() -> None:
     url = asyncio.run(postgres_database(args.postgres, name)) if args.postgres else f"sqlite+aiosqlite:///{folder}/import.db"
     env = {**os.environ, "TIERUP_DATABASE_URL": url}
     try:
-        members_csv, orders_csv = write_history(folder, args.members, args.orders, args.days)
+        members_csv, orders_csv, refunds_csv = write_history(folder, args.members, args.orders, args.days, args.refunds)
         subprocess.run([str(Path(sys.executable).parent / "tierup"), "db", "upgrade"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         member_time = timed_import("members", members_csv, env)
-        order_time = timed_import("orders", orders_csv, env)
+        order_time = timed_import("orders", orders_csv, env, *(["--refunds", str(refunds_csv)] if refunds_csv else []))
     finally:
         if args.postgres:
             asyncio.run(postgres_database(args.postgres, name, drop=True))
     typename = asyncio.run(typename_rate(args.seconds))
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"tierup import bench — {backend}, {args.members:,} members, {args.orders:,} orders over {args.days} days")
+    orders = "orders.csv with refunds.csv" if refunds_csv else "orders.csv"
+    rate = (args.orders + args.refunds) / order_time
+    print(f"tierup import bench — {backend}, {args.members:,} members, {args.orders:,} orders over {args.days} days"
+          + (f", {args.refunds:,} refunds" if args.refunds else ""))
     print("| file | rows/s |\n|---|---|")
     print(f"| members.csv | {args.members / member_time:,.0f} |")
-    print(f"| orders.csv | {args.orders / order_time:,.0f} |")
+    print(f"| {orders} | {rate:,.0f} |")
     print(f"| `{{ __typename }}` requests/s (the yardstick) | {typename:,.0f} |")
-    print(f"| orders.csv ÷ `{{ __typename }}` | {args.orders / order_time / typename:.1f} |")
+    print(f"| {orders} ÷ `{{ __typename }}` | {rate / typename:.1f} |")
 
 
 if __name__ == "__main__":
