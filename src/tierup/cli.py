@@ -107,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Import history. Columns, named as the API's inputs (optional ones in brackets): members "
                     "externalId [displayName birthday joinedAt phone channel storeCode]; orders externalId "
                     "memberExternalId amount paidAt [channel storeCode]; refunds externalId orderExternalId amount "
-                    "refundedAt [channel storeCode]. A file with a bad row imports nothing. Orders run the daily "
-                    "jobs of their time (points expiry, tier evaluation); import their refunds with them "
+                    "refundedAt [channel storeCode]. A file with a bad row imports nothing. Orders and refunds run the "
+                    "daily jobs of their time (points expiry, tier evaluation); import refunds with their orders "
                     "(--refunds) so that each applies at its time. Afterwards run `tierup jobs` so that what "
                     "lapsed after the last row is settled.")
     imports.add_argument("kind", choices=["members", "orders", "refunds"])

@@ -303,7 +303,8 @@ async def test_refunds_are_judged_against_their_orders_before_anything_is_writte
 {p}R-5,{p}O-2,0.01,2026-03-13T12:00:00+08:00
 """
     refunds_path = write(tmp_path, "refunds.csv", refunds, "j-")
-    orders_path = write(tmp_path, "orders.csv", header + "".join(orders[2:]), "j-")  # O-2 (¥250.50), O-4, O-5
+    # O-1 again (stored, with its stored refund), O-2 (¥250.50), O-4, O-5.
+    orders_path = write(tmp_path, "orders.csv", header + "".join(orders[1:]), "j-")
     assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 1
     assert capsys.readouterr().err.splitlines() == [
         "refunds.csv: line 3: amount: refund exceeds what is left to refund on order 'j-O-1' (¥40)",
@@ -317,8 +318,8 @@ async def test_refunds_are_judged_against_their_orders_before_anything_is_writte
     assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 0
     assert await cli("import", "orders", orders_path, "--refunds", refunds_path) == 0
     assert capsys.readouterr().out.splitlines()[-4:] == [
-        "3 orders imported, 0 imported before", "2 refunds imported, 0 imported before",
-        "nothing new: all 3 orders of orders.csv were imported before",
+        "3 orders imported, 1 imported before", "2 refunds imported, 0 imported before",
+        "nothing new: all 4 orders of orders.csv were imported before",
         "nothing new: all 2 refunds of refunds.csv were imported before"]
     assert [amount for _, amount in (await state(api, "j-ann"))["orders"]] == ["0.00", "250.50", "110.00"]
 
@@ -347,6 +348,46 @@ async def test_refunds_imported_with_orders_of_several_members_equal_them_report
     for name in ("ann", "bob"):
         assert await state(api, f"imp-{name}") == await state(api, f"live-{name}")
     assert (await state(api, "imp-bob"))["orders"] == [(99, "9.90")]
+
+
+# A referrer (A) and the member they referred (B): B's first order pays A, at A's balance then, and counts for
+# A's tasks while it is not refunded in full.
+REFERRAL_ORDERS_CSV = """externalId,memberExternalId,amount,paidAt
+{p}O-1,{p}A,150,2026-03-01T10:00:00+08:00
+{p}O-B,{p}B,50,2026-03-01T14:00:00+08:00
+{p}O-2,{p}A,20,2026-03-01T15:00:00+08:00
+"""
+
+
+@pytest.mark.parametrize("refunded", ["O-1", "O-B"])
+async def test_a_refund_among_a_batch_comes_before_the_orders_of_the_members_it_concerns(
+        api, tmp_path, monkeypatch, database_url, clock, refunded):
+    """A refund of the referrer's order comes before the referred member's first order (which pays the referrer
+    at the balance then), and one of the referred member's first order before the referrer's next order, as they
+    did live."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    clock.now = datetime.now(timezone.utc)
+    for p in ("imp-", "live-"):
+        referrer = await enroll(api, f"{p}A", joinedAt="2026-02-01T09:00:00+08:00")
+        await enroll(api, f"{p}B", joinedAt="2026-02-01T10:00:00+08:00",
+                     referralCode=referrer["member"]["referralCode"])
+    amount, at = ("150", "2026-03-01T13:00:00+08:00") if refunded == "O-1" else ("50", "2026-03-01T14:30:00+08:00")
+    # Refunding O-1, the referrer orders no more: nothing but the referral puts the refund before O-B.
+    orders_csv = REFERRAL_ORDERS_CSV if refunded == "O-B" else REFERRAL_ORDERS_CSV.rsplit("{p}O-2", 1)[0]
+    refunds = f"""externalId,orderExternalId,amount,refundedAt
+{{p}}R-1,{{p}}{refunded},{amount},{at}
+"""
+    assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-"), "--refunds",
+                     write(tmp_path, "refunds.csv", refunds, "imp-")) == 0
+    reports = [(datetime.fromisoformat(at), refund, ("live-R-1", f"live-{refunded}", amount, at))]
+    reports += [(datetime.fromisoformat(line.split(",")[3]), order, line.split(","))
+                for line in orders_csv.format(p="live-").splitlines()[1:]]
+    for _, report, fields in sorted(reports, key=lambda r: r[0]):
+        await report(api, *fields)
+    for name in ("A", "B"):
+        assert await state(api, f"imp-{name}") == await state(api, f"live-{name}")
+    if refunded == "O-1":  # newest first: the referral's 200 on what the refund left, the refund
+        assert (await state(api, "imp-A"))["ledger"][:2] == [("EARN", 200, 350), ("REVERSE", -150, 150)]
 
 
 async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, monkeypatch, database_url):

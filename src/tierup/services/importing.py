@@ -5,7 +5,8 @@ every bad row is named with its line number. Rows are then applied in time order
 same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
 quests, badges — is what reporting the same history live would have left, with points expiring and
-tiers whose validity ended re-evaluated at the time, as the daily job would have. Every row is idempotent on its
+tiers whose validity ended re-evaluated at the time, as the daily job would have. Orders and their refunds
+may come in two files of one import, applied in one time line. Every row is idempotent on its
 externalId: importing a file again adds nothing. An import announces nothing: history reaches
 neither live sockets nor webhooks, and the growth tree's pictures that events are made of are not
 drawn.
@@ -26,6 +27,7 @@ from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
@@ -156,7 +158,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
             raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
         # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
         requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
-        done = await _apply(db, program, requests, refund_members, daily_jobs="orders" in paths, now=now,
+        done = await _apply(db, program, requests, refund_members, daily_jobs="members" not in paths, now=now,
                             progress=progress or (lambda done, total: None))
         return {kind: done.get(kind, Imported()) for kind in paths}
 
@@ -301,7 +303,8 @@ async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[t
     names = {refund.order_external_id for _, refund in good}
     orders = {name: _Refundable(order.member_external_id, order.paid_at, check_order(program, order, now).paid_fen)
               for name in names if (order := imported.get(name)) is not None}
-    orders.update(await _stored_orders(db, program, names - imported.keys(), {refund.external_id for _, refund in good}))
+    # A stored order (one of the file imported before, too) is judged as stored: its stored refunds count.
+    orders.update(await _stored_orders(db, program, names, {refund.external_id for _, refund in good}))
     problems = []
     for row, refund in good:
         order = orders.get(refund.order_external_id)
@@ -372,11 +375,13 @@ _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refun
 async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str], *,
                  daily_jobs: bool, now: datetime, progress: Callable[[int, int], None]) -> dict[str, Imported]:
     """Members and orders in batches; refunds imported with orders after the batch that holds them (or one by one
-    where their member has a later order in it), others one by one. `daily_jobs`: run as time passes (orders)."""
+    where a member they concern orders again in it), others one by one. `daily_jobs`: run as time passes (orders
+    and refunds)."""
     done: dict[str, Imported] = {}
     for request in requests:
         done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
     jobs = await _DailyJobs.of(db, program, [r for r in requests if isinstance(r, OrderInput)]) if daily_jobs else None
+    referrers = await _referrers(db, program) if refund_members else {}
     progress(0, len(requests))
     start = steps = refunded = 0
     while start < len(requests):
@@ -389,7 +394,7 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
             end = min(start + BATCH, len(requests))
             if jobs is not None:
                 end = await jobs.batch_end(requests, start, end)
-            end = _before_waiting_refund(requests, start, end, refund_members)
+            end = _before_waiting_refund(requests, start, end, refund_members, referrers)
             await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], done, now=now)
             for refund in requests[start:end]:
                 if isinstance(refund, RefundInput):  # no job falls due before it: the batch ends before the next
@@ -404,18 +409,34 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
     return done
 
 
-def _before_waiting_refund(requests: list, start: int, end: int, refund_members: dict[str, str]) -> int:
+def _before_waiting_refund(requests: list, start: int, end: int, refund_members: dict[str, str],
+                           referrers: dict[str, str]) -> int:
     """Where a batch from `start` (an order) must end (at most `end`): its refunds apply after its orders, which
-    changes nothing for a refund whose member has no order after it in the batch; the batch ends at the first
-    refund whose member has."""
+    changes nothing for a refund as long as no order after it in the batch is of a member it concerns: its own,
+    or one linked by a referral (a referred member's first order pays the referrer and moves the referrer's
+    tasks, and a refunded first order no longer counts for them). The batch ends at the first refund one is."""
     waiting: dict[str, int] = {}  # a member's first refund in the batch so far
     for index in range(start, end):
         request = requests[index]
         if isinstance(request, RefundInput):
-            waiting.setdefault(refund_members[request.external_id], index)
-        elif waiting and request.member_external_id in waiting:
-            return waiting[request.member_external_id]
+            member = refund_members[request.external_id]
+            waiting.setdefault(member, index)
+            if member in referrers:
+                waiting.setdefault(referrers[member], index)
+        elif waiting:
+            concerned = [waiting[member] for member in (request.member_external_id,
+                                                        referrers.get(request.member_external_id)) if member in waiting]
+            if concerned:
+                return min(concerned)
     return end
+
+
+async def _referrers(db: Database, program: ActiveProgram) -> dict[str, str]:
+    """Referred members' referrers, by externalId."""
+    referrer = aliased(Member)
+    async with db.read() as session:
+        return dict((await session.execute(select(Member.external_id, referrer.external_id).join(
+            referrer, referrer.id == Member.referred_by_id).where(Member.program_id == program.id))).all())
 
 
 async def _batch(db: Database, program: ActiveProgram, batch: list, done: dict[str, Imported], *,
@@ -437,7 +458,7 @@ async def _refund(db: Database, program: ActiveProgram, request: RefundInput, jo
 
 
 class _DailyJobs:
-    """The daily jobs as they would have run while the orders' history happened: shortly after each midnight
+    """The daily jobs as they would have run while the imported history happened: shortly after each midnight
     (program time) by which lots expired, their points expire, and tiers whose validity ended are
     re-evaluated, in that order (as `tierup jobs` runs them), before the orders and refunds after that
     midnight (one at the midnight itself comes first). Each batch of orders ends at the next such midnight, so
