@@ -3,7 +3,9 @@ time order through the live rules, so it leaves what reporting the same history 
 second run adds nothing."""
 
 import asyncio
+import json
 from datetime import datetime, timezone
+from typing import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select, text
@@ -48,6 +50,33 @@ async def state(api, external_id: str) -> dict:
                        for o in member["orders"]["edges"]]}
 
 
+def live_reports(*files: str) -> list[tuple[datetime, int, Callable[..., Awaitable], tuple, dict]]:
+    """The members, orders and refunds of the files (CSV with a header, or JSON lines; "live-" ids) as the calls
+    that report them live, `(time, rank, helper, arguments, keywords)`, in time order: at one moment a member
+    joins, then orders, then refunds."""
+    found = []
+    for content in files:
+        lines = content.format(p="live-").splitlines()
+        rows = ([json.loads(line) for line in lines] if lines[0].startswith("{")
+                else [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]])
+        for row in rows:
+            if "joinedAt" in row:
+                found.append((datetime.fromisoformat(row["joinedAt"]), 0, enroll, (row["externalId"],),
+                              {name: value for name, value in row.items() if value and name != "externalId"}))
+            elif "paidAt" in row:
+                found.append((datetime.fromisoformat(row["paidAt"]), 1, order, (
+                    row["externalId"], row["memberExternalId"], row["amount"], row["paidAt"]), {}))
+            else:
+                found.append((datetime.fromisoformat(row["refundedAt"]), 2, refund, (
+                    row["externalId"], row["orderExternalId"], row["amount"], row["refundedAt"]), {}))
+    return sorted(found, key=lambda report: report[:2])
+
+
+async def report_live(api, *files: str) -> None:
+    for _, _, report, arguments, keywords in live_reports(*files):
+        await report(api, *arguments, **keywords)
+
+
 async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, tmp_path, capsys, monkeypatch,
                                                                           database_url, clock):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
@@ -62,14 +91,8 @@ async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, 
     # The same history reported live in the order the imports applied it: each file in time order,
     # the refunds after the orders (a refund reported late does not re-judge what came before it).
     clock.now = datetime.now(timezone.utc)
-    await enroll(api, "live-ann", displayName="Ann", birthday="1990-05-17", joinedAt="2026-02-01T09:00:00+08:00")
-    await enroll(api, "live-bob", joinedAt="2026-02-03T09:00:00+08:00")
-    await order(api, "live-O-1", "live-ann", "150", "2026-02-10T12:00:00+08:00")
-    await order(api, "live-O-2", "live-ann", "250.50", "2026-03-11T12:00:00+08:00")
-    await order(api, "live-O-4", "live-bob", "99.90", "2026-04-02T12:00:00+08:00")
-    await order(api, "live-O-3", "live-ann", "2600.00", "2026-05-20T12:00:00+08:00")
-    await order(api, "live-O-5", "live-ann", "80", "2026-06-01T12:00:00+08:00")
-    await refund(api, "live-R-1", "live-O-2", "100", "2026-03-20T12:00:00+08:00")
+    await report_live(api, MEMBERS_CSV, ORDERS_CSV)
+    await report_live(api, REFUNDS_JSONL)
 
     for name in ("ann", "bob"):
         imported, live = await state(api, f"imp-{name}"), await state(api, f"live-{name}")
@@ -113,18 +136,14 @@ async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_u
     assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-"), *refunds) == 0
 
     clock.now = datetime.now(timezone.utc)
-    await enroll(api, "live-cy", joinedAt="2024-01-01T09:00:00+08:00")
-    reports = [(order, line.split(",")) for line in orders_csv.format(p="live-").splitlines()[1:]]
-    reports += [(refund, line.split(",")) for line in (refunds_csv or "").format(p="live-").splitlines()[1:]]
-    steps = sorted([(datetime.fromisoformat(fields[3]), 0, (report, fields)) for report, fields in reports]
-                   + [(datetime.fromisoformat(midnight), 1, None) for midnight in midnights], key=lambda s: s[:2])
-    for at, _, reported in steps:
-        if reported is None:
+    jobs = [(datetime.fromisoformat(midnight), 3, None, (), {}) for midnight in midnights]
+    for at, _, report, arguments, keywords in sorted(
+            live_reports(LAPSING_MEMBERS_CSV, orders_csv, *filter(None, [refunds_csv])) + jobs, key=lambda s: s[:2]):
+        if report is None:
             await expire_points(db, program, as_of=at)
             await evaluate_tiers(db, program, as_of=at)
         else:
-            report, fields = reported
-            await report(api, *fields)
+            await report(api, *arguments, **keywords)
     return await state(api, "imp-cy"), await state(api, "live-cy")
 
 
@@ -336,15 +355,7 @@ async def test_refunds_imported_with_orders_of_several_members_equal_them_report
                      write(tmp_path, "refunds.jsonl", refunds, "imp-")) == 0
 
     clock.now = datetime.now(timezone.utc)
-    await enroll(api, "live-ann", displayName="Ann", birthday="1990-05-17", joinedAt="2026-02-01T09:00:00+08:00")
-    await enroll(api, "live-bob", joinedAt="2026-02-03T09:00:00+08:00")
-    await order(api, "live-O-1", "live-ann", "150", "2026-02-10T12:00:00+08:00")
-    await order(api, "live-O-2", "live-ann", "250.50", "2026-03-11T12:00:00+08:00")
-    await refund(api, "live-R-1", "live-O-2", "100", "2026-03-20T12:00:00+08:00")
-    await order(api, "live-O-4", "live-bob", "99.90", "2026-04-02T12:00:00+08:00")
-    await refund(api, "live-R-2", "live-O-4", "9.90", "2026-04-10T12:00:00+08:00")
-    await order(api, "live-O-3", "live-ann", "2600.00", "2026-05-20T12:00:00+08:00")
-    await order(api, "live-O-5", "live-ann", "80", "2026-06-01T12:00:00+08:00")
+    await report_live(api, MEMBERS_CSV, ORDERS_CSV, refunds)
     for name in ("ann", "bob"):
         assert await state(api, f"imp-{name}") == await state(api, f"live-{name}")
     assert (await state(api, "imp-bob"))["orders"] == [(99, "9.90")]
@@ -379,11 +390,7 @@ async def test_a_refund_among_a_batch_comes_before_the_orders_of_the_members_it_
 """
     assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-"), "--refunds",
                      write(tmp_path, "refunds.csv", refunds, "imp-")) == 0
-    reports = [(datetime.fromisoformat(at), refund, ("live-R-1", f"live-{refunded}", amount, at))]
-    reports += [(datetime.fromisoformat(line.split(",")[3]), order, line.split(","))
-                for line in orders_csv.format(p="live-").splitlines()[1:]]
-    for _, report, fields in sorted(reports, key=lambda r: r[0]):
-        await report(api, *fields)
+    await report_live(api, orders_csv, refunds)
     for name in ("A", "B"):
         assert await state(api, f"imp-{name}") == await state(api, f"live-{name}")
     if refunded == "O-1":  # newest first: the referral's 200 on what the refund left, the refund
