@@ -467,9 +467,9 @@ class _DailyJobs:
     import's last order or refund are left to `tierup jobs`, which announces what they do; these announce
     nothing."""
 
-    def __init__(self, db: Database, program: ActiveProgram, expiries: list[datetime]):
+    def __init__(self, db: Database, program: ActiveProgram, expiry_midnights: list[datetime]):
         self.db, self.program = db, program
-        self.expiries = expiries  # the midnights at which lots expire, in order; those run are taken off
+        self.expiry_midnights = expiry_midnights  # when the job finds lots expired, in order; those run taken off
         self.expired_until: datetime | None = None  # the last expiry's midnight: every lot due by it is expired
 
     @classmethod
@@ -499,13 +499,13 @@ class _DailyJobs:
         """Run every job due before `at`; returns the next job's midnight (None: none is due)."""
         evaluation = await self._next_evaluation()
         while True:
-            expiry = self.expiries[0] if self.expiries else None
+            expiry = self.expiry_midnights[0] if self.expiry_midnights else None
             due = _soonest(expiry, evaluation)
             if due is None or due >= at:
                 return due
             if due == expiry:
                 await expire_points(self.db, self.program, as_of=due, since=self.expired_until, announce=False)
-                self.expired_until = self.expiries.pop(0)
+                self.expired_until = self.expiry_midnights.pop(0)
             if due == evaluation:
                 evaluated = (await evaluate_tiers(self.db, self.program, as_of=due, announce=False)).evaluated
                 # Nothing was due after all: asking again would find the same midnight.
