@@ -8,11 +8,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from .activity import Activity, moment_of, midnight
+from .derived import derived
 from .program import QuestLevel, QuestRule
 
 
 def quest_window(quest: QuestRule, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """[start, end) as UTC instants: from the first day's midnight to the midnight after the last day."""
+    return derived(_window, quest, tz)
+
+
+def _window(quest: QuestRule, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return midnight(quest.starts, tz), midnight(quest.ends + timedelta(days=1), tz)
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Mapping, Sequence
 
 from .clock import months_before
 from .money import format_yuan, to_yuan
+from .derived import derived
 from .program import Condition, ProgramDefinition, TierRule
 
 
@@ -40,16 +41,27 @@ class Metric:
     name: str
     money: bool
     months: str  # "required", "optional" or "forbidden"
-    value: Callable[[MemberMetrics, int | None], Decimal]
+    measure: Callable[[MemberMetrics, int | None], int | Decimal]  # in fen for money
     describe: Callable[[str, int | None], str]
+
+    def value(self, metrics: MemberMetrics, months: int | None) -> Decimal:
+        """As a condition states it: money in yuan."""
+        measured = self.measure(metrics, months)
+        return to_yuan(measured) if self.money else Decimal(measured)
+
+    def threshold(self, target: Decimal) -> int | Decimal:
+        """A condition's target in the measure's unit (fen for money), a whole one as an int: compared with
+        what is measured, an int costs a fraction of a Decimal."""
+        measured = target * 100 if self.money else target
+        return int(measured) if measured == measured.to_integral_value() else measured
 
 
 def _windowed(table: str) -> Callable[[MemberMetrics, int | None], int]:
     return lambda m, months: getattr(m, table).get(months, 0)
 
 
-def _order_count(m: MemberMetrics, months: int | None) -> Decimal:
-    return Decimal(m.order_count if months is None else m.orders_in_months.get(months, 0))
+def _order_count(m: MemberMetrics, months: int | None) -> int:
+    return m.order_count if months is None else m.orders_in_months.get(months, 0)
 
 
 def _average_monthly_orders(m: MemberMetrics, months: int | None) -> Decimal:
@@ -61,20 +73,20 @@ METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
         Metric("cumulative_spend", True, "forbidden",
-               lambda m, _: to_yuan(m.cumulative_spend_fen),
+               lambda m, _: m.cumulative_spend_fen,
                lambda target, _: f"cumulative spend ≥ {target}"),
         Metric("single_order_amount", True, "forbidden",
-               lambda m, _: to_yuan(m.largest_order_fen),
+               lambda m, _: m.largest_order_fen,
                lambda target, _: f"one order ≥ {target}"),
         Metric("spend_in_months", True, "required",
-               lambda m, months: to_yuan(_windowed("spend_fen_in_months")(m, months)),
+               _windowed("spend_fen_in_months"),
                lambda target, months: f"≥ {target} spent in the past {months} months"),
         Metric("order_count", False, "optional", _order_count,
                lambda target, months: f"{target} orders" + (f" in the past {months} months" if months else "")),
         Metric("average_monthly_orders", False, "required", _average_monthly_orders,
                lambda target, months: f"on average ≥ {target} orders a month over the past {months} months"),
         Metric("growth_value", False, "forbidden",
-               lambda m, _: Decimal(m.growth_value),
+               lambda m, _: m.growth_value,
                lambda target, _: f"growth value ≥ {target}"),
     )
 }
@@ -128,9 +140,13 @@ def condition_progress(metrics: MemberMetrics, condition: Condition, currency_sy
 
 def qualifies(metrics: MemberMetrics, tier: TierRule) -> bool:
     """A tier is reached when ANY of its conditions holds; the entry tier has none and always holds."""
-    if not tier.conditions:
-        return True
-    return any(METRICS[c.metric].value(metrics, c.months) >= c.target for c in tier.conditions)
+    return not tier.conditions or any(measure(metrics, months) >= threshold
+                                      for measure, months, threshold in derived(_measured, tier))
+
+
+def _measured(tier: TierRule) -> tuple[tuple[Callable, int | None, int | Decimal], ...]:
+    """The tier's conditions as qualifies measures them."""
+    return tuple((METRICS[c.metric].measure, c.months, METRICS[c.metric].threshold(c.target)) for c in tier.conditions)
 
 
 def qualifying_tier(metrics: MemberMetrics, program: ProgramDefinition) -> TierRule:
@@ -144,6 +160,10 @@ def qualifying_tier(metrics: MemberMetrics, program: ProgramDefinition) -> TierR
 
 def metric_windows(program: ProgramDefinition) -> tuple[frozenset[int], frozenset[int]]:
     """The window lengths (months) the ladder needs: (for spend, for order counts)."""
+    return derived(_windows, program)
+
+
+def _windows(program: ProgramDefinition) -> tuple[frozenset[int], frozenset[int]]:
     spend: set[int] = set()
     orders: set[int] = set()
     for tier in program.tiers:
