@@ -99,6 +99,7 @@ class GrowthTracker:
                  *, announce: bool = True):
         self.session = session
         self.program = program
+        self._journal = journal(session)  # the transaction's, one list throughout
         self.events: list[Event] = []
         self._watched: dict[int, _Watched] = {}
         self._states = states
@@ -114,7 +115,7 @@ class GrowthTracker:
         if state is None:
             state = (await load_states(self.session, self.program, [member.id], exclude_report=exclude_report))[member.id]
         before = self._picture(member, at, state)
-        written = journal(self.session)
+        written = self._journal
         report = None
         if exclude_report is not None:  # stored just before, so looked for from the end
             report = next((w for w in reversed(written) if w.what == "REPORT" and w.report_id == exclude_report), None)
@@ -143,7 +144,7 @@ class GrowthTracker:
             state = await self._now(watched)
             await self._advance(watched.member, at, state)
             if watched.state is state:  # _advance kept it up to date with what it wrote
-                watched.applied = len(journal(self.session))
+                watched.applied = len(self._journal)
             state.balance = self._balance(watched)
             after = self._picture(watched.member, at, state)
             if self._announce:
@@ -171,7 +172,7 @@ class GrowthTracker:
         something that cannot be applied in memory (a refund changes an order's net amount; another
         member's report, such as a referred member's first order, counts for this one). What was written
         is applied to the state in place, each part once: a copy would cost the member's whole history."""
-        length = len(journal(self.session))
+        length = len(self._journal)
         if watched.state is None or watched.applied == length:
             return watched.state
         first = watched.applied < 0
@@ -209,7 +210,7 @@ class GrowthTracker:
         """What the transaction wrote about the member since the picture, or since the journal's length `start`
         (with the report left out of the picture, unless not `with_report`)."""
         since = watched.since if start is None else start
-        mine = [w for w in journal(self.session)[since:] if w.what == what and w.member_id == watched.member.id]
+        mine = [w for w in self._journal[since:] if w.what == what and w.member_id == watched.member.id]
         if what == "REPORT" and with_report and watched.report is not None:
             mine.append(watched.report)
         return mine
