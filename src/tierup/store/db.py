@@ -25,11 +25,11 @@ from collections import deque
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
@@ -112,7 +112,33 @@ def write_deferred(session: Session) -> None:
     for table in sorted(pending, key=_dependency_order(Base.metadata).__getitem__):
         rows = pending[table]
         for _, alike in itertools.groupby(rows, key=lambda row: row.keys()):  # one statement names one set
-            connection.execute(insert(table), list(alike))
+            _insert_rows(connection, table, list(alike))
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
+    """One INSERT of rows naming the same columns (executemany). SQLAlchemy would build a dictionary of
+    parameters for every row before turning it into the driver's tuple, a sixth of what an import of orders
+    spends in Python; here each row becomes its tuple at once, by the same compiled statement and the
+    columns' types. Rows that leave a column to its Python-side default take the usual way, which fills it in."""
+    direct = _direct_insert(connection.dialect, table, tuple(rows[0]))
+    if direct is None:
+        connection.execute(insert(table), rows)
+        return
+    statement, columns = direct
+    as_sequence = connection.dialect.execute_sequence_format
+    connection.exec_driver_sql(statement, [as_sequence([row[key] if process is None else process(row[key])
+                                                        for key, process in columns]) for row in rows])
+
+
+@functools.lru_cache(maxsize=128)
+def _direct_insert(dialect: Dialect, table: Table, keys: tuple[str, ...]
+                   ) -> tuple[str, list[tuple[str, Callable | None]]] | None:
+    """The INSERT's text and its parameters in order, each with its type's processing; None when the rows
+    cannot go straight to the driver as tuples (a default to fill in, parameters by name)."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    if compiled.insert_prefetch or not compiled.positional or sorted(compiled.positiontup) != sorted(keys):
+        return None
+    return compiled.string, [(key, compiled._bind_processors.get(key)) for key in compiled.positiontup]
 
 
 @functools.cache
