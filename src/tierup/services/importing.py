@@ -39,7 +39,7 @@ from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
 from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
-from .orders import OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
+from .orders import OrderAmounts, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
 from .programs import ActiveProgram
 from .tiers import earliest_validity_end, evaluate_tiers, validity_end
 
@@ -140,6 +140,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
         # file could not be read at all. And each refund's member, for the batches.
         imported: dict[str, OrderInput | None] | None = {}
         refund_members: dict[str, str] = {}
+        amounts: dict[str, OrderAmounts] = {}  # each good order's, as checked: it applies with them
         for kind in KINDS:  # orders before their refunds, which may name them
             if kind not in paths:
                 continue
@@ -149,7 +150,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
                 found = refused.problems
                 imported = None if kind == "orders" else imported
             else:
-                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members)
+                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members, amounts)
                 if kind == "orders" and "refunds" in paths:
                     imported = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
                     imported.update((order.external_id, order) for order in checked[kind])
@@ -159,30 +160,32 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
             raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
         # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
         requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
-        done = await _apply(db, program, requests, refund_members, daily_jobs="members" not in paths, now=now,
-                            progress=progress or (lambda done, total: None))
+        done = await _apply(db, program, requests, refund_members, amounts, daily_jobs="members" not in paths,
+                            now=now, progress=progress or (lambda done, total: None))
         return {kind: done.get(kind, Imported()) for kind in paths}
 
 
 async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime,
-                   imported: dict[str, OrderInput | None] | None, refund_members: dict[str, str]
-                   ) -> tuple[list, list[str]]:
+                   imported: dict[str, OrderInput | None] | None, refund_members: dict[str, str],
+                   amounts: dict[str, OrderAmounts]) -> tuple[list, list[str]]:
     """The good rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
-    memory), and a problem for every bad row, in file order. Refunds are judged against their orders (those
-    `imported` with them, or stored), and their members noted in `refund_members`."""
+    memory), and a problem for every bad row, in file order; good orders' `amounts` noted. Refunds are judged
+    against their orders (those `imported` with them, or stored), and their members noted in `refund_members`."""
     problems: list[str] = []
-    requests = [(row, _request(kind, row, program, now, problems)) for row in rows]
+    requests = [(row, _request(kind, row, program, now, problems, amounts)) for row in rows]
     problems += _repeated_keys(rows)
     if kind == "orders":
         problems += await _unknown_members(db, program, [r for _, r in requests if r is not None], rows)
     elif kind == "refunds" and imported is not None:
-        problems += await _refund_problems(db, program, requests, imported, now, refund_members)
+        problems += await _refund_problems(db, program, requests, imported, amounts, now, refund_members)
     problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
     return sorted((request for _, request in requests if request is not None), key=_when), problems
 
 
-def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problems: list[str]):
-    """The row as the use case's input, checked by the use case's own checks; None when it is bad."""
+def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problems: list[str],
+             amounts: dict[str, OrderAmounts]):
+    """The row as the use case's input, checked by the use case's own checks (an order's `amounts` noted);
+    None when it is bad."""
     if row.unreadable:
         problems.append(f"line {row.line}: {row.unreadable}")
         return None
@@ -202,7 +205,7 @@ def _request(kind: str, row: Row, program: ActiveProgram, now: datetime, problem
         if kind == "members":
             check_enrolment(request, program, now)
         elif kind == "orders":
-            check_order(program, request, now)
+            amounts[request.external_id] = check_order(program, request, now)
         else:
             check_refund(program, request, now)
     except _Unreadable as exc:
@@ -295,14 +298,14 @@ class _Refundable:
 
 
 async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[tuple[Row, RefundInput | None]],
-                           imported: dict[str, OrderInput | None], now: datetime, members: dict[str, str]
-                           ) -> list[str]:
+                           imported: dict[str, OrderInput | None], amounts: dict[str, OrderAmounts], now: datetime,
+                           members: dict[str, str]) -> list[str]:
     """A refund must name an order (stored, or `imported` with it), come after it was paid and take no more than
     is left to refund on it, the file's refunds counted in time order, as they will apply; `members` takes
     each refund's member."""
     good = sorted(((row, refund) for row, refund in refunds if refund is not None), key=lambda pair: _when(pair[1]))
     names = {refund.order_external_id for _, refund in good}
-    orders = {name: _Refundable(order.member_external_id, order.paid_at, check_order(program, order, now).paid_fen)
+    orders = {name: _Refundable(order.member_external_id, order.paid_at, amounts[name].paid_fen)
               for name in names if (order := imported.get(name)) is not None}
     # A stored order (one of the file imported before, too) is judged as stored: its stored refunds count.
     orders.update(await _stored_orders(db, program, names, {refund.external_id for _, refund in good}))
@@ -361,7 +364,6 @@ def _when(request) -> datetime:
 # longer per order; and few enough members that the statements reading their states stay far below
 # PostgreSQL's 32,767 parameters.
 BATCH = 2000
-_IN_BATCHES = {"members": enroll_members, "orders": record_orders}
 
 
 # The tables an import grows and reads again for the next rows (a batch's reports, its members' states); a
@@ -373,8 +375,9 @@ HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsE
 _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
 
 
-async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str], *,
-                 daily_jobs: bool, now: datetime, progress: Callable[[int, int], None]) -> dict[str, Imported]:
+async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str],
+                 amounts: dict[str, OrderAmounts], *, daily_jobs: bool, now: datetime,
+                 progress: Callable[[int, int], None]) -> dict[str, Imported]:
     """Members and orders in batches; refunds imported with orders after the batch that holds them (or one by one
     where a member they concern orders again in it), others one by one. `daily_jobs`: run as time passes (orders
     and refunds)."""
@@ -396,7 +399,8 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
             if jobs is not None:
                 end = await jobs.batch_end(requests, start, end)
             end = _before_waiting_refund(requests, start, end, refund_members, referrers)
-            await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], done, now=now)
+            await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], amounts, done,
+                         now=now)
             for refund in requests[start:end]:
                 if isinstance(refund, RefundInput):  # no job falls due before it: the batch ends before the next
                     await _refund(db, program, refund, None, done["refunds"], now=now)
@@ -440,11 +444,15 @@ async def _referrers(db: Database, program: ActiveProgram) -> dict[str, str]:
             referrer, referrer.id == Member.referred_by_id).where(Member.program_id == program.id))).all())
 
 
-async def _batch(db: Database, program: ActiveProgram, batch: list, done: dict[str, Imported], *,
-                 now: datetime) -> None:
+async def _batch(db: Database, program: ActiveProgram, batch: list, amounts: dict[str, OrderAmounts],
+                 done: dict[str, Imported], *, now: datetime) -> None:
     kind = _KIND_OF[type(batch[0])]
-    for request, result in zip(batch, await _IN_BATCHES[kind](db, program, batch, now=now, announce=False,
-                                                              limit=BATCH)):
+    if kind == "orders":  # checked with the file: not again
+        results = await record_orders(db, program, batch, now=now, announce=False, limit=BATCH,
+                                      checked=[amounts[order.external_id] for order in batch])
+    else:
+        results = await enroll_members(db, program, batch, now=now, announce=False, limit=BATCH)
+    for request, result in zip(batch, results):
         _count(done[kind], request.external_id, result)
 
 

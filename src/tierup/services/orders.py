@@ -6,7 +6,7 @@ import contextlib
 import functools
 import json
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -91,22 +91,24 @@ MAX_ORDERS_PER_BATCH = 500
 
 
 async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True,
-                        limit: int = MAX_ORDERS_PER_BATCH) -> list[OrderResult | Rejected]:
+                        broker: Broker | None = None, announce: bool = True, limit: int = MAX_ORDERS_PER_BATCH,
+                        checked: Sequence[OrderAmounts] | None = None) -> list[OrderResult | Rejected]:
     """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
     itself; results come in input order; events go out after the commit (none when not `announce`: an
     import of history tells neither sockets nor webhooks). `limit`: the most orders the caller may send at
-    once (recordOrders' clients; an import sends more)."""
+    once (recordOrders' clients; an import sends more). `checked`: each order's amounts, when the caller
+    has checked them with check_order, against the same `now` (an import checks its whole file first)."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
-    results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, now=now,
-                                                                announce=announce))
+    results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, checked,
+                                                                now=now, announce=announce))
     await publish(broker, events)
     return results
 
 
-async def _record_batch(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
-                        announce: bool, deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
+async def _record_batch(db: Database, program: ActiveProgram, requests: list[OrderInput],
+                        checked: Sequence[OrderAmounts] | None, *, now: datetime, announce: bool,
+                        deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
     """recordOrders' transaction. `deferred`: the reports already stored are read at once and the new ones
     written together (reports.Known), instead of one statement each."""
     results: list[OrderResult | Rejected] = []
@@ -121,7 +123,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
             refusable = False
             stored_before = known is not None and request.external_id in known.reports
             try:
-                amounts = check_order(program, request, now)
+                amounts = checked[index] if checked is not None else check_order(program, request, now)
                 refusable = _refusable(request, amounts)
                 async with savepoint(session) if refusable else contextlib.nullcontext():
                     results.append(await _record(session, program, request, amounts, now, members, states, known,
