@@ -10,6 +10,7 @@ from tierup.domain.clock import add_months, months_before
 from tierup.domain.money import MoneyError, format_yuan, to_fen
 from tierup.domain.points import points_for_order, points_to_reverse, reversal_within_balance
 from tierup.domain.tiers import MemberMetrics, counting_since, describe_condition, plain_number, qualifying_tier
+from tierup.domain.program import Condition, ProgramDefinition, TierRule
 from tierup.programs import ProgramError, bundled_program_path, load_program_file, parse_program_text
 
 CLASSIC = load_program_file(bundled_program_path("classic"))
@@ -91,6 +92,26 @@ def test_classic_thresholds(figures, tier):
 ])
 def test_nine_levels_thresholds(figures, tier):
     assert qualifying_tier(figures, NINE).code == tier
+
+
+FRACTIONAL = ProgramDefinition(code="fractional", name="Fractional", currency="CNY", time_zone="Asia/Shanghai", tiers=(
+    TierRule("BASE", "Base", 0, Decimal(1)),
+    TierRule("SPEND", "Spend", 1, Decimal(1), (Condition("cumulative_spend", Decimal("199.99")),)),
+    TierRule("ORDERS", "Orders", 2, Decimal(1), (Condition("order_count", Decimal("2.5")),)),
+    TierRule("AVERAGE", "Average", 3, Decimal(1), (Condition("average_monthly_orders", Decimal("1.5"), 2),)),
+))
+
+
+@pytest.mark.parametrize("figures, tier", [
+    (MemberMetrics(cumulative_spend_fen=19_998), "BASE"),
+    (MemberMetrics(cumulative_spend_fen=19_999), "SPEND"),
+    (MemberMetrics(order_count=2), "BASE"),  # 2 orders are not 2.5
+    (MemberMetrics(order_count=3), "ORDERS"),
+    (MemberMetrics(orders_in_months={2: 2}), "BASE"),  # 1 a month
+    (MemberMetrics(orders_in_months={2: 3}), "AVERAGE"),  # 1.5 a month
+])
+def test_thresholds_hold_to_the_fen_and_between_whole_counts(figures, tier):
+    assert qualifying_tier(figures, FRACTIONAL).code == tier
 
 
 @pytest.mark.parametrize("number, plain", [
