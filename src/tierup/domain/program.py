@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from datetime import date
@@ -250,8 +251,8 @@ class ProgramDefinition:
     activities: tuple[ActivityRule, ...] = ()
     source: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def zone(self) -> ZoneInfo:
+    @functools.cached_property
+    def zone(self) -> ZoneInfo:  # asked for at every step of every report
         return ZoneInfo(self.time_zone)
 
     @property
