@@ -38,8 +38,9 @@ def add_months(dt: datetime, months: int) -> datetime:
     """Calendar months later (or earlier); the day is clamped to the month's end (Jan 31 + 1 = Feb 28)."""
     index = dt.year * 12 + (dt.month - 1) + months
     year, month = divmod(index, 12)
-    day = min(dt.day, calendar.monthrange(year, month + 1)[1])
-    return dt.replace(year=year, month=month + 1, day=day)
+    # The month's length; calendar.monthrange would work out its first weekday too, at every tier check.
+    length = calendar.mdays[month + 1] + (month == 1 and calendar.isleap(year))
+    return dt.replace(year=year, month=month + 1, day=min(dt.day, length))
 
 
 def months_before(as_of: datetime, months: int, tz: ZoneInfo) -> datetime:
