@@ -4,15 +4,17 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from conftest import POSTGRES_URL
 from helpers import publish_classic, publish_classic_ladder_only
+from tierup.services.growth import load_states
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, record_order, record_orders
 from tierup.store.db import count_statements
 from tierup.programs import bundled_program_path, load_program_file
 from tierup.services.programs import publish_program
-from tierup.store.models import QuestPass, Report, TaskCompletion, TierChange
+from tierup.store.models import Member, QuestPass, Report, TaskCompletion, TierChange
 
 
 @pytest.fixture
@@ -195,3 +197,28 @@ async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20
         assert expired == [(-(200 + members - 1), 0)]
         assert sorted(drawn) == [100, 100 + members - 1]  # the welcome lot and the order's
     assert counts[2] == counts[20]
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="PostgreSQL plans by statistics: a small table is scanned whatever its indexes")
+async def test_one_members_state_is_read_by_indexes_without_scanning_a_table(db, program, clock):
+    """Every order reported alone, every refund, reads its member's state: a scan of a table there (the members,
+    for those a member referred) costs each report more the larger the program grows."""
+    await enroll_member(db, program, EnrolmentInput(external_id="ref-ann"), now=clock())
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    async with db.write() as session:
+        ann = (await session.execute(select(Member).where(Member.external_id == "ref-ann"))).scalar_one()
+        event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+        try:
+            await load_states(session, program, [ann.id])
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+        (statement, parameters), = statements
+        plan = [row[-1] for row in (await (await session.connection()).exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + statement, parameters)).all()]
+    scans = [step for step in plan if step.startswith("SCAN ") and not step.startswith("SCAN anon_")]
+    assert any(step.startswith("SEARCH members USING") and "ix_members_referred_by" in step for step in plan)
+    assert scans == []

@@ -51,6 +51,8 @@ class Member(Base):
         Index("ix_members_program_tier", "program_id", "tier_code"),
         Index("ix_members_tier_valid_until", "program_id", "tier_valid_until"),
         Index("ix_members_membership_until", "program_id", "membership_until"),
+        # A member's state counts the first orders of the members they referred (growth.load_states).
+        Index("ix_members_referred_by", "referred_by_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
