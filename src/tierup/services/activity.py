@@ -42,6 +42,7 @@ class MemberState:
     activity: Activity = field(default_factory=Activity)
     completions: Completions = field(default_factory=dict)
     passes: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    badges: set[str] = field(default_factory=set)  # the codes of the badges the member holds
     balance: int = 0
     # When the member's latest refund was reported: the net amounts of `activity.orders` hold for tier
     # metrics judged at that time or later (member_metrics counts the refunds reported by then).
@@ -54,8 +55,8 @@ class MemberState:
 
 async def read_states(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
                       exclude_report: int | None = None) -> dict[int, MemberState]:
-    """What load_activity, load_completions and load_quest_passes read, and the points balance, in one
-    statement."""
+    """What load_activity, load_completions and load_quest_passes read, the badges held and the points balance,
+    in one statement."""
     ids = list(member_ids)
     found = {i: MemberState() for i in ids}
     if not ids:
@@ -68,6 +69,8 @@ async def read_states(session: AsyncSession, definition: ProgramDefinition, memb
             state.completions[(code, period)] = Completion(code, period, at, claimed_at)
         elif what == "PASS":
             state.passes[code].add(number)
+        elif what == "BADGE":
+            state.badges.add(code)
         elif what == "BALANCE":
             state.balance = number
         elif what == "REFUNDED":
@@ -135,7 +138,7 @@ def _in_time_order(*parts):
 
 
 def _states_statement():
-    """_done's rows and, in the same columns, task completions, quest levels passed and the balance:
+    """_done's rows and, in the same columns, task completions, quest levels passed, badges held and the balance:
     (what, member, when, number, code, period, claimed at); the first select types the columns."""
     ids = bindparam("ids", expanding=True)
 
@@ -146,6 +149,8 @@ def _states_statement():
                    .where(TaskCompletion.member_id.in_(ids)))
     passes = (select(literal("PASS"), QuestPass.member_id, no(UtcDateTime), QuestPass.level, QuestPass.quest_code,
                      no(String), no(UtcDateTime)).where(QuestPass.member_id.in_(ids)))
+    badges = (select(literal("BADGE"), MemberBadge.member_id, no(UtcDateTime), no(Integer), MemberBadge.code,
+                     no(String), no(UtcDateTime)).where(MemberBadge.member_id.in_(ids)))
     balances = (select(literal("BALANCE"), PointsEntry.member_id, no(UtcDateTime), func.sum(PointsEntry.amount),
                        no(String), no(String), no(UtcDateTime))
                 .where(PointsEntry.member_id.in_(ids)).group_by(PointsEntry.member_id))
@@ -155,7 +160,7 @@ def _states_statement():
                 .group_by(Report.member_id))
     padded = [part.add_columns(no(String).label("code"), no(String).label("period"),
                                no(UtcDateTime).label("claimed_at")) for part in _done()]
-    return _in_time_order(*padded, completions, passes, balances, refunded)
+    return _in_time_order(*padded, completions, passes, badges, balances, refunded)
 
 
 # Built once: used again, a statement skips SQLAlchemy's construction and cache-key work.

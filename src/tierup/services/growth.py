@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..domain.activity import Activity, period_key
 from ..domain.benefits import unlocked_by
 from ..domain.clock import local_date
-from ..domain.program import Reward
+from ..domain.program import Badge, Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
@@ -245,7 +245,7 @@ class GrowthTracker:
             completions[(task.code, key)] = Completion(task.code, key, at, at if automatic else None)
             self.events.append(self._event(member, "TASK_COMPLETED", f"Task {task.title} completed", at))
             if automatic:
-                await self.pay(member, task.reward, points, at, source="TASK", reason=f"Task {task.code}")
+                await self.pay(member, task.reward, points, at, source="TASK", reason=f"Task {task.code}", state=state)
                 bisect.insort(activity.points_earned, (at, points))
         for quest in definition.quests:
             if not quest_active(quest, at, tz):
@@ -258,24 +258,35 @@ class GrowthTracker:
                 self.events.append(self._event(member, "QUEST_LEVEL_PASSED",
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
                 await self.pay(member, level.reward, level.reward.points, at, source="QUEST",
-                               reason=f"Quest {quest.code} level {level.level}")
+                               reason=f"Quest {quest.code} level {level.level}", state=state)
         if member.growth_value != growth_before:  # rewards raised growth value, which tiers may count
             await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH",
                                        orders=state.orders_as_of(at))
 
-    async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str) -> None:
-        """Deliver a reward to a watched member: points into the ledger, growth value onto the member, a badge once."""
+    async def pay(self, member: Member, reward: Reward, points: int, at: datetime, *, source: str, reason: str,
+                  state: MemberState | None = None) -> None:
+        """Deliver a reward to a watched member: points into the ledger, growth value onto the member, a badge once
+        (told by the member's `state` as it is now, which then holds it, or else by the database)."""
         if points:
             await append_entry(self.session, self.program, member.id, "EARN", points, reason, source=source,
                                occurred_at=at, balance=self._balance(self._watched[member.id]))
         member.growth_value += reward.growth_value
         if reward.coupon is not None:
             await issue_coupon(self.session, self.program, member.id, reward.coupon, at, source=source, deferred=True)
-        if reward.badge is not None:
-            created = await insert_once(self.session, MemberBadge, member_id=member.id, code=reward.badge.code,
-                                        name=reward.badge.name, earned_at=at)
-            if created is not None:
-                self.events.append(self._event(member, "BADGE_EARNED", f"Badge {reward.badge.name} earned", at))
+        if reward.badge is not None and await self._new_badge(member, reward.badge, at, state):
+            self.events.append(self._event(member, "BADGE_EARNED", f"Badge {reward.badge.name} earned", at))
+
+    async def _new_badge(self, member: Member, badge: Badge, at: datetime, state: MemberState | None) -> bool:
+        """Give the badge unless the member holds it; whether it was new. Told by the state, the row is deferred
+        with the batch's (a badge written at once wrote everything deferred before it, a statement per table)."""
+        row = dict(member_id=member.id, code=badge.code, name=badge.name, earned_at=at)
+        if state is None:
+            return await insert_once(self.session, MemberBadge, **row) is not None
+        if badge.code in state.badges:
+            return False
+        defer_insert(self.session, MemberBadge.__table__, row)
+        state.badges.add(badge.code)
+        return True
 
     def _diff(self, member: Member, before: Snapshot, after: Snapshot, at: datetime) -> None:
         for code, state in after.tasks.items():
