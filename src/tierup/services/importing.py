@@ -140,7 +140,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
         # file could not be read at all. And each refund's member, for the batches.
         imported: dict[str, OrderInput | None] | None = {}
         refund_members: dict[str, str] = {}
-        amounts: dict[str, OrderAmounts] = {}  # each good order's, as checked: it applies with them
+        amounts: dict[str, OrderAmounts] = {}  # each good order's amounts as its check found them, by externalId
         for kind in KINDS:  # orders before their refunds, which may name them
             if kind not in paths:
                 continue

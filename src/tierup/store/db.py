@@ -117,9 +117,10 @@ def write_deferred(session: Session) -> None:
 
 def _insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
     """One INSERT of rows naming the same columns (executemany). SQLAlchemy would build a dictionary of
-    parameters for every row before turning it into the driver's tuple, a sixth of what an import of orders
-    spends in Python; here each row becomes its tuple at once, by the same compiled statement and the
-    columns' types. Rows that leave a column to its Python-side default take the usual way, which fills it in."""
+    parameters for every row before turning it into the driver's tuple, most of what writing an import's
+    deferred rows cost in Python; here each row becomes its tuple at once, by the same compiled statement and
+    the columns' types. Rows that leave a column to its Python-side default take the usual way, which fills
+    it in."""
     direct = _direct_insert(connection.dialect, table, tuple(rows[0]))
     if direct is None:
         connection.execute(insert(table), rows)
