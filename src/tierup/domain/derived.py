@@ -11,6 +11,8 @@ from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 _KEPT: dict[tuple, tuple[Any, Any]] = {}
+# A program published again brings new rule objects; past this many figures the old ones are let go.
+_MOST_KEPT = 4096
 
 
 def derived(build: Callable[..., T], rule: Any, *args: Any) -> T:
@@ -18,5 +20,7 @@ def derived(build: Callable[..., T], rule: Any, *args: Any) -> T:
     key = (build, id(rule), *args)
     found = _KEPT.get(key)
     if found is None or found[0] is not rule:
+        if len(_KEPT) >= _MOST_KEPT:
+            _KEPT.clear()
         found = _KEPT[key] = (rule, build(rule, *args))
     return found[1]
