@@ -227,3 +227,42 @@ async def test_a_key_freed_by_a_refused_order_and_used_again_runs_the_batch_once
         stored = (await session.execute(select(Report.external_id, Member.external_id).join(
             Member, Member.id == Report.member_id).where(Report.kind == "ORDER").order_by(Report.id))).all()
     assert [tuple(row) for row in stored] == [("B-0", "bob"), ("X", "bob"), ("Y", "bob")]
+
+
+async def test_a_batch_of_refunds_rejects_only_the_bad_ones_and_counts_its_own_refunds(db, program):
+    """refund_orders judges each refund before it writes anything, against what the refunds before it in the
+    batch left: a bad one is refused alone, a repeat is a duplicate, the rest apply in order."""
+    from tierup.services.orders import refund_orders
+    from tierup.store.models import PointsEntry
+
+    await _member(db, program)
+    paid = START + timedelta(days=1)
+    earned = [r.points for r in await record_orders(db, program, [OrderInput("O-1", "ann", Decimal(100), paid),
+                                                                  OrderInput("O-2", "ann", Decimal(50), paid)],
+                                                    now=paid)]
+    async with db.read() as session:
+        rows_before = (await session.execute(select(func.count()).select_from(PointsEntry))).scalar_one()
+    later = paid + timedelta(days=2)
+    results = await refund_orders(db, program, [
+        RefundInput("F-1", "O-1", "30", later),
+        RefundInput("F-2", "O-9", "10", later),  # no such order
+        RefundInput("F-3", "O-1", "80", later),  # 70 is left after F-1
+        RefundInput("F-1", "O-1", "30", later),  # sent again
+        RefundInput("F-1", "O-1", "31", later),  # its id reused for another refund
+        RefundInput("F-4", "O-2", "50", paid - timedelta(hours=1)),  # before the order was paid
+        RefundInput("F-5", "O-1", "70", later),  # all that is left
+    ], now=later)
+    told = [("refused", [p.code.value for p in r.problems]) if hasattr(r, "problems") else
+            ("duplicate" if r.duplicate else r.points_reversed) for r in results]
+    first = earned[0] * 30 // 100
+    assert told == [first, ("refused", ["NOT_FOUND"]), ("refused", ["INVALID"]), "duplicate",
+                    ("refused", ["DUPLICATE"]), ("refused", ["INVALID"]), earned[0] - first]
+    async with db.read() as session:
+        refunds = (await session.execute(select(Report.external_id, Report.amount_fen).where(
+            Report.kind == "REFUND").order_by(Report.id))).all()
+        reversed_ = (await session.execute(select(PointsEntry.amount).where(PointsEntry.kind == "REVERSE")
+                                           .order_by(PointsEntry.id))).scalars().all()
+        rows_after = (await session.execute(select(func.count()).select_from(PointsEntry))).scalar_one()
+    assert refunds == [("F-1", 3000), ("F-5", 7000)]
+    assert reversed_ == [-first, -(earned[0] - first)]
+    assert rows_after == rows_before + 2

@@ -166,6 +166,28 @@ async def test_an_order_paying_with_points_keeps_its_savepoint(db, program, cloc
     assert stored == ["P-1", "P-3"]
 
 
+async def test_a_batch_of_refunds_reads_what_its_orders_need_once(db, program, clock):
+    """refund_orders reads its orders, their members, what was refunded, earned and spent, and the members'
+    states once for the batch; each refund then writes its report and takes its points back from its lots.
+    One by one, a refund cost 15 statements."""
+    from tierup.services.orders import RefundInput, refund_orders
+
+    paid = clock()
+    counts = {}
+    for refunds in (2, 20):
+        names = [f"r{refunds}-{i}" for i in range(refunds)]
+        for name in names:
+            await enroll_member(db, program, EnrolmentInput(external_id=name), now=paid)
+        await record_orders(db, program, [OrderInput(f"O-{name}", name, Decimal(100), paid) for name in names],
+                            now=paid)
+        with count_statements() as statements:
+            results = await refund_orders(db, program, [RefundInput(f"F-{name}", f"O-{name}", Decimal(40), paid)
+                                                        for name in names], now=paid)
+        assert [r.points_reversed for r in results] == [40] * refunds
+        counts[refunds] = statements[0]
+    assert counts[20] - counts[2] <= 18 * 5, counts
+
+
 async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20(db, program, clock):
     """The expiry job reads a batch's lots and balances at once and writes its EXPIRE entries and their draws
     together: what each member is left with is exact, and the statements do not grow with the members."""

@@ -11,8 +11,9 @@ Each seed makes a history of 120 steps, hours to weeks apart, over two to three 
 batches of orders, some paid long before they are reported, with orders refused after their report was
 stored (too many points used, an unknown coupon) and repeats of the batch's or recent ids (as they were,
 corrected, or with other content); batches reported at the same moment as single orders (one group
-commit on SQLite, side-by-side transactions on PostgreSQL); refunds, check-ins, activities, reviews,
-point adjustments and task claims; and as each month begins, tier evaluation and points expiry. Members
+commit on SQLite, side-by-side transactions on PostgreSQL); refunds, a few at once (refund_orders, which reads
+what they need of their orders at once and tells each member's state what a refund changed), some sent again;
+check-ins, activities, reviews, point adjustments and task claims; and as each month begins, tier evaluation and points expiry. Members
 who shop most in the first half shop least in the second, so tiers are reached, renewed and lost.
 
 Six members, three of them referred, live the history twice in one program: as "a-m0" … "a-m5" through
@@ -49,7 +50,7 @@ from tierup.services.activity import MemberState
 from tierup.services.checkins import check_in
 from tierup.services.expiry import expire_points
 from tierup.services.members import EnrolmentInput, enroll_member
-from tierup.services.orders import OrderInput, RefundInput, record_order, record_orders, refund_order
+from tierup.services.orders import OrderInput, RefundInput, record_order, record_orders, refund_order, refund_orders
 from tierup.services.points import AdjustmentInput, adjust_points
 from tierup.services.programs import ActiveProgram
 from tierup.services.reviews import ReviewInput, record_review
@@ -75,7 +76,7 @@ SHOPPING = ((4, 3, 2, 2, 1, 1), (1, 1, 2, 2, 4, 3))  # how often each member sho
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # ORDERS AT_ONCE REFUND CHECK_IN ACTIVITY REVIEW ADJUSTMENT CLAIM EVALUATION EXPIRY
+    kind: str  # ORDERS AT_ONCE REFUNDS CHECK_IN ACTIVITY REVIEW ADJUSTMENT CLAIM EVALUATION EXPIRY
     now: datetime
     what: Any = None
 
@@ -102,6 +103,20 @@ def history(seed: int) -> list[Step]:
             request = dataclasses.replace(request, coupon_codes=("NOPE",))
         sent.append(request)
         return request
+
+    def refunds(now: datetime) -> list[RefundInput]:
+        """One to three refunds of recent orders, each partial or whole; some sent again as they were, or with
+        another amount."""
+        batch: list[RefundInput] = []
+        for _ in range(rnd.randint(1, 3)):
+            if batch and rnd.random() < 0.25:
+                earlier = rnd.choice(batch)
+                batch.append(earlier if rnd.random() < 0.5 else dataclasses.replace(earlier, amount="7"))
+            else:
+                refunded = rnd.choice(sent[-12:])
+                batch.append(RefundInput(f"F-{next(numbers)}", refunded.external_id,
+                                         rnd.choice(["5", "20", refunded.amount]), now))
+        return batch
 
     def again(batch: list[OrderInput]) -> OrderInput:
         """An order of the batch, or else a recent one, sent again: as it was, corrected, or with other content."""
@@ -131,9 +146,7 @@ def history(seed: int) -> list[Step]:
             batch = [order(rnd.choice(batch_family)) for _ in range(rnd.randint(1, 3))]
             steps.append(Step("AT_ONCE", now, (batch, *(order(rnd.choice(family)) for family in single_families))))
         elif roll < 0.64 and sent:
-            refunded = rnd.choice(sent)
-            steps.append(Step("REFUND", now, RefundInput(f"F-{next(numbers)}", refunded.external_id,
-                                                         rnd.choice(["5", "20", refunded.amount]), now)))
+            steps.append(Step("REFUNDS", now, refunds(now)))
         elif roll < 0.74:
             steps.append(Step("CHECK_IN", now, member))
         elif roll < 0.82:
@@ -224,8 +237,12 @@ class Telling:
             results = await self.orders(what, now)
         elif step.kind == "AT_ONCE":
             results = await self.at_once(what[0], what[1:], now)
-        elif step.kind == "REFUND":
-            results = [await settled(refund_order(db, program, self.sent(what), now=now))]
+        elif step.kind == "REFUNDS":
+            requests = [self.sent(request) for request in what]
+            if self.batched:
+                results = await refund_orders(db, program, requests, now=now)
+            else:
+                results = [await settled(refund_order(db, program, request, now=now)) for request in requests]
         elif step.kind == "CHECK_IN":
             results = [await settled(check_in(db, program, self.prefix + what, now=now))]
         elif step.kind == "ACTIVITY":

@@ -5,13 +5,14 @@ A use case `watch`es each member it will touch before it writes, and `settle`s a
 difference between the two snapshots becomes the live events, published after commit. The picture
 after is the one before plus what the transaction's journal says was written since (the report and
 ledger entries), so settling reads nothing again unless the journal holds something it cannot apply
-(a refund changes an order's net amount; a referred member's first order counts for the referrer).
+(a refund changes an order's net amount, which the refund's use case tells it; a referred member's first
+order counts for the referrer).
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Iterable
 
@@ -86,6 +87,7 @@ class _Watched:
     report: Written | None  # the use case's report, stored before the picture and left out of it
     since: int  # the journal's length when the picture was taken
     applied: int = -1  # -1: nothing applied yet (not even the report)
+    refunds: set[int] = field(default_factory=set)  # refunds' reports already applied to the state (refunded)
 
 
 class GrowthTracker:
@@ -128,6 +130,26 @@ class GrowthTracker:
         if state is not None:  # else the state after is read from the database, which has the claim
             state.completions[(task_code, period)] = replace(state.completions[(task_code, period)], claimed_at=at)
 
+    def refunded(self, member_id: int, report_id: int, paid_at: datetime, net_fen: int, refund_fen: int,
+                 at: datetime) -> None:
+        """The use case's refund (its report `report_id`, at `at`) took `refund_fen` off a watched member's order paid at
+        `paid_at`, whose net amount was `net_fen`: the state takes it in place (the refund's report alone does not
+        say which order it changes)."""
+        watched = self._watched[member_id]
+        state = watched.state
+        if state is None:
+            return
+        orders = state.activity.orders
+        index = bisect.bisect_left(orders, (paid_at, net_fen))
+        if index == len(orders) or orders[index] != (paid_at, net_fen):  # not as the state has it: read it again
+            watched.state = None
+            return
+        del orders[index]
+        if net_fen > refund_fen:
+            bisect.insort(orders, (paid_at, net_fen - refund_fen))
+        state.refunded_until = at if state.refunded_until is None else max(state.refunded_until, at)
+        watched.refunds.add(report_id)
+
     def activity_before(self, member_id: int) -> Activity:
         """What the member had done before the use case's report: asked before anything written is applied to
         the state (known_orders, settle), which happens in place."""
@@ -169,8 +191,9 @@ class GrowthTracker:
 
     def _in_memory(self, watched: _Watched) -> MemberState | None:
         """The state before plus what the journal says was written since; None when the journal holds
-        something that cannot be applied in memory (a refund changes an order's net amount; another
-        member's report, such as a referred member's first order, counts for this one). What was written
+        something that cannot be applied in memory (a refund changes an order's net amount, unless the use case
+        told which (refunded); another member's report, such as a referred member's first order, counts for this
+        one). What was written
         is applied to the state in place, each part once: a copy would cost the member's whole history."""
         length = len(self._journal)
         if watched.state is None or watched.applied == length:
@@ -178,7 +201,8 @@ class GrowthTracker:
         first = watched.applied < 0
         start = watched.since if first else watched.applied
         reports = self._written(watched, "REPORT", start, with_report=first)
-        if any(w.member_id != watched.member.id or w.kind == "REFUND" for w in reports):
+        if any(w.member_id != watched.member.id or (w.kind == "REFUND" and w.report_id not in watched.refunds)
+               for w in reports):
             watched.state = None
         else:
             self._apply(watched.state, reports, self._written(watched, "ENTRY", start))

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -39,7 +39,7 @@ from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
 from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
-from .orders import OrderAmounts, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_order
+from .orders import OrderAmounts, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_orders
 from .programs import ActiveProgram
 from .tiers import earliest_validity_end, evaluate_tiers, validity_end
 
@@ -358,8 +358,7 @@ def _when(request) -> datetime:
     return moment or datetime.min.replace(tzinfo=timezone.utc)
 
 
-# Members and orders go in batches, one transaction each; a refund locks the order's member and reads what was
-# refunded before, one at a time. A batch of the import is larger than a client's: about a second of the write
+# Members, orders and refunds go in batches, one transaction each. A batch of the import is larger than a client's: about a second of the write
 # lock (a server on the same SQLite file waits that long at most), where batches of 500 orders took a fifth
 # longer per order; and few enough members that the statements reading their states stay far below
 # PostgreSQL's 32,767 parameters.
@@ -378,38 +377,34 @@ _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refun
 async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str],
                  amounts: dict[str, OrderAmounts], *, daily_jobs: bool, now: datetime,
                  progress: Callable[[int, int], None]) -> dict[str, Imported]:
-    """Members and orders in batches; refunds imported with orders after the batch that holds them (or one by one
-    where a member they concern orders again in it), others one by one. `daily_jobs`: run as time passes (orders
-    and refunds)."""
+    """Members and orders in batches; refunds imported with orders in a batch after the orders of the stretch of
+    time that holds them (which ends before an order of a member they concern), those in a row together.
+    `daily_jobs`: run as time passes (orders and refunds)."""
     done: dict[str, Imported] = {}
     for request in requests:
         done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
     jobs = await _DailyJobs.of(db, program, [r for r in requests if isinstance(r, OrderInput)]) if daily_jobs else None
     referrers = await _referrers(db, program) if refund_members else {}
     progress(0, len(requests))
-    start = steps = refunded = 0
+    start = steps = 0
     while start < len(requests):
+        end = min(start + BATCH, len(requests))
+        if jobs is not None:
+            end = await jobs.batch_end(requests, start, end)
         if isinstance(requests[start], RefundInput):
-            await _refund(db, program, requests[start], jobs, done["refunds"], now=now)
-            end = start + 1
-            refunded += 1
-            step = refunded % 100 == 0 or end == len(requests)
+            end = next((index for index in range(start, end) if not isinstance(requests[index], RefundInput)), end)
         else:
-            end = min(start + BATCH, len(requests))
-            if jobs is not None:
-                end = await jobs.batch_end(requests, start, end)
             end = _before_waiting_refund(requests, start, end, refund_members, referrers)
             await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], amounts, done,
                          now=now)
-            for refund in requests[start:end]:
-                if isinstance(refund, RefundInput):  # no job falls due before it: the batch ends before the next
-                    await _refund(db, program, refund, None, done["refunds"], now=now)
-            step = True
-        if step:  # a batch, or a hundred refunds
-            gc.collect(1)  # what they left (see _collector_paused)
-            steps += 1
-            await _grown(db, steps)
-            progress(end, len(requests))
+        # The refunds of the stretch, after its orders: no job falls due before them (it ends before the next).
+        refunds = [r for r in requests[start:end] if isinstance(r, RefundInput)]
+        if refunds:
+            _count_all(done["refunds"], refunds, await refund_orders(db, program, refunds, now=now, announce=False))
+        gc.collect(1)  # what the stretch left (see _collector_paused)
+        steps += 1
+        await _grown(db, steps)
+        progress(end, len(requests))
         start = end
     return done
 
@@ -452,18 +447,7 @@ async def _batch(db: Database, program: ActiveProgram, batch: list, amounts: dic
                                       checked=[amounts[order.external_id] for order in batch])
     else:
         results = await enroll_members(db, program, batch, now=now, announce=False, limit=BATCH)
-    for request, result in zip(batch, results):
-        _count(done[kind], request.external_id, result)
-
-
-async def _refund(db: Database, program: ActiveProgram, request: RefundInput, jobs: _DailyJobs | None,
-                  done: Imported, *, now: datetime) -> None:
-    if jobs is not None:
-        await jobs.run_before(request.refunded_at)
-    try:
-        _count(done, request.external_id, await refund_order(db, program, request, now=now, announce=False))
-    except Rejected as rejection:
-        _count(done, request.external_id, rejection)
+    _count_all(done[kind], batch, results)
 
 
 class _DailyJobs:
@@ -493,10 +477,10 @@ class _DailyJobs:
         return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
 
     async def batch_end(self, requests: list, start: int, end: int) -> int:
-        """Where a batch of the orders from `start` (of reports in time order) must end (at most `end`), once
-        the jobs due before its first order have run: at the next job's midnight, and before an upgrade made in
-        the batch could lapse."""
-        first = requests[start].paid_at
+        """Where a batch from `start` (of reports in time order) must end (at most `end`), once the jobs due
+        before its first report have run: at the next job's midnight, and before an upgrade made in the batch
+        could lapse."""
+        first = _when(requests[start])
         until = await self.run_before(first)
         definition = self.program.definition
         if definition.tier_validity_months is not None:
@@ -540,7 +524,7 @@ def _soonest(*moments: datetime | None) -> datetime | None:
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector paused for the import; _apply runs it on the young objects after each batch
-    (what the batch left, its session's cycles among them), or each hundred refunds. The file's rows and a
+    (what the batch left, its session's cycles among them). The file's rows and a
     batch's rows, members and states live for long, and the collector, run every 700 allocations, walked
     them again and again: a fifth of an import's time."""
     was_enabled = gc.isenabled()
@@ -553,17 +537,18 @@ def _collector_paused() -> Iterator[None]:
 
 
 async def _grown(db: Database, steps: int) -> None:
-    """After the 1st, 2nd, 4th, 8th… step of an import (a batch, or a hundred refunds), when what it wrote may
+    """After the 1st, 2nd, 4th, 8th… step of an import (a batch), when what it wrote may
     have doubled the tables, their statistics are refreshed for the next steps' plans (on PostgreSQL): one
     ANALYZE each time, a handful in all, where plans made for the tables as they were cost each batch a scan."""
     if steps & (steps - 1) == 0:
         await db.refresh_statistics(HISTORY_TABLES)
 
 
-def _count(done: Imported, external_id: str, result: Any) -> None:
-    if isinstance(result, Rejected):
-        done.refused.append(f"{external_id}: {result}")
-    elif result.duplicate:
-        done.duplicates += 1
-    else:
-        done.new += 1
+def _count_all(done: Imported, requests: list, results: list) -> None:
+    for request, result in zip(requests, results):
+        if isinstance(result, Rejected):
+            done.refused.append(f"{request.external_id}: {result}")
+        elif result.duplicate:
+            done.duplicates += 1
+        else:
+            done.new += 1

@@ -40,19 +40,23 @@ async def balances_of(session: AsyncSession, member_ids: list[int]) -> dict[int,
     return found
 
 
-def _open_lots(member_ids):
+def _open_lots():
+    ids = bindparam("ids", expanding=True)
     drawn = (select(LotDraw.lot_entry_id, func.sum(LotDraw.amount).label("drawn"))
-             .where(LotDraw.member_id.in_(member_ids)).group_by(LotDraw.lot_entry_id).subquery())
+             .where(LotDraw.member_id.in_(ids)).group_by(LotDraw.lot_entry_id).subquery())
     remaining = (PointsEntry.amount - func.coalesce(drawn.c.drawn, 0)).label("remaining")
     return (select(PointsEntry.member_id, PointsEntry.id, remaining, PointsEntry.expires_at)
             .outerjoin(drawn, drawn.c.lot_entry_id == PointsEntry.id)
-            .where(PointsEntry.member_id.in_(member_ids), PointsEntry.amount > 0, remaining > 0))
+            .where(PointsEntry.member_id.in_(ids), PointsEntry.amount > 0, remaining > 0))
+
+
+_OPEN_LOTS = _open_lots()
 
 
 async def lots_of(session: AsyncSession, member_ids: list[int]) -> dict[int, list[Lot]]:
     """Each member's lots that still hold points."""
     found: dict[int, list[Lot]] = {i: [] for i in member_ids}
-    for member_id, entry_id, remaining, expires_at in await session.execute(_open_lots(member_ids)):
+    for member_id, entry_id, remaining, expires_at in await execute_core(session, _OPEN_LOTS, {"ids": member_ids}):
         found[member_id].append(Lot(entry_id, int(remaining), expires_at))
     return found
 

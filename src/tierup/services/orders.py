@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, literal, select, union_all
 
 from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_value_fen
@@ -21,8 +21,8 @@ from ..domain.program import DEFAULT_CHANNEL, TierRule
 from ..domain.points import points_to_reverse, reversal_within_balance
 from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
-from ..store.queries import lock_member, lock_members
-from .ledger import append_entry, earned_by_order
+from ..store.queries import lock_member, lock_members, lock_members_by_id
+from .ledger import append_entry
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
@@ -320,86 +320,161 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    refund_fen = check_refund(program, request, now)
-    async with db.write() as session:
-        order = (await session.execute(select(Report).where(
-            Report.program_id == program.id, Report.kind == "ORDER",
-            Report.external_id == request.order_external_id))).scalar_one_or_none()
-        if order is None:
-            raise Rejected.one(ErrorCode.NOT_FOUND, f"no order {request.order_external_id!r} in this program",
-                               "input", "orderExternalId")
-        member = await lock_member(session, program.id, member_id=order.member_id)
-        payload = with_channel({"order": request.order_external_id, "amount": refund_fen,
-                                "refundedAt": request.refunded_at}, request.channel, request.store_code)
-        stored = await store_report(session, program, "REFUND", request.external_id, payload,
-                                    occurred_at=request.refunded_at, now=now, member_id=member.id,
-                                    order_id=order.id, amount_fen=refund_fen, channel=request.channel,
-                                    store_code=request.store_code)
-        if stored.duplicate:
-            return RefundResult(order.id, member.id, duplicate=True)
-        growth = GrowthTracker(session, program, announce=announce)
-        before = await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
-        if request.refunded_at < order.occurred_at:
-            raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
-        # int(): PostgreSQL sums a BIGINT column as NUMERIC.
-        refunded_before = int((await session.execute(select(func.coalesce(func.sum(Report.amount_fen), 0)).where(
-            Report.order_id == order.id, Report.kind == "REFUND", Report.id != stored.report_id))).scalar_one())
-        if refunded_before + refund_fen > order.amount_fen:
-            left = format_yuan(to_yuan(order.amount_fen - refunded_before), program.definition.currency_symbol)
-            raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",
-                               "input", "amount")
-        earned = (await session.execute(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
-            *earned_by_order(order.id, order.member_id)))).scalar_one()
-        reverse = points_to_reverse(earned, order.amount_fen, refunded_before, refund_fen)
-        taken = shortfall = 0
-        balance = before.balance  # nothing moved points since the picture
-        balance += await _return_points(session, program, order, refunded_before, refund_fen, stored.report_id,
-                                        balance, at=request.refunded_at, reason=f"Refund {request.external_id} of "
-                                        f"order {request.order_external_id}: points that paid for it")
-        if reverse:
-            taken, shortfall = reversal_within_balance(reverse, balance)
-            reason = f"Refund {request.external_id} of order {request.order_external_id}"
-            if shortfall:
-                reason += f" ({shortfall} points already spent)"
-            order_lot = (await session.execute(select(PointsEntry.id).where(
-                *earned_by_order(order.id, order.member_id)).order_by(PointsEntry.id))).scalars().first()
-            await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
-                               occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
-                               balance=balance, draw_first=order_lot)
-        returned = await _return_stored_value(session, program, order, refunded_before, refund_fen, stored.report_id,
-                                              at=request.refunded_at, reason=f"Refund {request.external_id}")
-        await growth.settle(request.refunded_at)
-        events = growth.events + returned if announce else []
-        await stage_webhooks(session, program, events, now=now)
+    result, = await refund_orders(db, program, [request], now=now, broker=broker, announce=announce)
+    if isinstance(result, Rejected):
+        raise result
+    return result
+
+
+async def refund_orders(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
+                        broker: Broker | None = None, announce: bool = True) -> list[RefundResult | Rejected]:
+    """Many refunds in one transaction, in order, each by the rules of one (an import's refunds between two
+    batches of orders): a rejected refund is refused before it writes anything, so it rejects only itself;
+    results come in input order; events go out after the commit (none when not `announce`)."""
+    results, events = await batch_known_first(functools.partial(_refund_batch, db, program, requests, now=now,
+                                                                announce=announce))
     await publish(broker, events)
-    return RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall)
+    return results
 
 
-async def _return_points(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
-                         refund_id: int, balance: int, *, at: datetime, reason: str) -> int:
-    """The refunded share of the points that paid for the order comes back as a new lot (RETURN); returns it."""
-    back = await _refunded_share_spent(session, PointsEntry.amount, order, refunded_before, refund_fen)
-    if back:
-        await append_entry(session, program, order.member_id, "RETURN", back, reason, source="REFUND",
-                           occurred_at=at, report_id=refund_id, balance=balance)
-    return back
+async def _refund_batch(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
+                        announce: bool, deferred: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
+    """The refunds' transaction: what they need of their orders is read for all of them at once (Refunded)
+    and kept up to date as each applies. `deferred`: their new reports are written together (reports.Known)."""
+    results: list[RefundResult | Rejected] = []
+    events: list[Event] = []
+    async with db.write() as session:
+        orders, members = await Refunded.lock(session, program, {r.order_external_id for r in requests})
+        locked = list(members.values())
+        states = await batch_states(db, session, program, locked)
+        known = await known_reports(session, program, "REFUND", {r.external_id for r in requests})
+        for request in requests:
+            try:
+                result, made = await _refund(session, program, request, now, orders, members, states, known,
+                                             deferred=deferred, announce=announce)
+            except Rejected as rejection:  # refused before it wrote anything
+                results.append(rejection)
+                continue
+            results.append(result)
+            events += made if announce else []
+        await stage_webhooks(session, program, events, now=now)
+        keep_states(session, program, locked, states)
+    return results, events
 
 
-async def _return_stored_value(session, program: ActiveProgram, order: Report, refunded_before: int, refund_fen: int,
-                               refund_id: int, *, at: datetime, reason: str) -> list[Event]:
-    """The refunded share of what the order paid from stored value goes back to it."""
-    back = await _refunded_share_spent(session, StoredValueEntry.amount_fen, order, refunded_before, refund_fen)
-    if not back:
-        return []
-    balance = await stored_value_balance(session, order.member_id)
-    return [append_stored_value(session, program, order.member_id, "REFUND", back, reason, occurred_at=at,
-                                balance_fen=balance, report_id=refund_id)]
+async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime,
+                  orders: dict[str, Refunded], members: dict[int, Member], states: dict[int, MemberState],
+                  known: Known, *, deferred: bool, announce: bool) -> tuple[RefundResult, list[Event]]:
+    """One refund of a batch, every check made before it writes; returns it and its events."""
+    refund_fen = check_refund(program, request, now)
+    order = orders.get(request.order_external_id)
+    if order is None:
+        raise Rejected.one(ErrorCode.NOT_FOUND, f"no order {request.order_external_id!r} in this program",
+                           "input", "orderExternalId")
+    member = members[order.member_id]
+    payload = with_channel({"order": request.order_external_id, "amount": refund_fen,
+                            "refundedAt": request.refunded_at}, request.channel, request.store_code)
+    if request.external_id not in known.reports:  # a new refund (else a repeat, or a clash store_report names)
+        _check_refund_of(program, order, request, refund_fen)
+    stored = await store_report(session, program, "REFUND", request.external_id, payload,
+                                occurred_at=request.refunded_at, now=now, known=known if deferred else None,
+                                member_id=member.id, order_id=order.id, amount_fen=refund_fen,
+                                channel=request.channel, store_code=request.store_code)
+    if stored.duplicate:
+        return RefundResult(order.id, member.id, duplicate=True), []
+    member_changed(session, member.id)
+    if not deferred:  # (a deferred report is known already) another refund of the batch may repeat it
+        known.reports[request.external_id] = (stored.report_id, stored.values["payload_hash"])
+    if member.referred_by_id is not None:
+        # A refunded first order no longer counts for the referrer, whose state is read again when next needed.
+        states.pop(member.referred_by_id, None)
+    growth = GrowthTracker(session, program, states, announce=announce)
+    before = await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
+    refunded_before, order.refunded_fen = order.refunded_fen, order.refunded_fen + refund_fen
+    growth.refunded(member.id, stored.report_id, order.paid_at, order.amount_fen - refunded_before, refund_fen,
+                    request.refunded_at)
+    balance = before.balance  # nothing moved points since the picture
+    back = refunded_share(order.points_spent, order.amount_fen, refunded_before, refund_fen)
+    if back:  # the refunded share of the points that paid for the order comes back as a new lot
+        await append_entry(session, program, member.id, "RETURN", back, f"Refund {request.external_id} of order "
+                           f"{request.order_external_id}: points that paid for it", source="REFUND",
+                           occurred_at=request.refunded_at, report_id=stored.report_id, balance=balance)
+        balance += back
+    reverse = points_to_reverse(order.earned, order.amount_fen, refunded_before, refund_fen)
+    taken, shortfall = reversal_within_balance(reverse, balance)
+    if reverse:
+        reason = f"Refund {request.external_id} of order {request.order_external_id}"
+        if shortfall:
+            reason += f" ({shortfall} points already spent)"
+        await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
+                           occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
+                           balance=balance, draw_first=order.lot_id)
+    returned = []
+    stored_value_back = refunded_share(order.stored_value_spent, order.amount_fen, refunded_before, refund_fen)
+    if stored_value_back:  # the refunded share of what the order paid from stored value goes back to it
+        returned.append(append_stored_value(session, program, member.id, "REFUND", stored_value_back,
+                                            f"Refund {request.external_id}", occurred_at=request.refunded_at,
+                                            balance_fen=await stored_value_balance(session, member.id),
+                                            report_id=stored.report_id))
+    await growth.settle(request.refunded_at)
+    return (RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall),
+            growth.events + returned)
 
 
-async def _refunded_share_spent(session, amount, order: Report, refunded_before: int, refund_fen: int) -> int:
-    """The refund's share of what the order spent from a ledger (`amount`: the points' or the stored value's
-    column), floored on the running total so that partial refunds never give back more than was spent."""
-    entries = amount.class_
-    spent = -int((await session.execute(select(func.coalesce(func.sum(amount), 0)).where(
-        entries.report_id == order.id, entries.kind == "SPEND"))).scalar_one())
-    return refunded_share(spent, order.amount_fen, refunded_before, refund_fen)
+def _check_refund_of(program: ActiveProgram, order: Refunded, request: RefundInput, refund_fen: int) -> None:
+    if request.refunded_at < order.paid_at:
+        raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
+    if order.refunded_fen + refund_fen > order.amount_fen:
+        left = format_yuan(to_yuan(order.amount_fen - order.refunded_fen), program.definition.currency_symbol)
+        raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",
+                           "input", "amount")
+
+
+@dataclass
+class Refunded:
+    """An order as its refunds need it: what it was paid and earned, its first lot (a refund takes its points
+    back from it first) and what has been refunded of it so far, which each refund keeps up to date."""
+
+    id: int
+    member_id: int
+    paid_at: datetime
+    amount_fen: int
+    refunded_fen: int = 0
+    earned: int = 0  # the points it earned its member (not a referrer's)
+    lot_id: int | None = None  # the first of those lots
+    points_spent: int = 0  # the points that paid for it
+    stored_value_spent: int = 0  # in fen
+
+    @classmethod
+    async def lock(cls, session, program: ActiveProgram, external_ids: set[str]
+                   ) -> tuple[dict[str, Refunded], dict[int, Member]]:
+        """The orders named, by externalId, and their members, locked before what was refunded is read (two
+        refunds of one order never both take what is left of it): five statements whatever their number."""
+        found = {name: cls(*row) for name, *row in await execute_core(
+            session, _ORDERS, {"program_id": program.id, "external_ids": sorted(external_ids)})}
+        members = await lock_members_by_id(session, program.id, {order.member_id for order in found.values()})
+        by_id = {order.id: order for order in found.values()}
+        ids = {"ids": sorted(by_id)}
+        # int(): PostgreSQL sums a BIGINT column as NUMERIC.
+        for order_id, refunded in await execute_core(session, _REFUNDED, ids):
+            by_id[order_id].refunded_fen = int(refunded)
+        for order_id, member_id, earned, lot_id in await execute_core(session, _EARNED, ids):
+            if member_id == by_id[order_id].member_id:  # a referrer's referral points are under the same report
+                by_id[order_id].earned, by_id[order_id].lot_id = int(earned), lot_id
+        for order_id, ledger, spent in await execute_core(session, _SPENT, ids):
+            setattr(by_id[order_id], f"{ledger}_spent", -int(spent))
+        return found, members
+
+
+_ORDERS = select(Report.external_id, Report.id, Report.member_id, Report.occurred_at, Report.amount_fen).where(
+    Report.program_id == bindparam("program_id"), Report.kind == "ORDER",
+    Report.external_id.in_(bindparam("external_ids", expanding=True)))
+_REFUNDED = select(Report.order_id, func.sum(Report.amount_fen)).where(
+    Report.kind == "REFUND", Report.order_id.in_(bindparam("ids", expanding=True))).group_by(Report.order_id)
+_EARNED = select(PointsEntry.report_id, PointsEntry.member_id, func.sum(PointsEntry.amount), func.min(PointsEntry.id)
+                 ).where(PointsEntry.kind == "EARN", PointsEntry.report_id.in_(bindparam("ids", expanding=True))
+                         ).group_by(PointsEntry.report_id, PointsEntry.member_id)
+_SPENT = union_all(*(select(entries.report_id, literal(ledger), func.sum(amount)).where(
+    entries.kind == "SPEND", entries.report_id.in_(bindparam("ids", expanding=True))).group_by(entries.report_id)
+    for ledger, entries, amount in (("points", PointsEntry, PointsEntry.amount),
+                                    ("stored_value", StoredValueEntry, StoredValueEntry.amount_fen))))

@@ -45,3 +45,17 @@ async def lock_members(session: AsyncSession, program_id: int, external_ids: Ite
         return {}
     rows = await session.execute(_MEMBERS_BY_EXTERNAL_ID, {"program": program_id, "keys": keys})
     return {member.external_id: member for member in rows.scalars()}
+
+
+_MEMBERS_BY_ID = (select(Member).where(Member.program_id == bindparam("program"),
+                                       Member.id.in_(bindparam("keys", expanding=True)))
+                  .order_by(Member.id).with_for_update())
+
+
+async def lock_members_by_id(session: AsyncSession, program_id: int, member_ids: Iterable[int]) -> dict[int, Member]:
+    """As lock_members, by id."""
+    keys = sorted(member_ids)
+    if not keys:
+        return {}
+    rows = await session.execute(_MEMBERS_BY_ID, {"program": program_id, "keys": keys})
+    return {member.id: member for member in rows.scalars()}
