@@ -1,16 +1,18 @@
 """Import bench: `tierup import members` then `tierup import orders` of a generated history, as a
-new user would run them, on a fresh database; prints rows per second of each and, as the machine's
-yardstick, the requests/s `tierup serve` answers `{ __typename }` with in the same run (32 clients,
-as bench/api_bench.py measures it), with the orders' ratio to it.
+new user would run them, on a fresh database; prints rows per second of each and the orders' ratio to
+two yardsticks measured in the same run: the requests/s `tierup serve` answers `{ __typename }` with
+(32 clients, as bench/api_bench.py measures it), and the orders/s `tierup seed` writes a history of as
+many members and orders with (the replay the goal of 10,000 orders/s was set against: ~3,100/s then).
 
     python bench/import_bench.py [--members 10000] [--orders 100000] [--days 100] [--refunds 0]
-                              [--postgres SERVER_URL] [--seconds 10]
+                              [--postgres SERVER_URL] [--seconds 10] [--no-seed]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -19,6 +21,7 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
 
 from api_bench import free_port, load, postgres_database, start_server
 
@@ -55,10 +58,11 @@ def write_history(folder: Path, members: int, orders: int, days: int = 100, refu
     return members_csv, orders_csv, refunds_csv
 
 
-def timed_import(kind: str, path: Path, env: dict, *options: str) -> float:
-    tierup = str(Path(sys.executable).parent / "tierup")
+def timed(env: dict, *command: str) -> float:
+    """Seconds `tierup COMMAND…` took."""
     started = time.monotonic()
-    subprocess.run([tierup, "import", kind, str(path), *options], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(Path(sys.executable).parent / "tierup"), *command], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - started
 
 
@@ -87,20 +91,19 @@ def main() -> None:
     parser.add_argument("--refunds", type=int, default=0, help="refunds of that many orders, imported with them")
     parser.add_argument("--postgres", metavar="SERVER_URL")
     parser.add_argument("--seconds", type=float, default=10, help="how long to measure the yardstick")
+    parser.add_argument("--no-seed", action="store_true", help="leave out the seed yardstick")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tierup-import-"))
-    name = f"tierup_import_{os.getpid()}"
-    url = asyncio.run(postgres_database(args.postgres, name)) if args.postgres else f"sqlite+aiosqlite:///{folder}/import.db"
-    env = {**os.environ, "TIERUP_DATABASE_URL": url}
-    try:
-        members_csv, orders_csv, refunds_csv = write_history(folder, args.members, args.orders, args.days, args.refunds)
-        subprocess.run([str(Path(sys.executable).parent / "tierup"), "db", "upgrade"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
-        member_time = timed_import("members", members_csv, env)
-        order_time = timed_import("orders", orders_csv, env, *(["--refunds", str(refunds_csv)] if refunds_csv else []))
-    finally:
-        if args.postgres:
-            asyncio.run(postgres_database(args.postgres, name, drop=True))
+    members_csv, orders_csv, refunds_csv = write_history(folder, args.members, args.orders, args.days, args.refunds)
+    with database(args.postgres, folder, "import") as env:
+        timed(env, "db", "upgrade")
+        member_time = timed(env, "import", "members", str(members_csv))
+        order_time = timed(env, "import", "orders", str(orders_csv),
+                           *(["--refunds", str(refunds_csv)] if refunds_csv else []))
+    seed_time = None
+    if not args.no_seed:
+        with database(args.postgres, folder, "seed") as env:
+            seed_time = timed(env, "seed", "--members", str(args.members), "--orders", str(args.orders))
     typename = asyncio.run(typename_rate(args.seconds))
     backend = "PostgreSQL" if args.postgres else "SQLite"
     orders = "orders.csv with refunds.csv" if refunds_csv else "orders.csv"
@@ -110,8 +113,28 @@ def main() -> None:
     print("| file | rows/s |\n|---|---|")
     print(f"| members.csv | {args.members / member_time:,.0f} |")
     print(f"| {orders} | {rate:,.0f} |")
-    print(f"| `{{ __typename }}` requests/s (the yardstick) | {typename:,.0f} |")
+    print(f"| `{{ __typename }}` requests/s (a yardstick) | {typename:,.0f} |")
     print(f"| {orders} ÷ `{{ __typename }}` | {rate / typename:.1f} |")
+    if seed_time is not None:
+        seeded = args.orders / seed_time
+        print(f"| `tierup seed`, {args.members:,} members and {args.orders:,} orders: orders/s (a yardstick) | "
+              f"{seeded:,.0f} |")
+        print(f"| {orders} ÷ `tierup seed` | {rate / seeded:.2f} |")
+
+
+@contextlib.contextmanager
+def database(postgres: str | None, folder: Path, name: str) -> Iterator[dict]:
+    """The environment of `tierup` commands on a fresh database: SQLite in `folder`, or a PostgreSQL database
+    on the server, dropped afterwards."""
+    if postgres is None:
+        yield {**os.environ, "TIERUP_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/{name}.db"}
+        return
+    pg_name = f"tierup_{name}_{os.getpid()}"
+    url = asyncio.run(postgres_database(postgres, pg_name))
+    try:
+        yield {**os.environ, "TIERUP_DATABASE_URL": url}
+    finally:
+        asyncio.run(postgres_database(postgres, pg_name, drop=True))
 
 
 if __name__ == "__main__":

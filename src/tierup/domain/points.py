@@ -56,6 +56,13 @@ def draw_fifo(lots: list[Lot], amount: int, *, first: int | None = None) -> list
     return draws
 
 
+def drawn_from(lots: list[Lot], draws: list[tuple[int, int]]) -> list[Lot]:
+    """The lots as they are once `draws` (draw_fifo's) took their points: those still holding some."""
+    taken = dict(draws)
+    return [Lot(lot.entry_id, lot.remaining - taken.get(lot.entry_id, 0), lot.expires_at) for lot in lots
+            if lot.remaining > taken.get(lot.entry_id, 0)]
+
+
 def lot_expiry(earned_at: datetime, months: int | None, tz: ZoneInfo) -> datetime | None:
     """Points earned in a month expire at the end of the month `months` later (积分清零):
     January 2026 with 12 months → the end of January 2027, in program time."""

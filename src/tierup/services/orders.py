@@ -18,11 +18,11 @@ from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL, TierRule
-from ..domain.points import points_to_reverse, reversal_within_balance
+from ..domain.points import Lot, draw_fifo, drawn_from, points_to_reverse, reversal_within_balance
 from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
 from ..store.queries import lock_member, lock_members, lock_members_by_id
-from .ledger import append_entry
+from .ledger import append_entry, lots_of
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
@@ -330,28 +330,23 @@ async def refund_orders(db: Database, program: ActiveProgram, requests: list[Ref
                         broker: Broker | None = None, announce: bool = True) -> list[RefundResult | Rejected]:
     """Many refunds in one transaction, in order, each by the rules of one (an import's refunds between two
     batches of orders): a rejected refund is refused before it writes anything, so it rejects only itself;
-    results come in input order; events go out after the commit (none when not `announce`)."""
-    results, events = await batch_known_first(functools.partial(_refund_batch, db, program, requests, now=now,
-                                                                announce=announce))
-    await publish(broker, events)
-    return results
+    results come in input order; events go out after the commit (none when not `announce`).
 
-
-async def _refund_batch(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        announce: bool, deferred: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
-    """The refunds' transaction: what they need of their orders is read for all of them at once (Refunded)
-    and kept up to date as each applies. `deferred`: their new reports are written together (reports.Known)."""
+    What the refunds need of their orders (Refunded), their members' states and open lots are read for all of
+    them at once and kept up to date as each applies: a refund then writes its report, its ledger entry and
+    the lots it draws from, three statements."""
     results: list[RefundResult | Rejected] = []
     events: list[Event] = []
     async with db.write() as session:
         orders, members = await Refunded.lock(session, program, {r.order_external_id for r in requests})
         locked = list(members.values())
         states = await batch_states(db, session, program, locked)
+        lots = await lots_of(session, list(members))
         known = await known_reports(session, program, "REFUND", {r.external_id for r in requests})
         for request in requests:
             try:
-                result, made = await _refund(session, program, request, now, orders, members, states, known,
-                                             deferred=deferred, announce=announce)
+                result, made = await _refund(session, program, request, now, orders, members, states, lots, known,
+                                             announce=announce)
             except Rejected as rejection:  # refused before it wrote anything
                 results.append(rejection)
                 continue
@@ -359,12 +354,13 @@ async def _refund_batch(db: Database, program: ActiveProgram, requests: list[Ref
             events += made if announce else []
         await stage_webhooks(session, program, events, now=now)
         keep_states(session, program, locked, states)
-    return results, events
+    await publish(broker, events)
+    return results
 
 
 async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime,
                   orders: dict[str, Refunded], members: dict[int, Member], states: dict[int, MemberState],
-                  known: Known, *, deferred: bool, announce: bool) -> tuple[RefundResult, list[Event]]:
+                  lots: dict[int, list[Lot]], known: Known, *, announce: bool) -> tuple[RefundResult, list[Event]]:
     """One refund of a batch, every check made before it writes; returns it and its events."""
     refund_fen = check_refund(program, request, now)
     order = orders.get(request.order_external_id)
@@ -377,14 +373,12 @@ async def _refund(session, program: ActiveProgram, request: RefundInput, now: da
     if request.external_id not in known.reports:  # a new refund (else a repeat, or a clash store_report names)
         _check_refund_of(program, order, request, refund_fen)
     stored = await store_report(session, program, "REFUND", request.external_id, payload,
-                                occurred_at=request.refunded_at, now=now, known=known if deferred else None,
-                                member_id=member.id, order_id=order.id, amount_fen=refund_fen,
-                                channel=request.channel, store_code=request.store_code)
+                                occurred_at=request.refunded_at, now=now, member_id=member.id, order_id=order.id,
+                                amount_fen=refund_fen, channel=request.channel, store_code=request.store_code)
     if stored.duplicate:
         return RefundResult(order.id, member.id, duplicate=True), []
     member_changed(session, member.id)
-    if not deferred:  # (a deferred report is known already) another refund of the batch may repeat it
-        known.reports[request.external_id] = (stored.report_id, stored.values["payload_hash"])
+    known.reports[request.external_id] = (stored.report_id, stored.values["payload_hash"])  # a repeat may follow
     if member.referred_by_id is not None:
         # A refunded first order no longer counts for the referrer, whose state is read again when next needed.
         states.pop(member.referred_by_id, None)
@@ -393,32 +387,59 @@ async def _refund(session, program: ActiveProgram, request: RefundInput, now: da
     refunded_before, order.refunded_fen = order.refunded_fen, order.refunded_fen + refund_fen
     growth.refunded(member.id, stored.report_id, order.paid_at, order.amount_fen - refunded_before, refund_fen,
                     request.refunded_at)
-    balance = before.balance  # nothing moved points since the picture
+    written = len(journal(session))
+    taken, shortfall = await _points_back(session, program, request, order, refunded_before, refund_fen,
+                                          stored.report_id, before.balance, lots)
+    returned = await _stored_value_back(session, program, request, order, refunded_before, refund_fen,
+                                        stored.report_id)
+    await growth.settle(request.refunded_at)
+    for w in journal(session)[written:]:
+        if w.what == "ENTRY" and w.amount > 0:  # a new lot (points returned, a reward): read again when needed
+            lots.pop(w.member_id, None)
+    return (RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall),
+            growth.events + returned)
+
+
+async def _points_back(session, program: ActiveProgram, request: RefundInput, order: Refunded, refunded_before: int,
+                       refund_fen: int, refund_id: int, balance: int, lots: dict[int, list[Lot]]) -> tuple[int, int]:
+    """The refunded share of the points that paid for the order comes back as a new lot, and the refunded share
+    of what it earned is taken back, within the balance (`balance`: before the refund), from the order's own
+    lot first, then as spends draw (`lots`: the member's open lots, when known, kept up to date); returns the
+    points taken and the shortfall."""
+    member_id = order.member_id
     back = refunded_share(order.points_spent, order.amount_fen, refunded_before, refund_fen)
-    if back:  # the refunded share of the points that paid for the order comes back as a new lot
-        await append_entry(session, program, member.id, "RETURN", back, f"Refund {request.external_id} of order "
+    if back:
+        await append_entry(session, program, member_id, "RETURN", back, f"Refund {request.external_id} of order "
                            f"{request.order_external_id}: points that paid for it", source="REFUND",
-                           occurred_at=request.refunded_at, report_id=stored.report_id, balance=balance)
+                           occurred_at=request.refunded_at, report_id=refund_id, balance=balance)
         balance += back
+        lots.pop(member_id, None)  # the new lot is among them: read them again
     reverse = points_to_reverse(order.earned, order.amount_fen, refunded_before, refund_fen)
     taken, shortfall = reversal_within_balance(reverse, balance)
     if reverse:
         reason = f"Refund {request.external_id} of order {request.order_external_id}"
         if shortfall:
             reason += f" ({shortfall} points already spent)"
-        await append_entry(session, program, member.id, "REVERSE", -taken, reason, source="REFUND",
-                           occurred_at=request.refunded_at, report_id=stored.report_id, shortfall=shortfall,
-                           balance=balance, draw_first=order.lot_id)
-    returned = []
-    stored_value_back = refunded_share(order.stored_value_spent, order.amount_fen, refunded_before, refund_fen)
-    if stored_value_back:  # the refunded share of what the order paid from stored value goes back to it
-        returned.append(append_stored_value(session, program, member.id, "REFUND", stored_value_back,
-                                            f"Refund {request.external_id}", occurred_at=request.refunded_at,
-                                            balance_fen=await stored_value_balance(session, member.id),
-                                            report_id=stored.report_id))
-    await growth.settle(request.refunded_at)
-    return (RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall),
-            growth.events + returned)
+        held = lots.pop(member_id, None)
+        draws = draw_fifo(held, taken, first=order.lot_id) if held is not None else None
+        await append_entry(session, program, member_id, "REVERSE", -taken, reason, source="REFUND",
+                           occurred_at=request.refunded_at, report_id=refund_id, shortfall=shortfall,
+                           balance=balance, draws=draws, draw_first=order.lot_id)
+        if held is not None:
+            lots[member_id] = drawn_from(held, draws)
+    return taken, shortfall
+
+
+async def _stored_value_back(session, program: ActiveProgram, request: RefundInput, order: Refunded,
+                             refunded_before: int, refund_fen: int, refund_id: int) -> list[Event]:
+    """The refunded share of what the order paid from stored value goes back to it."""
+    back = refunded_share(order.stored_value_spent, order.amount_fen, refunded_before, refund_fen)
+    if not back:
+        return []
+    return [append_stored_value(session, program, order.member_id, "REFUND", back, f"Refund {request.external_id}",
+                                occurred_at=request.refunded_at,
+                                balance_fen=await stored_value_balance(session, order.member_id),
+                                report_id=refund_id)]
 
 
 def _check_refund_of(program: ActiveProgram, order: Refunded, request: RefundInput, refund_fen: int) -> None:
