@@ -13,8 +13,9 @@ stored (too many points used, an unknown coupon) and repeats of the batch's or r
 corrected, or with other content); batches reported at the same moment as single orders (one group
 commit on SQLite, side-by-side transactions on PostgreSQL); refunds, a few at once (refund_orders, which reads
 what they need of their orders at once and tells each member's state what a refund changed), some sent again;
-check-ins, activities, reviews, point adjustments and task claims; and as each month begins, tier evaluation and points expiry. Members
-who shop most in the first half shop least in the second, so tiers are reached, renewed and lost.
+check-ins, activities, reviews, point adjustments and task claims; and as each month begins, tier evaluation
+and points expiry. Members who shop most in the first half shop least in the second, so tiers are reached,
+renewed and lost.
 
 Six members, three of them referred, live the history twice in one program: as "a-m0" … "a-m5" through
 the batch path, and as "b-m0" … "b-m5" order by order, with tier metrics forced through SQL

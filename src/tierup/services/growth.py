@@ -132,9 +132,9 @@ class GrowthTracker:
 
     def refunded(self, member_id: int, report_id: int, paid_at: datetime, net_fen: int, refund_fen: int,
                  at: datetime) -> None:
-        """The use case's refund (its report `report_id`, at `at`) took `refund_fen` off a watched member's order paid at
-        `paid_at`, whose net amount was `net_fen`: the state takes it in place (the refund's report alone does not
-        say which order it changes)."""
+        """The use case's refund (its report `report_id`, at `at`) took `refund_fen` off a watched member's order
+        paid at `paid_at`, whose net amount was `net_fen`: the state takes it in place (the refund's report alone
+        does not say which order it changes)."""
         watched = self._watched[member_id]
         state = watched.state
         if state is None:
@@ -192,9 +192,9 @@ class GrowthTracker:
     def _in_memory(self, watched: _Watched) -> MemberState | None:
         """The state before plus what the journal says was written since; None when the journal holds
         something that cannot be applied in memory (a refund changes an order's net amount, unless the use case
-        told which (refunded); another member's report, such as a referred member's first order, counts for this
-        one). What was written
-        is applied to the state in place, each part once: a copy would cost the member's whole history."""
+        told which: refunded; another member's report, such as a referred member's first order, counts for this
+        one). What was written is applied to the state in place, each part once: a copy would cost the member's
+        whole history."""
         length = len(self._journal)
         if watched.state is None or watched.applied == length:
             return watched.state

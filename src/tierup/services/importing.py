@@ -358,10 +358,10 @@ def _when(request) -> datetime:
     return moment or datetime.min.replace(tzinfo=timezone.utc)
 
 
-# Members, orders and refunds go in batches, one transaction each. A batch of the import is larger than a client's: about a second of the write
-# lock (a server on the same SQLite file waits that long at most), where batches of 500 orders took a fifth
-# longer per order; and few enough members that the statements reading their states stay far below
-# PostgreSQL's 32,767 parameters.
+# Members, orders and refunds go in batches, one transaction each. A batch of the import is larger than a
+# client's: about a second of the write lock (a server on the same SQLite file waits that long at most), where
+# batches of 500 orders took a fifth longer per order; and few enough members that the statements reading their
+# states stay far below PostgreSQL's 32,767 parameters.
 BATCH = 2000
 
 
@@ -377,9 +377,9 @@ _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refun
 async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str],
                  amounts: dict[str, OrderAmounts], *, daily_jobs: bool, now: datetime,
                  progress: Callable[[int, int], None]) -> dict[str, Imported]:
-    """Members and orders in batches; refunds imported with orders in a batch after the orders of the stretch of
-    time that holds them (which ends before an order of a member they concern), those in a row together.
-    `daily_jobs`: run as time passes (orders and refunds)."""
+    """Members and orders in batches, each ending where a daily job falls due; the refunds among a batch's orders
+    in a batch of their own right after it (the batch ends before an order of a member they concern), and
+    refunds in a row in one batch. `daily_jobs`: run as time passes (orders and refunds)."""
     done: dict[str, Imported] = {}
     for request in requests:
         done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
