@@ -214,6 +214,8 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
             await stage_webhooks(session, program, events, now=as_of)
         if broker is not None and events:
             await broker.publish(events)  # this batch has committed
+        if len(due) < EVALUATION_BATCH:  # none was left behind it (those done are no longer due)
+            break
     if announce:
         await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
     return total
