@@ -320,12 +320,12 @@ def _evaluation_text(result) -> str:
 
 
 def _expiry_text(result) -> str:
-    return (f"expired {result.points_expired} points of {result.members_affected} members, "
+    return (f"expired {result.points_expired} points of {_counted(result.members_affected, 'members')}, "
             f"{result.reminders} reminders sent")
 
 
 def _rfm_text(scored: int) -> str:
-    return f"RFM scored for {scored} members"
+    return f"RFM scored for {_counted(scored, 'members')}"
 
 
 def _evaluate_tiers(args, settings: Settings) -> int:
@@ -409,7 +409,7 @@ def _export_members(args, settings: Settings) -> int:
                     db, program, out, at=utcnow(), progress=bars.bar("exporting members"), segment=args.segment,
                     lifecycle_stage=args.stage, silent_for_days=args.silent_days, quadrant=args.quadrant,
                     tier_code=args.tier, channel=args.channel, tag=tag)
-            print(f"{written:,} members exported", file=sys.stderr)
+            print(f"{_counted(written, 'members')} exported", file=sys.stderr)
             return 0
         return asyncio.run(_on_program(settings, args.program, run))
 
@@ -464,12 +464,18 @@ def _print_imported(kind: str, name: str, done) -> None:
     if done.rows == 0:
         print(f"nothing to import: {name} holds no {kind}")
     elif done.new == 0 and not done.refused:
-        print(f"nothing new: all {done.rows:,} {kind} of {name} were imported before")
+        print(f"nothing new: the {kind[:-1]} of {name} was imported before" if done.rows == 1 else
+              f"nothing new: all {done.rows:,} {kind} of {name} were imported before")
     else:
-        print(f"{done.new:,} {kind} imported, {done.duplicates:,} imported before"
+        print(f"{_counted(done.new, kind)} imported, {done.duplicates:,} imported before"
               + (f", {len(done.refused):,} refused" if done.refused else ""))
     for refusal in done.refused:
         print(f"refused: {refusal}", file=sys.stderr)
+
+
+def _counted(number: int, kind: str) -> str:
+    """'1 order', '2 orders' (`kind`: the plural)."""
+    return f"{number:,} {kind if number != 1 else kind[:-1]}"
 
 
 def _simulate(args, settings: Settings) -> int:

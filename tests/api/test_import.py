@@ -86,7 +86,9 @@ async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, 
     assert await cli("import", "refunds", write(tmp_path, "refunds.jsonl", REFUNDS_JSONL, "imp-")) == 0
     assert capsys.readouterr().out.splitlines() == [
         "2 members imported, 0 imported before", "5 orders imported, 0 imported before",
-        "1 refunds imported, 0 imported before"]
+        "1 refund imported, 0 imported before"]
+    assert await cli("import", "refunds", write(tmp_path, "refunds.jsonl", REFUNDS_JSONL, "imp-")) == 0
+    assert capsys.readouterr().out.splitlines() == ["nothing new: the refund of refunds.jsonl was imported before"]
 
     # The same history reported live in the order the imports applied it: each file in time order,
     # the refunds after the orders (a refund reported late does not re-judge what came before it).
@@ -540,7 +542,7 @@ async def test_a_file_in_excels_chinese_csv_encoding_is_named_and_read_when_told
     assert 'line 2: not utf-8 text (byte 0xcd): save the file as "CSV UTF-8"' in err and "nothing was imported" in err
     assert await row_counts(db) == counts
     assert await cli("import", "members", str(path), "--encoding", "gb18030") == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "1 members imported, 0 imported before"
+    assert capsys.readouterr().out.splitlines()[-1] == "1 member imported, 0 imported before"
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="SQLite plans by its indexes alone")

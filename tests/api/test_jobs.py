@@ -74,7 +74,7 @@ async def test_the_cli_runs_the_jobs_for_cron(api, db, clock, capsys, monkeypatc
     assert await row_counts(db) == before
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "classic: expired 100 points of 1 members, 0 reminders sent; evaluated 0, kept 0, upgraded 0, downgraded 0; "
-        "RFM scored for 1 members; webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled",
+        "classic: expired 100 points of 1 member, 0 reminders sent; evaluated 0, kept 0, upgraded 0, downgraded 0; "
+        "RFM scored for 1 member; webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled",
         "classic: expired 0 points of 0 members, 0 reminders sent",
     ]
