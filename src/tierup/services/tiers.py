@@ -18,7 +18,7 @@ from ..domain.money import format_yuan
 from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, order_metrics,
                             plain_number, qualifying_tier)
 from ..events import Broker, Event
-from ..store.db import Database, defer_insert, execute_core
+from ..store.db import Database, defer_insert, execute_core, update_alike
 from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
 from .activity import insert_once
@@ -204,9 +204,11 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                                  valid_until=validity_end(definition, target, as_of))
                 else:
                     kept += 1
-                    session.add(TierChange(member_id=member.id, from_tier=current.code, to_tier=current.code,
-                                           changed_at=as_of, valid_until=renewed, reason="RENEWAL"))
+                    defer_insert(session, TierChange.__table__, dict(
+                        member_id=member.id, from_tier=current.code, to_tier=current.code, changed_at=as_of,
+                        valid_until=renewed, reason="RENEWAL", report_id=None))
                     member.tier_valid_until = renewed
+            update_alike(session, due, EVALUATION_CHANGES)
             total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
                                total.downgraded + downgraded, total.kept + kept)
             if not announce:
@@ -219,6 +221,11 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     if announce:
         await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
     return total
+
+
+# What an evaluation changes on its members (kept, raised or lowered): written with all of them, in one
+# statement for the batch (store.db.update_alike).
+EVALUATION_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "qualification_started_at")
 
 
 async def earliest_validity_end(db: Database, program: ActiveProgram) -> datetime | None:
