@@ -166,6 +166,32 @@ async def test_an_order_paying_with_points_keeps_its_savepoint(db, program, cloc
     assert stored == ["P-1", "P-3"]
 
 
+async def test_an_evaluation_costs_the_same_statements_for_2_members_as_for_20(db, program):
+    """An evaluation writes its renewals' tier changes together (deferred rows) and its members, kept or lowered,
+    in one UPDATE: 20 members due cost the statements 2 do."""
+    from datetime import timedelta
+
+    from tierup.services.tiers import evaluate_tiers
+
+    counts = {}
+    for members, start in ((2, datetime(2025, 1, 10, 2, tzinfo=timezone.utc)),
+                           (20, datetime(2025, 3, 10, 2, tzinfo=timezone.utc))):
+        later = start + timedelta(days=200)
+        for i in range(members):
+            name = f"e{members}-{i}"
+            await enroll_member(db, program, EnrolmentInput(external_id=name, joined_at=start), now=start)
+            # ¥3,000 in twelve months: DIAMOND, kept by half of them, who spend as much again within the year;
+            # the others, left with ¥3,000 spent in the period and nothing in the last twelve months, go to GOLD.
+            await record_order(db, program, OrderInput(f"E1-{name}", name, Decimal(3000), start), now=start)
+            if i % 2:
+                await record_order(db, program, OrderInput(f"E2-{name}", name, Decimal(3000), later), now=later)
+        with count_statements() as statements:
+            result = await evaluate_tiers(db, program, as_of=start + timedelta(days=400))
+        counts[members] = statements[0]
+        assert (result.evaluated, result.kept, result.downgraded) == (members, members // 2, members // 2)
+    assert counts[2] == counts[20], counts
+
+
 async def test_a_batch_of_refunds_reads_what_its_orders_need_once(db, program, clock):
     """refund_orders reads its orders, their members, what was refunded, earned and spent, and the members'
     states and open lots once for the batch; each refund then writes its report, its REVERSE entry and the
