@@ -3,6 +3,7 @@ re-evaluation when validity ends."""
 
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -182,37 +183,15 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
             if not due:
                 break
             metrics = await member_metrics(session, definition, due, as_of=as_of)
-            upgraded = downgraded = kept = 0
+            outcomes = collections.Counter()
             for member in due:
-                current = definition.tier(member.tier_code)
-                target = qualifying_tier(metrics[member.id], definition)
-                restart_qualification(member, as_of)
-                if target.rank != current.rank:
-                    events.append(Event(program.id, member.id, "TIER_CHANGED", f"Tier is now {target.name}", as_of))
-                if opened := unlocked_by(definition, current.code, target.code):
-                    events.append(Event(program.id, member.id, "BENEFIT_UNLOCKED",
-                                        f"Benefits unlocked: {', '.join(opened)}", as_of))
-                if target.rank < current.rank:
-                    downgraded += 1
-                    move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
-                                 valid_until=validity_end(definition, target, as_of))
-                    continue
-                renewed = _renewed_until(definition, member.tier_valid_until, as_of)
-                if target.rank > current.rank:
-                    upgraded += 1
-                    move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
-                                 valid_until=validity_end(definition, target, as_of))
-                else:
-                    kept += 1
-                    defer_insert(session, TierChange.__table__, dict(
-                        member_id=member.id, from_tier=current.code, to_tier=current.code, changed_at=as_of,
-                        valid_until=renewed, reason="RENEWAL", report_id=None))
-                    member.tier_valid_until = renewed
+                current, target = definition.tier(member.tier_code), qualifying_tier(metrics[member.id], definition)
+                if announce:
+                    events += _evaluation_events(program, member, current, target, as_of)
+                outcomes[_evaluated(session, definition, member, current, target, as_of)] += 1
             update_alike(session, due, EVALUATION_CHANGES)
-            total = Evaluation(total.evaluated + len(due), total.upgraded + upgraded,
-                               total.downgraded + downgraded, total.kept + kept)
-            if not announce:
-                events = []
+            total = Evaluation(total.evaluated + len(due), total.upgraded + outcomes["upgraded"],
+                               total.downgraded + outcomes["downgraded"], total.kept + outcomes["kept"])
             await stage_webhooks(session, program, events, now=as_of)
         if broker is not None and events:
             await broker.publish(events)  # this batch has committed
@@ -221,6 +200,33 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     if announce:
         await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
     return total
+
+
+def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Member, current: TierRule,
+               target: TierRule, as_of: datetime) -> str:
+    """Move the member to the tier its period qualifies it for, or renew the one it holds; what happened."""
+    restart_qualification(member, as_of)
+    if target.rank != current.rank:
+        move_to_tier(session, definition, member, target, at=as_of, reason="EVALUATION",
+                     valid_until=validity_end(definition, target, as_of))
+        return "upgraded" if target.rank > current.rank else "downgraded"
+    renewed = _renewed_until(definition, member.tier_valid_until, as_of)
+    defer_insert(session, TierChange.__table__, dict(member_id=member.id, from_tier=current.code,
+                                                     to_tier=current.code, changed_at=as_of, valid_until=renewed,
+                                                     reason="RENEWAL", report_id=None))
+    member.tier_valid_until = renewed
+    return "kept"
+
+
+def _evaluation_events(program: ActiveProgram, member: Member, current: TierRule, target: TierRule,
+                       as_of: datetime) -> list[Event]:
+    events = []
+    if target.rank != current.rank:
+        events.append(Event(program.id, member.id, "TIER_CHANGED", f"Tier is now {target.name}", as_of))
+    if opened := unlocked_by(program.definition, current.code, target.code):
+        events.append(Event(program.id, member.id, "BENEFIT_UNLOCKED", f"Benefits unlocked: {', '.join(opened)}",
+                            as_of))
+    return events
 
 
 # What an evaluation changes on its members (kept, raised or lowered): written with all of them, in one
