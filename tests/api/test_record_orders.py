@@ -117,3 +117,56 @@ async def test_a_rolled_back_order_leaves_nothing_the_next_report_could_count(db
     async with db.read() as session:
         tasks = set((await session.execute(select(TaskCompletion.task_code))).scalars())
     assert "THREE_MONTH_STREAK" not in tasks
+
+
+REFUND_ORDERS = """
+mutation($refunds: [RefundOrderInput!]!) {
+  refundOrders(input: {refunds: $refunds}) {
+    refunded duplicates rejected
+    results { externalId duplicate pointsReversed order { externalId refundedAmount { amount } }
+              userErrors { field code } }
+  }
+}"""
+REFUNDED = "2026-01-04T12:00:00+08:00"  # two hours after PAID, before the tests' clock
+
+
+async def refund_orders(api, refunds: list[tuple[str, str, str]]) -> dict:
+    result = await api.as_service(REFUND_ORDERS, {"refunds": [
+        {"externalId": external_id, "orderExternalId": order_id, "amount": amount, "refundedAt": REFUNDED}
+        for external_id, order_id, amount in refunds]})
+    assert "errors" not in result, result
+    return result["data"]["refundOrders"]
+
+
+async def test_refunds_in_a_batch_apply_in_order_and_a_bad_one_rejects_only_itself(api):
+    """refundOrders: each refund by the rules of refundOrder, the refunds before it in the batch counted; a bad
+    one is refused with its index in the path; the same batch again answers duplicates and changes nothing."""
+    await enroll(api, "ann")
+    await record_orders(api, [sent("B-1", "ann", "100"), sent("B-2", "ann", "60")])  # 100 and 60 points (1×)
+    batch = [("F-1", "B-1", "30"), ("F-2", "B-9", "10"), ("F-3", "B-1", "80"), ("F-1", "B-1", "31"),
+             ("F-4", "B-1", "70"), ("F-5", "B-2", "60")]
+    answer = await refund_orders(api, batch)
+    assert (answer["refunded"], answer["duplicates"], answer["rejected"]) == (3, 0, 3)
+    results = answer["results"]
+    assert [(r["externalId"], r["pointsReversed"]) for r in results] == [
+        ("F-1", 30), ("F-2", 0), ("F-3", 0), ("F-1", 0), ("F-4", 70), ("F-5", 60)]
+    assert results[1]["userErrors"] == [{"field": ["input", "refunds", "1", "orderExternalId"], "code": "NOT_FOUND"}]
+    assert results[2]["userErrors"] == [{"field": ["input", "refunds", "2", "amount"], "code": "INVALID"}]  # 70 left
+    assert results[3]["userErrors"] == [{"field": ["input", "refunds", "3", "externalId"], "code": "DUPLICATE"}]
+    assert results[4]["order"] == {"externalId": "B-1", "refundedAmount": {"amount": "100.00"}}
+    before = await ledger(api, "ann")
+    assert [entry for entry in before if entry[0] == "REVERSE"] == [("REVERSE", -60), ("REVERSE", -70),
+                                                                     ("REVERSE", -30)]  # newest first
+    again = await refund_orders(api, [refund for refund in batch if refund[0] != "F-2"])
+    assert (again["refunded"], again["duplicates"], again["rejected"]) == (0, 3, 2)
+    assert await ledger(api, "ann") == before
+
+
+async def test_more_than_500_refunds_are_refused_whole(api):
+    await enroll(api, "ann")
+    await order(api, "B-1", "ann", "600", PAID)
+    answer = await refund_orders(api, [(f"F-{i}", "B-1", "1") for i in range(501)])
+    assert (answer["refunded"], answer["rejected"]) == (0, 501)
+    assert answer["results"][0]["userErrors"] == [{"field": ["input", "refunds"], "code": "INVALID"}]
+    view = await member_view(api, "ann")
+    assert [o["node"]["refundedAmount"]["amount"] for o in view["orders"]["edges"]] == ["0.00"]

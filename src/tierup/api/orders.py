@@ -174,6 +174,47 @@ class RefundOrderPayload(_Reported):
     member: Optional[MemberRef] = strawberry.field(resolver=_Reported._member, description="The member after the refund.")
 
 
+@strawberry.input(description="Refunds reported together (a shop's batch): up to 500.")
+class RefundOrdersInput:
+    refunds: list[RefundOrderInput] = strawberry.field(description="Applied in this order, each by the rules of refundOrder.")
+
+
+@strawberry.type(description="What became of one refund of a refundOrders batch.")
+class RefundOrderResult:
+    external_id: str = strawberry.field(description="The refund's externalId, as sent.")
+    duplicate: bool = strawberry.field(description="True when this externalId had been recorded before; nothing changed.")
+    points_reversed: int = strawberry.field(description="Points this refund took back (0 for a duplicate or a rejected refund).")
+    user_errors: list[UserError] = strawberry.field(description="Why this refund was not recorded; the others are unaffected.",
+                                                    metadata={"list_estimate": 5})
+    order_id: strawberry.Private[Optional[int]]
+
+    @strawberry.field(description="The order refunded, with its refunded amount; null when rejected.")
+    async def order(self, info: Info) -> Optional[Order]:
+        return await order_node(info.context, self.order_id) if self.order_id is not None else None
+
+
+@strawberry.type(description="Result of refundOrders: one result per refund, in input order.")
+class RefundOrdersPayload:
+    results: list[RefundOrderResult] = strawberry.field(description="One per refund sent, in the same order.",
+                                                         metadata={"list_estimate": 500})
+    refunded: int = strawberry.field(description="Refunds recorded now.")
+    duplicates: int = strawberry.field(description="Refunds recorded before (same externalId and content).")
+    rejected: int = strawberry.field(description="Refunds refused (each with its userErrors).")
+
+
+def _refund_input(sent: RefundOrderInput) -> order_service.RefundInput:
+    return order_service.RefundInput(external_id=sent.external_id, order_external_id=sent.order_external_id,
+                                     amount=sent_text(sent.amount), refunded_at=sent.refunded_at,
+                                     channel=channel_value(sent.channel), store_code=sent.store_code)
+
+
+def _tally(answers: list) -> tuple[int, int, int]:
+    """A batch's (done now, duplicates, rejected)."""
+    rejected = sum(1 for answer in answers if answer.user_errors)
+    duplicates = sum(1 for answer in answers if answer.duplicate)
+    return len(answers) - rejected - duplicates, duplicates, rejected
+
+
 def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
     return order_service.OrderInput(
         external_id=sent.external_id, member_external_id=sent.member_external_id, amount=sent_text(sent.amount),
@@ -225,10 +266,8 @@ class OrderMutations:
                    RecordOrderResult(external_id=sent.external_id, duplicate=result.duplicate,
                                      points_earned=result.points, user_errors=[], order_id=result.order_id)
                    for sent, result in zip(input.orders, results)]
-        rejected = sum(1 for a in answers if a.user_errors)
-        duplicates = sum(1 for a in answers if a.duplicate)
-        return RecordOrdersPayload(results=answers, recorded=len(answers) - rejected - duplicates,
-                                   duplicates=duplicates, rejected=rejected)
+        recorded, duplicates, rejected = _tally(answers)
+        return RecordOrdersPayload(results=answers, recorded=recorded, duplicates=duplicates, rejected=rejected)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
         "Report a refund: takes back spend and, in proportion, the points the order earned (floored). The tier "
@@ -236,13 +275,34 @@ class OrderMutations:
     async def refund_order(self, info: Info, input: RefundOrderInput) -> RefundOrderPayload:
         context = info.context
         program = await context.program()
-        request = order_service.RefundInput(external_id=input.external_id, order_external_id=input.order_external_id,
-                                            amount=sent_text(input.amount), refunded_at=input.refunded_at,
-                                            channel=channel_value(input.channel), store_code=input.store_code)
         try:
-            result = await order_service.refund_order(context.db, program, request, now=context.now,
+            result = await order_service.refund_order(context.db, program, _refund_input(input), now=context.now,
                                                       broker=context.broker)
         except Rejected as rejection:
             return RefundOrderPayload(user_errors=user_errors(rejection))
         context.reset_loaders()
         return RefundOrderPayload(order_id=result.order_id, member_id=result.member_id, duplicate=result.duplicate)
+
+    @strawberry.mutation(permission_classes=[ServiceOnly], description=(
+        "Report up to 500 refunds at once, each by the rules of refundOrder and idempotent on its own externalId, "
+        "applied in the order sent (a later refund of the same order counts the earlier ones). One transaction: a "
+        "rejected refund rejects only itself and the rest commit. SERVICE only."))
+    async def refund_orders(self, info: Info, input: RefundOrdersInput) -> RefundOrdersPayload:
+        context = info.context
+        program = await context.program()
+        try:
+            results = await order_service.refund_orders(context.db, program, [_refund_input(r) for r in input.refunds],
+                                                        now=context.now, broker=context.broker)
+        except Rejected as rejection:  # the batch itself is refused (too many refunds)
+            answers = [RefundOrderResult(external_id=r.external_id, duplicate=False, points_reversed=0,
+                                         user_errors=user_errors(rejection), order_id=None) for r in input.refunds]
+            return RefundOrdersPayload(results=answers, refunded=0, duplicates=0, rejected=len(answers))
+        context.reset_loaders()
+        answers = [RefundOrderResult(external_id=sent.external_id, duplicate=False, points_reversed=0,
+                                     user_errors=user_errors(result.within("input", "refunds", index)), order_id=None)
+                   if isinstance(result, Rejected) else
+                   RefundOrderResult(external_id=sent.external_id, duplicate=result.duplicate,
+                                     points_reversed=result.points_reversed, user_errors=[], order_id=result.order_id)
+                   for index, (sent, result) in enumerate(zip(input.refunds, results))]
+        refunded, duplicates, rejected = _tally(answers)
+        return RefundOrdersPayload(results=answers, refunded=refunded, duplicates=duplicates, rejected=rejected)

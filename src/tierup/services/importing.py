@@ -400,7 +400,8 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
         # The refunds of the stretch, after its orders: no job falls due before them (it ends before the next).
         refunds = [r for r in requests[start:end] if isinstance(r, RefundInput)]
         if refunds:
-            _count_all(done["refunds"], refunds, await refund_orders(db, program, refunds, now=now, announce=False))
+            results = await refund_orders(db, program, refunds, now=now, announce=False, limit=BATCH)
+            _count_all(done["refunds"], refunds, results)
         gc.collect(1)  # what the stretch left (see _collector_paused)
         steps += 1
         await _grown(db, steps)

@@ -326,15 +326,22 @@ async def refund_order(db: Database, program: ActiveProgram, request: RefundInpu
     return result
 
 
+MAX_REFUNDS_PER_BATCH = 500
+
+
 async def refund_orders(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True) -> list[RefundResult | Rejected]:
-    """Many refunds in one transaction, in order, each by the rules of one (an import's refunds between two
-    batches of orders): a rejected refund is refused before it writes anything, so it rejects only itself;
-    results come in input order; events go out after the commit (none when not `announce`).
+                        broker: Broker | None = None, announce: bool = True,
+                        limit: int = MAX_REFUNDS_PER_BATCH) -> list[RefundResult | Rejected]:
+    """Many refunds in one transaction, in order, each by the rules of one (refundOrders; an import's refunds
+    between two batches of orders): a rejected refund is refused before it writes anything, so it rejects only
+    itself; results come in input order; events go out after the commit (none when not `announce`). `limit`:
+    the most refunds the caller may send at once (an import sends more).
 
     What the refunds need of their orders (Refunded), their members' states and open lots are read for all of
     them at once and kept up to date as each applies: a refund then writes its report, its ledger entry and
     the lots it draws from, three statements."""
+    if len(requests) > limit:
+        raise Rejected.one(ErrorCode.INVALID, f"at most {limit} refunds per batch", "input", "refunds")
     results: list[RefundResult | Rejected] = []
     events: list[Event] = []
     async with db.write() as session:
