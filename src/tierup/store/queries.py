@@ -35,27 +35,25 @@ async def lock_member(session: AsyncSession, program_id: int, *, member_id: int 
 _MEMBERS_BY_EXTERNAL_ID = (select(Member).where(Member.program_id == bindparam("program"),
                                                 Member.external_id.in_(bindparam("keys", expanding=True)))
                            .order_by(Member.id).with_for_update())
-
-
-async def lock_members(session: AsyncSession, program_id: int, external_ids: Iterable[str]) -> dict[str, Member]:
-    """Many members by external id, locked in id order (so two batches never wait on each other in a
-    circle); unknown ids are simply absent. The caller marks each as changed when it changes it."""
-    keys = sorted(external_ids)
-    if not keys:
-        return {}
-    rows = await session.execute(_MEMBERS_BY_EXTERNAL_ID, {"program": program_id, "keys": keys})
-    return {member.external_id: member for member in rows.scalars()}
-
-
 _MEMBERS_BY_ID = (select(Member).where(Member.program_id == bindparam("program"),
                                        Member.id.in_(bindparam("keys", expanding=True)))
                   .order_by(Member.id).with_for_update())
 
 
+async def lock_members(session: AsyncSession, program_id: int, external_ids: Iterable[str]) -> dict[str, Member]:
+    """Many members by external id, locked in id order (so two batches never wait on each other in a
+    circle); unknown ids are simply absent. The caller marks each as changed when it changes it."""
+    return {member.external_id: member for member in await _locked(session, _MEMBERS_BY_EXTERNAL_ID, program_id,
+                                                                   external_ids)}
+
+
 async def lock_members_by_id(session: AsyncSession, program_id: int, member_ids: Iterable[int]) -> dict[int, Member]:
     """As lock_members, by id."""
-    keys = sorted(member_ids)
+    return {member.id: member for member in await _locked(session, _MEMBERS_BY_ID, program_id, member_ids)}
+
+
+async def _locked(session: AsyncSession, statement, program_id: int, keys: Iterable) -> list[Member]:
+    keys = sorted(keys)
     if not keys:
-        return {}
-    rows = await session.execute(_MEMBERS_BY_ID, {"program": program_id, "keys": keys})
-    return {member.id: member for member in rows.scalars()}
+        return []
+    return list((await session.execute(statement, {"program": program_id, "keys": keys})).scalars())
