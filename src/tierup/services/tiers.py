@@ -115,13 +115,19 @@ def validity_end(definition: ProgramDefinition, tier: TierRule, start: datetime)
 def move_to_tier(session: AsyncSession, definition: ProgramDefinition, member: Member, tier: TierRule, *,
                  at: datetime, reason: str, report_id: int | None = None,
                  valid_until: datetime | None = None) -> None:
-    """Move the member and write the change; nothing is read back from the change, so its row is deferred."""
-    row = dict(member_id=member.id, from_tier=member.tier_code, to_tier=tier.code, changed_at=at,
-               valid_until=valid_until, reason=reason, report_id=report_id)
+    """Move the member and write the change."""
+    _tier_change(session, member, tier.code, at=at, reason=reason, report_id=report_id, valid_until=valid_until)
     member.tier_code = tier.code
     member.tier_since = at
     member.tier_valid_until = valid_until
-    defer_insert(session, TierChange.__table__, row)
+
+
+def _tier_change(session: AsyncSession, member: Member, to_tier: str, *, at: datetime, reason: str,
+                 report_id: int | None, valid_until: datetime | None) -> None:
+    """The change from the member's tier; nothing is read back from it, so its row is deferred."""
+    defer_insert(session, TierChange.__table__, dict(member_id=member.id, from_tier=member.tier_code, to_tier=to_tier,
+                                                     changed_at=at, valid_until=valid_until, reason=reason,
+                                                     report_id=report_id))
 
 
 async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, member: Member, *, at: datetime,
@@ -211,9 +217,7 @@ def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Mem
                      valid_until=validity_end(definition, target, as_of))
         return "upgraded" if target.rank > current.rank else "downgraded"
     renewed = _renewed_until(definition, member.tier_valid_until, as_of)
-    defer_insert(session, TierChange.__table__, dict(member_id=member.id, from_tier=current.code,
-                                                     to_tier=current.code, changed_at=as_of, valid_until=renewed,
-                                                     reason="RENEWAL", report_id=None))
+    _tier_change(session, member, current.code, at=as_of, reason="RENEWAL", report_id=None, valid_until=renewed)
     member.tier_valid_until = renewed
     return "kept"
 
