@@ -32,14 +32,14 @@ from sqlalchemy.orm import aliased
 from ..domain.activity import ONE_DAY, midnight
 from ..domain.clock import local_date
 from ..domain.errors import Rejected
-from ..domain.money import format_yuan, to_yuan
 from ..domain.points import lot_expiries_between
 from ..domain.program import DEFAULT_CHANNEL
 from ..store.db import Database
 from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
 from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
-from .orders import OrderAmounts, OrderInput, RefundInput, check_order, check_refund, record_orders, refund_orders
+from .orders import (OrderAmounts, OrderInput, RefundInput, check_order, check_refund, check_refund_of,
+                     record_orders, refund_orders)
 from .programs import ActiveProgram
 from .tiers import earliest_validity_end, evaluate_tiers, validity_end
 
@@ -319,12 +319,10 @@ async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[t
             continue
         members[refund.external_id] = order.member
         refund_fen = check_refund(program, refund, now)
-        if refund.refunded_at < order.paid_at:
-            problems.append(f"line {row.line}: refundedAt is before order {refund.order_external_id!r} was paid")
-        elif refund_fen > order.left_fen:
-            left = format_yuan(to_yuan(order.left_fen), program.definition.currency_symbol)
-            problems.append(f"line {row.line}: amount: refund exceeds what is left to refund on order "
-                            f"{refund.order_external_id!r} ({left})")
+        try:
+            check_refund_of(program, refund, refund_fen, paid_at=order.paid_at, left_fen=order.left_fen)
+        except Rejected as rejection:
+            problems += [f"line {row.line}: {_named(p)}" for p in rejection.problems]
         else:
             order.left_fen -= refund_fen
     return problems

@@ -320,7 +320,8 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    result, = await refund_orders(db, program, [request], now=now, broker=broker, announce=announce)
+    (result,), events = await _refund_batch(db, program, [request], now=now, announce=announce)
+    await publish(broker, events)
     if isinstance(result, Rejected):
         raise result
     return result
@@ -335,13 +336,20 @@ async def refund_orders(db: Database, program: ActiveProgram, requests: list[Ref
     """Many refunds in one transaction, in order, each by the rules of one (refundOrders; an import's refunds
     between two batches of orders): a rejected refund is refused before it writes anything, so it rejects only
     itself; results come in input order; events go out after the commit (none when not `announce`). `limit`:
-    the most refunds the caller may send at once (an import sends more).
-
-    What the refunds need of their orders (Refunded), their members' states and open lots are read for all of
-    them at once and kept up to date as each applies: a refund then writes its report, its ledger entry and
-    the lots it draws from, three statements."""
+    the most refunds the caller may send at once (an import sends more)."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} refunds per batch", "input", "refunds")
+    results, events = await _refund_batch(db, program, requests, now=now, announce=announce)
+    await publish(broker, events)
+    return [result.within("input", "refunds", index) if isinstance(result, Rejected) else result
+            for index, result in enumerate(results)]
+
+
+async def _refund_batch(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
+                        announce: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
+    """The refunds' transaction: what they need of their orders (Refunded), their members' states and open lots
+    are read for all of them at once and kept up to date as each applies, so that a refund then writes its
+    report, its ledger entry and the lots it draws from, three statements."""
     results: list[RefundResult | Rejected] = []
     events: list[Event] = []
     async with db.write() as session:
@@ -361,8 +369,7 @@ async def refund_orders(db: Database, program: ActiveProgram, requests: list[Ref
             events += made if announce else []
         await stage_webhooks(session, program, events, now=now)
         keep_states(session, program, locked, states)
-    await publish(broker, events)
-    return results
+    return results, events
 
 
 async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime,
@@ -378,7 +385,8 @@ async def _refund(session, program: ActiveProgram, request: RefundInput, now: da
     payload = with_channel({"order": request.order_external_id, "amount": refund_fen,
                             "refundedAt": request.refunded_at}, request.channel, request.store_code)
     if request.external_id not in known.reports:  # a new refund (else a repeat, or a clash store_report names)
-        _check_refund_of(program, order, request, refund_fen)
+        check_refund_of(program, request, refund_fen, paid_at=order.paid_at,
+                        left_fen=order.amount_fen - order.refunded_fen)
     stored = await store_report(session, program, "REFUND", request.external_id, payload,
                                 occurred_at=request.refunded_at, now=now, member_id=member.id, order_id=order.id,
                                 amount_fen=refund_fen, channel=request.channel, store_code=request.store_code)
@@ -449,12 +457,15 @@ async def _stored_value_back(session, program: ActiveProgram, request: RefundInp
                                 report_id=refund_id)]
 
 
-def _check_refund_of(program: ActiveProgram, order: Refunded, request: RefundInput, refund_fen: int) -> None:
-    if request.refunded_at < order.paid_at:
-        raise Rejected.one(ErrorCode.INVALID, "refundedAt is before the order was paid", "input", "refundedAt")
-    if order.refunded_fen + refund_fen > order.amount_fen:
-        left = format_yuan(to_yuan(order.amount_fen - order.refunded_fen), program.definition.currency_symbol)
-        raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on this order ({left})",
+def check_refund_of(program: ActiveProgram, request: RefundInput, refund_fen: int, *, paid_at: datetime,
+                    left_fen: int) -> None:
+    """A refund comes after its order was paid (at `paid_at`) and takes no more than is left to refund on it."""
+    order = request.order_external_id
+    if request.refunded_at < paid_at:
+        raise Rejected.one(ErrorCode.INVALID, f"refundedAt is before order {order!r} was paid", "input", "refundedAt")
+    if refund_fen > left_fen:
+        left = format_yuan(to_yuan(left_fen), program.definition.currency_symbol)
+        raise Rejected.one(ErrorCode.INVALID, f"refund exceeds what is left to refund on order {order!r} ({left})",
                            "input", "amount")
 
 
