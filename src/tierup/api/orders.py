@@ -133,19 +133,42 @@ class RecordOrdersInput:
     orders: list[RecordOrderInput] = strawberry.field(description="Recorded in this order, each by the rules of recordOrder.")
 
 
-@strawberry.type(description="What became of one order of a recordOrders batch.")
-class RecordOrderResult:
-    external_id: str = strawberry.field(description="The order's externalId, as sent.")
-    duplicate: bool = strawberry.field(description="True when this externalId had been recorded before; nothing changed.")
-    points_earned: int = strawberry.field(description="Points this report earned (0 for a duplicate or a rejected order).")
-    # At most one problem per input field: the cost of a 500-order batch stays within the query budget.
-    user_errors: list[UserError] = strawberry.field(description="Why this order was not recorded; the others are unaffected.",
-                                                    metadata={"list_estimate": 5})
-    order_id: strawberry.Private[Optional[int]]
+@strawberry.type
+class _BatchResult:
+    """What recordOrders and refundOrders answer for each report: the order is read only when asked for."""
 
-    @strawberry.field(description="The order as recorded; null when rejected.")
-    async def order(self, info: Info) -> Optional[Order]:
+    external_id: str = strawberry.field(description="The report's externalId, as sent.")
+    duplicate: bool = strawberry.field(default=False, description="True when this externalId had been recorded before; nothing changed.")
+    # At most one problem per input field: the cost of a 500-report batch stays within the query budget.
+    user_errors: list[UserError] = strawberry.field(default_factory=list, description="Why this report was not recorded; the others are unaffected.",
+                                                    metadata={"list_estimate": 5})
+    order_id: strawberry.Private[Optional[int]] = None
+
+    @classmethod
+    def of(cls, external_id: str, result):
+        """The answer for the report `external_id`: refused (Rejected) or done (the use case's result)."""
+        if isinstance(result, Rejected):
+            return cls(external_id=external_id, user_errors=user_errors(result))
+        return cls(external_id=external_id, duplicate=result.duplicate, order_id=result.order_id,
+                   **cls._figures(result))
+
+    @staticmethod
+    def _figures(result) -> dict:
+        return {}
+
+    async def _order(self, info: Info) -> Optional[Order]:
         return await order_node(info.context, self.order_id) if self.order_id is not None else None
+
+
+@strawberry.type(description="What became of one order of a recordOrders batch.")
+class RecordOrderResult(_BatchResult):
+    points_earned: int = strawberry.field(default=0, description="Points this report earned (0 for a duplicate or a rejected order).")
+    order: Optional[Order] = strawberry.field(resolver=_BatchResult._order,
+                                              description="The order as recorded; null when rejected.")
+
+    @staticmethod
+    def _figures(result) -> dict:
+        return {"points_earned": result.points}
 
 
 @strawberry.type(description="Result of recordOrders: one result per order, in input order.")
@@ -180,17 +203,14 @@ class RefundOrdersInput:
 
 
 @strawberry.type(description="What became of one refund of a refundOrders batch.")
-class RefundOrderResult:
-    external_id: str = strawberry.field(description="The refund's externalId, as sent.")
-    duplicate: bool = strawberry.field(description="True when this externalId had been recorded before; nothing changed.")
-    points_reversed: int = strawberry.field(description="Points this refund took back (0 for a duplicate or a rejected refund).")
-    user_errors: list[UserError] = strawberry.field(description="Why this refund was not recorded; the others are unaffected.",
-                                                    metadata={"list_estimate": 5})
-    order_id: strawberry.Private[Optional[int]]
+class RefundOrderResult(_BatchResult):
+    points_reversed: int = strawberry.field(default=0, description="Points this refund took back (0 for a duplicate or a rejected refund).")
+    order: Optional[Order] = strawberry.field(resolver=_BatchResult._order,
+                                              description="The order refunded, with its refunded amount; null when rejected.")
 
-    @strawberry.field(description="The order refunded, with its refunded amount; null when rejected.")
-    async def order(self, info: Info) -> Optional[Order]:
-        return await order_node(info.context, self.order_id) if self.order_id is not None else None
+    @staticmethod
+    def _figures(result) -> dict:
+        return {"points_reversed": result.points_reversed}
 
 
 @strawberry.type(description="Result of refundOrders: one result per refund, in input order.")
@@ -208,11 +228,12 @@ def _refund_input(sent: RefundOrderInput) -> order_service.RefundInput:
                                      channel=channel_value(sent.channel), store_code=sent.store_code)
 
 
-def _tally(answers: list) -> tuple[int, int, int]:
-    """A batch's (done now, duplicates, rejected)."""
-    rejected = sum(1 for answer in answers if answer.user_errors)
-    duplicates = sum(1 for answer in answers if answer.duplicate)
-    return len(answers) - rejected - duplicates, duplicates, rejected
+def _answers(answer: type[_BatchResult], sent: list, results: list) -> tuple[list, int, int, int]:
+    """A batch's answers, one per report sent, and how many were done now, duplicates and rejected."""
+    answers = [answer.of(report.external_id, result) for report, result in zip(sent, results)]
+    rejected = sum(1 for a in answers if a.user_errors)
+    duplicates = sum(1 for a in answers if a.duplicate)
+    return answers, len(answers) - rejected - duplicates, duplicates, rejected
 
 
 def _order_input(sent: RecordOrderInput) -> order_service.OrderInput:
@@ -256,17 +277,10 @@ class OrderMutations:
             results = await order_service.record_orders(context.db, program, [_order_input(o) for o in input.orders],
                                                         now=context.now, broker=context.broker)
         except Rejected as rejection:  # the batch itself is refused (too many orders)
-            return RecordOrdersPayload(results=[RecordOrderResult(
-                external_id=o.external_id, duplicate=False, points_earned=0, user_errors=user_errors(rejection),
-                order_id=None) for o in input.orders], recorded=0, duplicates=0, rejected=len(input.orders))
-        context.reset_loaders()
-        answers = [RecordOrderResult(external_id=sent.external_id, duplicate=False, points_earned=0,
-                                     user_errors=user_errors(result), order_id=None)
-                   if isinstance(result, Rejected) else
-                   RecordOrderResult(external_id=sent.external_id, duplicate=result.duplicate,
-                                     points_earned=result.points, user_errors=[], order_id=result.order_id)
-                   for sent, result in zip(input.orders, results)]
-        recorded, duplicates, rejected = _tally(answers)
+            results = [rejection] * len(input.orders)
+        else:
+            context.reset_loaders()
+        answers, recorded, duplicates, rejected = _answers(RecordOrderResult, input.orders, results)
         return RecordOrdersPayload(results=answers, recorded=recorded, duplicates=duplicates, rejected=rejected)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
@@ -294,15 +308,8 @@ class OrderMutations:
             results = await order_service.refund_orders(context.db, program, [_refund_input(r) for r in input.refunds],
                                                         now=context.now, broker=context.broker)
         except Rejected as rejection:  # the batch itself is refused (too many refunds)
-            answers = [RefundOrderResult(external_id=r.external_id, duplicate=False, points_reversed=0,
-                                         user_errors=user_errors(rejection), order_id=None) for r in input.refunds]
-            return RefundOrdersPayload(results=answers, refunded=0, duplicates=0, rejected=len(answers))
-        context.reset_loaders()
-        answers = [RefundOrderResult(external_id=sent.external_id, duplicate=False, points_reversed=0,
-                                     user_errors=user_errors(result.within("input", "refunds", index)), order_id=None)
-                   if isinstance(result, Rejected) else
-                   RefundOrderResult(external_id=sent.external_id, duplicate=result.duplicate,
-                                     points_reversed=result.points_reversed, user_errors=[], order_id=result.order_id)
-                   for index, (sent, result) in enumerate(zip(input.refunds, results))]
-        refunded, duplicates, rejected = _tally(answers)
+            results = [rejection] * len(input.refunds)
+        else:
+            context.reset_loaders()
+        answers, refunded, duplicates, rejected = _answers(RefundOrderResult, input.refunds, results)
         return RefundOrdersPayload(results=answers, refunded=refunded, duplicates=duplicates, rejected=rejected)
