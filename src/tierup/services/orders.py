@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, literal, select, union_all
 
 from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_value_fen
+from ..domain.clock import utc
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
@@ -200,6 +201,9 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     """One order; `members`, `states` and `known`, from a batch, hold the members locked, their states so far
     and the batch's reports."""
     amount_fen = amounts.paid_fen
+    # The fingerprint keeps the offset the shop sent; the rules take the instant in UTC, like every time the
+    # member's state reads back, so that comparing the two (hundreds per order) never asks a zone its offset.
+    paid_at = utc(request.paid_at)
     payload = with_channel({"member": request.member_external_id, "amount": amount_fen, "paidAt": request.paid_at,
                             "coupons": sorted(request.coupon_codes)}, request.channel, request.store_code)
     # Named only when used, so that reports sent before these existed keep their fingerprint.
@@ -215,7 +219,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
                                    field=("input", "memberExternalId"))
     member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
-                                occurred_at=request.paid_at, now=now, known=known, member_id=member.id,
+                                occurred_at=paid_at, now=now, known=known, member_id=member.id,
                                 amount_fen=amount_fen,
                                 channel=request.channel, store_code=request.store_code,
                                 points=request.points_used or None,
@@ -227,36 +231,36 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         # first orders): in a batch, that state is read again when next needed.
         states.pop(member.referred_by_id, None)
     growth = GrowthTracker(session, program, states, announce=announce)
-    before = await growth.watch(member, request.paid_at, exclude_report=stored.report_id)
+    before = await growth.watch(member, paid_at, exclude_report=stored.report_id)
     if (member.referred_by_id is not None and not growth.activity_before(member.id).orders
             and not await _ordered_before(session, member.id, stored.report_id)):
         # A referred member's first order moves the referrer's tasks (REFER_A_FRIEND) and earns them the
         # program's referral points (推荐有礼).
         referrer = await lock_member(session, program.id, member_id=member.referred_by_id)
-        referrer_before = await growth.watch(referrer, request.paid_at, exclude_report=stored.report_id)
+        referrer_before = await growth.watch(referrer, paid_at, exclude_report=stored.report_id)
         if program.definition.referrer_points:
             await append_entry(session, program, referrer.id, "EARN", program.definition.referrer_points,
                                f"Referral: first order of {member.external_id}", source="REFERRAL",
-                               occurred_at=request.paid_at, report_id=stored.report_id,
+                               occurred_at=paid_at, report_id=stored.report_id,
                                balance=referrer_before.balance)
     if request.coupon_codes:  # their minimum spend is judged before points paid
         await use_coupons_on_order(session, program, member, request.coupon_codes,
-                                   paid_fen=amount_fen + amounts.points_fen, paid_at=request.paid_at,
+                                   paid_fen=amount_fen + amounts.points_fen, paid_at=paid_at,
                                    order_id=stored.report_id)
     paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance)
     definition = program.definition
-    multiplier = earning_multiplier(definition, member, request.paid_at)
-    earning = points_with_boosts(amount_fen, multiplier, amounts.lines, definition.boosts, at=request.paid_at,
+    multiplier = earning_multiplier(definition, member, paid_at)
+    earning = points_with_boosts(amount_fen, multiplier, amounts.lines, definition.boosts, at=paid_at,
                                  tz=definition.zone, tier=member.tier_code, channel=request.channel)
     points = earning.points
     if points:
         await append_entry(session, program, member.id, "EARN", points,
                            f"Order {request.external_id} at {multiplier}×{earning.named()}", source="ORDER",
-                           occurred_at=request.paid_at, report_id=stored.report_id, balance=balance)
-    upgraded_to = await upgrade_if_qualified(session, program, member, at=request.paid_at,
+                           occurred_at=paid_at, report_id=stored.report_id, balance=balance)
+    upgraded_to = await upgrade_if_qualified(session, program, member, at=paid_at,
                                              report_id=stored.report_id, reason="ORDER",
-                                             orders=growth.known_orders(member.id, request.paid_at))
-    await growth.settle(request.paid_at)
+                                             orders=growth.known_orders(member.id, paid_at))
+    await growth.settle(paid_at)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, upgraded_to=upgraded_to,
                        events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
                        stored_value_fen=amounts.stored_value_fen)
@@ -287,13 +291,13 @@ async def _pay_with(session, program: ActiveProgram, member: Member, request: Or
             raise Rejected(problem)
         await append_entry(session, program, member.id, "SPEND", -request.points_used,
                            f"Order {request.external_id} paid with points", source="ORDER",
-                           occurred_at=request.paid_at, report_id=report_id, balance=points_balance)
+                           occurred_at=utc(request.paid_at), report_id=report_id, balance=points_balance)
         points_balance -= request.points_used
     if amounts.stored_value_fen:
         balance = await stored_value_balance(session, member.id)
         check_spend(balance, amounts.stored_value_fen, definition.currency_symbol, "input", "storedValueUsed")
         events.append(append_stored_value(session, program, member.id, "SPEND", -amounts.stored_value_fen,
-                                          f"Order {request.external_id}", occurred_at=request.paid_at,
+                                          f"Order {request.external_id}", occurred_at=utc(request.paid_at),
                                           balance_fen=balance, report_id=report_id))
     return events, points_balance
 
