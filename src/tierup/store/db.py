@@ -41,6 +41,11 @@ from .sqlite import DRIVER as ONE_TRIP_DRIVER
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# WAL pages after which a commit copies them back into the database file (SQLite's default: 1,000, about 4 MB).
+# A batch of an import writes more than that, so every commit stopped to copy and sync, and the same index pages,
+# rewritten by every batch, were copied again each time: at 10,000 (about 40 MB of WAL) a copy serves several
+# batches and an import's commits cost a third less, while a server's small commits are as before.
+SQLITE_CHECKPOINT_PAGES = 10_000
 SQLITE_POOL_SIZE = 64
 # Write transactions sharing one SQLite commit at most: bounds how long the first waits for the last.
 MAX_GROUP = 64
@@ -491,6 +496,7 @@ def _sqlite_connect(dbapi_connection, connection_record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
