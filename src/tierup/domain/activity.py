@@ -132,11 +132,17 @@ _COUNTED = {"orders": "orders", "spend": "orders", "order_month_streak": "orders
             "referred_first_orders": "referral_first_orders", "activities": "actions"}
 
 
+def nothing_counted(metric: str, activity: Activity) -> bool:
+    """Whether the member has done nothing of what the goal metric counts (its figure is 0): most goals of most
+    members, told without working out a period."""
+    return metric in _COUNTED and not getattr(activity, _COUNTED[metric])
+
+
 def goal_value(metric: str, activity: Activity, window: Window, at: datetime, tz: ZoneInfo,
                kind: str | None = None) -> int:
     """The member's figure for a goal at `at`. Spend is in whole currency units; `kind` narrows activities."""
-    if metric in _COUNTED and not getattr(activity, _COUNTED[metric]):
-        return 0  # nothing done of what it counts: most goals of most members
+    if nothing_counted(metric, activity):
+        return 0
     bounds = period_bounds(window, at, tz)
     if metric == "activities":
         return sum(1 for _, done in _inside(activity.actions, bounds, at, moment_of) if kind in (None, done))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .activity import Activity, check_in_streak, goal_value, period_key
+from .activity import Activity, check_in_streak, goal_value, nothing_counted, period_key
 from .clock import local_date
 from .program import ProgramDefinition, TaskRule
 
@@ -78,6 +78,8 @@ def due_tasks(program: ProgramDefinition, activity: Activity, completions: Compl
     done = _done_codes(completions)
     due = []
     for task in program.tasks:
+        if task.goal.target > 0 and nothing_counted(task.goal.metric, activity):
+            continue  # first, as it needs no period: most tasks of most members at most reports
         if (task.code, period_key(task.repeat, at, tz)) in completions or not unlocked(task, done):
             continue
         if goal_value(task.goal.metric, activity, task.goal.window, at, tz, task.goal.activity) >= task.goal.target:
