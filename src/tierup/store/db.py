@@ -311,7 +311,9 @@ def _rows_changed(session: Session, flush_context) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, page_cache_mib: int | None = None):
+        """`page_cache_mib`: each SQLite connection's page cache (SQLite's default is 2 MiB), for a bulk
+        command's few connections; a server's many keep the default."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # Overflow connections close when returned: a pool as large as the usual concurrency avoids
@@ -333,7 +335,9 @@ class Database:
         self._committer: asyncio.Task | None = None
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            def connect(dbapi_connection, connection_record) -> None:
+                _sqlite_connect(dbapi_connection, page_cache_mib)
+            event.listen(self.engine.sync_engine, "connect", connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
 
     @property
@@ -489,7 +493,7 @@ def count_statements() -> Iterator[list[int]]:
         _counters.reset(token)
 
 
-def _sqlite_connect(dbapi_connection, connection_record) -> None:
+def _sqlite_connect(dbapi_connection, page_cache_mib: int | None) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself, so writes can ask for IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -497,6 +501,8 @@ def _sqlite_connect(dbapi_connection, connection_record) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+    if page_cache_mib is not None:
+        cursor.execute(f"PRAGMA cache_size=-{page_cache_mib * 1024}")  # negative: in KiB
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
