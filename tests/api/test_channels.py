@@ -139,7 +139,7 @@ async def test_an_import_names_channels_and_refuses_unknown_stores(db, program, 
     before = await row_counts(db)
     with pytest.raises(ImportRefused) as refused:
         await import_file(db, program, "orders", bad, now=clock())
-    assert refused.value.problems == ["line 2: storeCode: no store 'XX-9' in this program",
+    assert refused.value.problems == ["line 2: storeCode: no store 'XX-9' in this program; its stores: SH-001, BJ-001",
                                       "line 3: channel must be one of ONLINE, APP, MINI_PROGRAM, STORE"]
     assert await row_counts(db) == before
 

@@ -285,3 +285,25 @@ def test_a_boost_runs_for_its_tiers_channels_days_and_categories_and_the_best_on
     assert earned(lines) == (120 + 60, ["ECO", "GOLD_STORE"])  # ¥60 at 2×, ¥40 at 1.5×
     assert earned(lines, at=datetime(2026, 6, 10, 4, tzinfo=timezone.utc)) == (180 + 60, ["JUNE", "GOLD_STORE"])
     assert earned(lines, channel="ONLINE", paid=5_000) == (60 + 20, ["ECO"])  # ¥50 paid, shared by list price
+
+
+@pytest.mark.parametrize("stores, named", [
+    ((), "no store 'XX-9' in this program, which has none"),
+    (("SH-001", "BJ-001"), "no store 'XX-9' in this program; its stores: SH-001, BJ-001"),
+    (tuple(f"S-{n:02}" for n in range(12)),
+     "no store 'XX-9' in this program; its stores: S-00, S-01, S-02, S-03, S-04, S-05, S-06, S-07, S-08, S-09 and 2 more"),
+])
+def test_an_unknown_store_code_is_answered_with_the_programs_stores(stores, named):
+    from dataclasses import replace
+
+    from tierup.domain.errors import Checks, ErrorCode, Rejected
+    from tierup.domain.program import StoreRule
+    from tierup.services.validation import check_channel
+
+    program = replace(CLASSIC, stores=tuple(StoreRule(code, code) for code in stores))
+    checks = Checks()
+    check_channel(checks, program, "STORE", "XX-9", "input")
+    with pytest.raises(Rejected) as rejected:
+        checks.raise_any()
+    [problem] = rejected.value.problems
+    assert (problem.code, problem.message, problem.field) == (ErrorCode.NOT_FOUND, named, ("input", "storeCode"))

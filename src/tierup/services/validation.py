@@ -111,4 +111,17 @@ def check_channel(checks: Checks, program: ProgramDefinition, channel: str, stor
     elif channel != STORE_CHANNEL and store_code is not None:
         checks.fail(ErrorCode.INVALID, f"storeCode is only for STORE reports, not {channel}", *parent, "storeCode")
     elif store_code is not None and store_code not in {s.code for s in program.stores}:
-        checks.fail(ErrorCode.NOT_FOUND, f"no store {store_code[:40]!r} in this program", *parent, "storeCode")
+        checks.fail(ErrorCode.NOT_FOUND, f"no store {store_code[:40]!r} in this program{_stores_named(program)}",
+                    *parent, "storeCode")
+
+
+STORES_NAMED = 10  # at most, in a message about a store code that is none of them
+
+
+def _stores_named(program: ProgramDefinition) -> str:
+    """The program's store codes, for a message about one that is none of them (a typo is then plain to see)."""
+    codes = [store.code for store in program.stores]
+    if not codes:
+        return ", which has none"
+    more = len(codes) - STORES_NAMED
+    return f"; its stores: {', '.join(codes[:STORES_NAMED])}" + (f" and {more:,} more" if more > 0 else "")
