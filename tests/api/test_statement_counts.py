@@ -269,3 +269,28 @@ async def test_one_members_state_is_read_by_indexes_without_scanning_a_table(db,
     scans = [step for step in plan if step.startswith("SCAN ") and not step.startswith("SCAN anon_")]
     assert any(step.startswith("SEARCH members USING") and "ix_members_referred_by" in step for step in plan)
     assert scans == []
+
+
+async def test_states_of_more_members_than_one_statement_names_are_read_alike(db, clock, monkeypatch):
+    """A statement reads the states of at most STATES_PER_STATEMENT members (it names each id a dozen times, past
+    what PostgreSQL takes for an import's batch): more take one statement each that many, and read the same."""
+    from tierup.services import activity
+
+    when = clock()
+    program = (await publish_program(db, load_program_file(bundled_program_path("classic")), published_by="test",
+                                     now=when)).program
+    for i in range(5):
+        await enroll_member(db, program, EnrolmentInput(external_id=f"s{i}"), now=when)
+    spring = datetime(2026, 4, 1, 12, tzinfo=timezone.utc)  # orders complete tasks and pass the spring quest's levels
+    await record_orders(db, program, [OrderInput(f"S-{n}", f"s{n % 5}", Decimal(100 + 150 * n), spring)
+                                      for n in range(12)], now=spring)
+    async with db.read() as session:
+        ids = sorted((await session.execute(select(Member.id))).scalars())
+        whole = await load_states(session, program, ids)
+        monkeypatch.setattr(activity, "STATES_PER_STATEMENT", 2)
+        with count_statements() as statements:
+            chunked = await load_states(session, program, ids)
+    assert statements[0] == 3
+    assert chunked == whole
+    assert all(state.activity.orders and state.completions for state in whole.values())
+    assert sum(len(levels) for state in whole.values() for levels in state.passes.values()) >= 5

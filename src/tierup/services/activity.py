@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Integer, String, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,28 +57,36 @@ class MemberState:
 async def read_states(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
                       exclude_report: int | None = None) -> dict[int, MemberState]:
     """What load_activity, load_completions and load_quest_passes read, the badges held and the points balance,
-    in one statement."""
+    in one statement for every STATES_PER_STATEMENT members."""
     ids = list(member_ids)
     found = {i: MemberState() for i in ids}
-    if not ids:
-        return found
-    tz = definition.zone
-    for what, member_id, at, number, code, period, claimed_at in await execute_core(
-            session, _STATES, _parameters(definition, ids, exclude_report)):
-        state = found[member_id]
-        if what == "COMPLETION":
-            state.completions[(code, period)] = Completion(code, period, at, claimed_at)
-        elif what == "PASS":
-            state.passes[code].add(number)
-        elif what == "BADGE":
-            state.badges.add(code)
-        elif what == "BALANCE":
-            state.balance = number
-        elif what == "REFUNDED":
-            state.refunded_until = at
-        else:
-            _add_done(state.activity, what, at, number, tz)
+    for start in range(0, len(ids), STATES_PER_STATEMENT):
+        parameters = _parameters(definition, ids[start:start + STATES_PER_STATEMENT], exclude_report)
+        for row in await execute_core(session, _STATES, parameters):
+            _read(found[row[1]], definition.zone, *row)
     return found
+
+
+# The most members one statement reads states of: it names their ids a dozen times, and PostgreSQL (as do many
+# SQLite builds) takes at most 32,767 parameters.
+STATES_PER_STATEMENT = 2000
+
+
+def _read(state: MemberState, tz: ZoneInfo, what: str, member_id: int, at: datetime, number, code: str | None,
+          period: str | None, claimed_at: datetime | None) -> None:
+    """One row of the states statement into the member's state."""
+    if what == "COMPLETION":
+        state.completions[(code, period)] = Completion(code, period, at, claimed_at)
+    elif what == "PASS":
+        state.passes[code].add(number)
+    elif what == "BADGE":
+        state.badges.add(code)
+    elif what == "BALANCE":
+        state.balance = number
+    elif what == "REFUNDED":
+        state.refunded_until = at
+    else:
+        _add_done(state.activity, what, at, number, tz)
 
 
 # Points earned are read only as far back as a quest counts them: a member's ledger grows with every order.

@@ -45,7 +45,7 @@ class Snapshot:
 
 async def load_states(session: AsyncSession, program: ActiveProgram, member_ids: list[int], *,
                       exclude_report: int | None = None) -> dict[int, MemberState]:
-    """Members' states in one statement, whatever their number."""
+    """Members' states in one statement for every 2,000 of them (activity.read_states)."""
     await session.flush()  # read everything the transaction has written so far
     return await read_states(session, program.definition, member_ids, exclude_report)
 
