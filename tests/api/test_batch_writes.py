@@ -85,6 +85,48 @@ async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order
     assert [stored[0].id, stored[1].id] == [results[0].order_id, results[4].order_id]
 
 
+async def test_many_deferred_rows_breaking_a_key_fail_as_an_insert_would_and_write_nothing(db, program):
+    """A table's many deferred rows go in as one command (COPY on PostgreSQL): one row breaking a UNIQUE key
+    fails them all with the IntegrityError an INSERT gives (which a batch's rerun relies on), and the
+    transaction writes none of them."""
+    from sqlalchemy.exc import IntegrityError
+
+    member = await _member(db, program)
+    async with db.read() as session:
+        enrolment = (await session.execute(select(Report).where(Report.kind == "ENROLMENT"))).scalar_one()
+    row = dict(program_id=program.id, program_version=program.version, kind="ORDER", member_id=member.id,
+               amount_fen=100, occurred_at=START, received_at=START, payload_hash="x")
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            for n in range(24):
+                defer_insert(session, Report.__table__, {**row, "external_id": f"D-{n}"})
+            defer_insert(session, Report.__table__, {**row, "kind": "ENROLMENT", "external_id": enrolment.external_id})
+    async with db.read() as session:
+        assert (await session.execute(select(func.count()).select_from(Report))).scalar_one() == 1
+
+
+async def test_two_batches_racing_for_the_same_keys_store_one_and_refuse_the_other(db, program):
+    """Two batches of other members' orders under the same externalIds, at once: on PostgreSQL neither sees the
+    other's reports when it reads its keys, and the one that writes second breaks the key and runs again, each
+    report then stored or refused on its own; on SQLite they take turns. Either way one batch is stored whole
+    and the other answers DUPLICATE for every order."""
+    import asyncio
+
+    await _member(db, program, "ann")
+    await _member(db, program, "bob")
+    when = START + timedelta(days=1)
+    batches = [[OrderInput(f"K-{n}", member, "100", when) for n in range(25)] for member in ("ann", "bob")]
+    answers = await asyncio.gather(*(record_orders(db, program, batch, now=when) for batch in batches))
+    kinds = sorted(tuple(sorted({type(r).__name__ for r in results})) for results in answers)
+    assert kinds == [("OrderResult",), ("Rejected",)]
+    refused = next(results for results in answers if type(results[0]).__name__ == "Rejected")
+    assert {r.problems[0].code.value for r in refused} == {"DUPLICATE"}
+    async with db.read() as session:
+        stored = (await session.execute(select(Report.member_id, func.count()).where(Report.kind == "ORDER")
+                                        .group_by(Report.member_id))).all()
+    assert [count for _, count in stored] == [25]
+
+
 @pytest.fixture
 async def counting_program(db, clock):
     """The classic ladder with an order-count window too, so that every kind of figure is compared."""

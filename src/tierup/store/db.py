@@ -36,6 +36,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from ..observability import SQL_STATEMENTS
 from .models import Base, Member
+from .postgres import COPY_FROM, copy_rows
 from .sqlite import DRIVER as ONE_TRIP_DRIVER
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
@@ -121,19 +122,23 @@ def write_deferred(session: Session) -> None:
 
 
 def _insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """One INSERT of rows naming the same columns (executemany). SQLAlchemy would build a dictionary of
-    parameters for every row before turning it into the driver's tuple, most of what writing an import's
-    deferred rows cost in Python; here each row becomes its tuple at once, by the same compiled statement and
-    the columns' types. Rows that leave a column to its Python-side default take the usual way, which fills
-    it in."""
+    """One INSERT of rows naming the same columns (executemany; on PostgreSQL, COPY for many: store.postgres).
+    SQLAlchemy would build a dictionary of parameters for every row before turning it into the driver's
+    tuple, most of what writing an import's deferred rows cost in Python; here each row becomes its tuple at
+    once, by the same compiled statement and the columns' types. Rows that leave a column to its Python-side
+    default take the usual way, which fills it in."""
     direct = _direct_insert(connection.dialect, table, tuple(rows[0]))
     if direct is None:
         connection.execute(insert(table), rows)
         return
     statement, columns = direct
     as_sequence = connection.dialect.execute_sequence_format
-    connection.exec_driver_sql(statement, [as_sequence([row[key] if process is None else process(row[key])
-                                                        for key, process in columns]) for row in rows])
+    records = [as_sequence([row[key] if process is None else process(row[key]) for key, process in columns])
+               for row in rows]
+    if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
+        copy_rows(connection, table, [key for key, _ in columns], records)
+    else:
+        connection.exec_driver_sql(statement, records)
 
 
 @functools.lru_cache(maxsize=128)
