@@ -247,7 +247,8 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         await use_coupons_on_order(session, program, member, request.coupon_codes,
                                    paid_fen=amount_fen + amounts.points_fen, paid_at=paid_at,
                                    order_id=stored.report_id)
-    paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance)
+    paid_with, balance = await _pay_with(session, program, member, request, amounts, stored.report_id, before.balance,
+                                         paid_at=paid_at)
     definition = program.definition
     multiplier = earning_multiplier(definition, member, paid_at)
     earning = points_with_boosts(amount_fen, multiplier, amounts.lines, definition.boosts, at=paid_at,
@@ -278,9 +279,9 @@ _ANOTHER_ORDER = select(Report.id).where(Report.member_id == bindparam("member_i
 
 
 async def _pay_with(session, program: ActiveProgram, member: Member, request: OrderInput, amounts: OrderAmounts,
-                    report_id: int, points_balance: int) -> tuple[list[Event], int]:
+                    report_id: int, points_balance: int, *, paid_at: datetime) -> tuple[list[Event], int]:
     """Take the points and the stored value the order was paid with, or reject it whole; returns the
-    stored-value events and the points balance after."""
+    stored-value events and the points balance after. `paid_at`: the order's time in UTC, as its rules take it."""
     definition = program.definition
     events: list[Event] = []
     if request.points_used:
@@ -291,13 +292,13 @@ async def _pay_with(session, program: ActiveProgram, member: Member, request: Or
             raise Rejected(problem)
         await append_entry(session, program, member.id, "SPEND", -request.points_used,
                            f"Order {request.external_id} paid with points", source="ORDER",
-                           occurred_at=utc(request.paid_at), report_id=report_id, balance=points_balance)
+                           occurred_at=paid_at, report_id=report_id, balance=points_balance)
         points_balance -= request.points_used
     if amounts.stored_value_fen:
         balance = await stored_value_balance(session, member.id)
         check_spend(balance, amounts.stored_value_fen, definition.currency_symbol, "input", "storedValueUsed")
         events.append(append_stored_value(session, program, member.id, "SPEND", -amounts.stored_value_fen,
-                                          f"Order {request.external_id}", occurred_at=utc(request.paid_at),
+                                          f"Order {request.external_id}", occurred_at=paid_at,
                                           balance_fen=balance, report_id=report_id))
     return events, points_balance
 
