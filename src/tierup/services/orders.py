@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, literal, select, union_all
+from sqlalchemy import and_, bindparam, func, literal, select, union_all
 
 from ..domain.boosts import points_with_boosts
 from ..domain.checkout import Line, points_value_fen
@@ -23,7 +23,7 @@ from ..domain.points import Lot, draw_fifo, drawn_from, points_to_reverse, rever
 from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
 from ..store.queries import lock_member, lock_members, lock_members_by_id
-from .ledger import append_entry, lots_of
+from .ledger import append_entry, earned_by_order, lots_of
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
@@ -502,9 +502,8 @@ class Refunded:
         # int(): PostgreSQL sums a BIGINT column as NUMERIC.
         for order_id, refunded in await execute_core(session, _REFUNDED, ids):
             by_id[order_id].refunded_fen = int(refunded)
-        for order_id, member_id, earned, lot_id in await execute_core(session, _EARNED, ids):
-            if member_id == by_id[order_id].member_id:  # a referrer's referral points are under the same report
-                by_id[order_id].earned, by_id[order_id].lot_id = int(earned), lot_id
+        for order_id, earned, lot_id in await execute_core(session, _EARNED, ids):
+            by_id[order_id].earned, by_id[order_id].lot_id = int(earned), lot_id
         for order_id, ledger, spent in await execute_core(session, _SPENT, ids):
             setattr(by_id[order_id], f"{ledger}_spent", -int(spent))
         return found, members
@@ -515,9 +514,9 @@ _ORDERS = select(Report.external_id, Report.id, Report.member_id, Report.occurre
     Report.external_id.in_(bindparam("external_ids", expanding=True)))
 _REFUNDED = select(Report.order_id, func.sum(Report.amount_fen)).where(
     Report.kind == "REFUND", Report.order_id.in_(bindparam("ids", expanding=True))).group_by(Report.order_id)
-_EARNED = select(PointsEntry.report_id, PointsEntry.member_id, func.sum(PointsEntry.amount), func.min(PointsEntry.id)
-                 ).where(PointsEntry.kind == "EARN", PointsEntry.report_id.in_(bindparam("ids", expanding=True))
-                         ).group_by(PointsEntry.report_id, PointsEntry.member_id)
+_EARNED = (select(Report.id, func.sum(PointsEntry.amount), func.min(PointsEntry.id))
+           .join(PointsEntry, and_(*earned_by_order(Report.id, Report.member_id)))
+           .where(Report.id.in_(bindparam("ids", expanding=True))).group_by(Report.id))
 _SPENT = union_all(*(select(entries.report_id, literal(ledger), func.sum(amount)).where(
     entries.kind == "SPEND", entries.report_id.in_(bindparam("ids", expanding=True))).group_by(entries.report_id)
     for ledger, entries, amount in (("points", PointsEntry, PointsEntry.amount),
