@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Iterable, Optional
+from typing import TYPE_CHECKING, Annotated, Awaitable, Callable, Iterable, Optional
 
 import strawberry
 from strawberry import relay
@@ -228,8 +228,16 @@ def _refund_input(sent: RefundOrderInput) -> order_service.RefundInput:
                                      channel=channel_value(sent.channel), store_code=sent.store_code)
 
 
-def _answers(answer: type[_BatchResult], sent: list, results: list) -> tuple[list, int, int, int]:
-    """A batch's answers, one per report sent, and how many were done now, duplicates and rejected."""
+async def _answers(context, answer: type[_BatchResult], sent: list, run: Callable[[], Awaitable[list]]
+                   ) -> tuple[list, int, int, int]:
+    """A batch's answers (`run`: its use case), one per report sent, and how many were done now, duplicates and
+    rejected. A batch refused whole (too many reports) answers each report with why."""
+    try:
+        results = await run()
+    except Rejected as rejection:
+        results = [rejection] * len(sent)
+    else:
+        context.reset_loaders()
     answers = [answer.of(report.external_id, result) for report, result in zip(sent, results)]
     rejected = sum(1 for a in answers if a.user_errors)
     duplicates = sum(1 for a in answers if a.duplicate)
@@ -273,14 +281,9 @@ class OrderMutations:
     async def record_orders(self, info: Info, input: RecordOrdersInput) -> RecordOrdersPayload:
         context = info.context
         program = await context.program()
-        try:
-            results = await order_service.record_orders(context.db, program, [_order_input(o) for o in input.orders],
-                                                        now=context.now, broker=context.broker)
-        except Rejected as rejection:  # the batch itself is refused (too many orders)
-            results = [rejection] * len(input.orders)
-        else:
-            context.reset_loaders()
-        answers, recorded, duplicates, rejected = _answers(RecordOrderResult, input.orders, results)
+        answers, recorded, duplicates, rejected = await _answers(context, RecordOrderResult, input.orders, lambda: (
+            order_service.record_orders(context.db, program, [_order_input(o) for o in input.orders], now=context.now,
+                                        broker=context.broker)))
         return RecordOrdersPayload(results=answers, recorded=recorded, duplicates=duplicates, rejected=rejected)
 
     @strawberry.mutation(permission_classes=[ServiceOnly], description=(
@@ -304,12 +307,7 @@ class OrderMutations:
     async def refund_orders(self, info: Info, input: RefundOrdersInput) -> RefundOrdersPayload:
         context = info.context
         program = await context.program()
-        try:
-            results = await order_service.refund_orders(context.db, program, [_refund_input(r) for r in input.refunds],
-                                                        now=context.now, broker=context.broker)
-        except Rejected as rejection:  # the batch itself is refused (too many refunds)
-            results = [rejection] * len(input.refunds)
-        else:
-            context.reset_loaders()
-        answers, refunded, duplicates, rejected = _answers(RefundOrderResult, input.refunds, results)
+        answers, refunded, duplicates, rejected = await _answers(context, RefundOrderResult, input.refunds, lambda: (
+            order_service.refund_orders(context.db, program, [_refund_input(r) for r in input.refunds],
+                                        now=context.now, broker=context.broker)))
         return RefundOrdersPayload(results=answers, refunded=refunded, duplicates=duplicates, rejected=rejected)
