@@ -14,7 +14,8 @@ from tierup.services.activity import read_states
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, RefundInput, record_orders, refund_order
 from tierup.services.tiers import evaluate_tiers, member_metrics
-from tierup.store.db import count_statements, defer_insert, execute_core, savepoint
+from tierup.store import db as store
+from tierup.store.db import count_statements, defer_insert, execute_core, savepoint, write_ahead
 from tierup.store.models import Member, Report, TierChange
 
 UTC = timezone.utc
@@ -38,23 +39,32 @@ async def _reasons(db) -> list[str]:
                                            .order_by(TierChange.id))).scalars())
 
 
-async def test_a_deferred_row_is_seen_by_the_next_statement_of_any_kind(db, program):
+@pytest.mark.parametrize("ahead", [False, True], ids=["deferred", "written ahead"])
+async def test_a_deferred_row_is_seen_by_the_next_statement_of_any_kind(db, program, ahead):
     member = await _member(db, program)
     async with db.write() as session:
         defer_insert(session, TierChange.__table__, _change(member, "T-core"))
+        if ahead:
+            await session.run_sync(write_ahead)
         with count_statements() as statements:
             core = (await execute_core(session, select(func.count()).select_from(TierChange).where(
                 TierChange.reason == "T-core"))).scalar_one()
         defer_insert(session, TierChange.__table__, _change(member, "T-orm"))
+        if ahead:
+            await session.run_sync(write_ahead)
         orm = (await session.execute(select(TierChange.reason).where(TierChange.reason == "T-orm"))).scalar_one()
-    assert (core, orm, statements[0]) == (1, "T-orm", 2)  # the row, then the query
+    # The row, then the query; a row written ahead was sent before (on SQLite: elsewhere it waits as deferred).
+    assert (core, orm, statements[0]) == (1, "T-orm", 1 if ahead and db.is_sqlite else 2)
     assert await _reasons(db) == ["T-core", "T-orm"]
 
 
-async def test_a_rolled_back_savepoint_takes_its_deferred_rows_back_and_keeps_the_earlier_ones(db, program):
+@pytest.mark.parametrize("ahead", [False, True], ids=["deferred", "written ahead"])
+async def test_a_rolled_back_savepoint_takes_its_deferred_rows_back_and_keeps_the_earlier_ones(db, program, ahead):
     member = await _member(db, program)
     async with db.write() as session:
         defer_insert(session, TierChange.__table__, _change(member, "T-before"))
+        if ahead:  # on SQLite, the connection's thread writes it while the transaction goes on
+            await session.run_sync(write_ahead)
         with pytest.raises(RuntimeError):
             async with savepoint(session):
                 defer_insert(session, TierChange.__table__, _change(member, "T-inside"))
@@ -63,7 +73,11 @@ async def test_a_rolled_back_savepoint_takes_its_deferred_rows_back_and_keeps_th
     assert await _reasons(db) == ["T-before", "T-after"]
 
 
-async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order_refused(db, program):
+@pytest.mark.parametrize("write_ahead_every", [1, store.WRITE_AHEAD])
+async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order_refused(db, program, monkeypatch,
+                                                                                        write_ahead_every):
+    """Alike whether the batch's rows wait for its end or are written ahead after each order (on SQLite)."""
+    monkeypatch.setattr(store, "WRITE_AHEAD", write_ahead_every)
     await _member(db, program)
     when = START + timedelta(days=1)
     results = await record_orders(db, program, [
@@ -85,10 +99,11 @@ async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order
     assert [stored[0].id, stored[1].id] == [results[0].order_id, results[4].order_id]
 
 
-async def test_many_deferred_rows_breaking_a_key_fail_as_an_insert_would_and_write_nothing(db, program):
-    """A table's many deferred rows go in as one command (COPY on PostgreSQL): one row breaking a UNIQUE key
-    fails them all with the IntegrityError an INSERT gives (which a batch's rerun relies on), and the
-    transaction writes none of them."""
+@pytest.mark.parametrize("ahead", [False, True], ids=["deferred", "written ahead"])
+async def test_many_deferred_rows_breaking_a_key_fail_as_an_insert_would_and_write_nothing(db, program, ahead):
+    """A table's many deferred rows go in as one command (COPY on PostgreSQL; on SQLite, one JSON parameter
+    when written ahead): one row breaking a UNIQUE key fails them all with the IntegrityError an INSERT gives
+    (which a batch's rerun relies on), and the transaction writes none of them."""
     from sqlalchemy.exc import IntegrityError
 
     member = await _member(db, program)
@@ -101,6 +116,9 @@ async def test_many_deferred_rows_breaking_a_key_fail_as_an_insert_would_and_wri
             for n in range(24):
                 defer_insert(session, Report.__table__, {**row, "external_id": f"D-{n}"})
             defer_insert(session, Report.__table__, {**row, "kind": "ENROLMENT", "external_id": enrolment.external_id})
+            if ahead:
+                await session.run_sync(write_ahead)
+                defer_insert(session, Report.__table__, {**row, "external_id": "D-after"})
     async with db.read() as session:
         assert (await session.execute(select(func.count()).select_from(Report))).scalar_one() == 1
 

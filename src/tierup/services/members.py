@@ -15,7 +15,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from ..domain.clock import local_date
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Database, defer_insert, journal, reserve_id, savepoint
+from ..store.db import Database, batch_step, defer_insert, journal, reserve_id, savepoint
 from ..store.models import Member, Report, TierChange
 from ..events import Broker, Event
 from .coupons import issue_coupon
@@ -112,6 +112,7 @@ async def _enroll_batch(db: Database, program: ActiveProgram, requests: list[Enr
         known = (await known_reports(session, program, "ENROLMENT", {r.external_id for r in requests})
                  if deferred else None)
         for index, request in enumerate(requests):
+            await batch_step(session, index)
             written = len(journal(session))
             stored_before = known is not None and request.external_id in known.reports
             try:

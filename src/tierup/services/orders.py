@@ -20,7 +20,7 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL, TierRule
 from ..domain.points import Lot, draw_fifo, drawn_from, points_to_reverse, reversal_within_balance
-from ..store.db import Database, execute_core, journal, member_changed, savepoint, update_alike
+from ..store.db import Database, batch_step, execute_core, journal, member_changed, savepoint, update_alike
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
 from ..store.queries import lock_member, lock_members, lock_members_by_id
 from .ledger import append_entry, earned_by_order, lots_of
@@ -120,6 +120,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
         states = await batch_states(db, session, program, locked)
         known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
         for index, request in enumerate(requests):
+            await batch_step(session, index)
             written = len(journal(session))
             refusable = False
             stored_before = known is not None and request.external_id in known.reports
@@ -363,7 +364,8 @@ async def _refund_batch(db: Database, program: ActiveProgram, requests: list[Ref
         states = await batch_states(db, session, program, locked)
         lots = await lots_of(session, list(members))
         known = await known_reports(session, program, "REFUND", {r.external_id for r in requests})
-        for request in requests:
+        for index, request in enumerate(requests):
+            await batch_step(session, index)
             try:
                 result, made = await _refund(session, program, request, now, orders, members, states, lots, known,
                                              announce=announce)

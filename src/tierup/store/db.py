@@ -8,7 +8,8 @@ PostgreSQL: balance-changing use cases lock the member row (`SELECT … FOR UPDA
 ignores), so both back ends serialise per member on one code path.
 
 Within a transaction: rows nothing reads back are deferred and written together before the next
-statement (defer_insert); what a use case changed is journaled (journal) and its members counted
+statement (defer_insert), or on SQLite by the connection's thread while a long batch goes on
+(write_ahead); what a use case changed is journaled (journal) and its members counted
 (member_changed), so their versions rise at commit; and a value worked out from a member's rows can
 be kept for the next use case while that version holds (keep_value, kept_value).
 """
@@ -27,17 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
-from sqlalchemy import MetaData, Table, event, func, insert, select, text, update
+from sqlalchemy import MetaData, Table, event, exc, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.util.concurrency import await_
 
 from ..observability import SQL_STATEMENTS
 from .models import Base, Member
 from .postgres import COPY_FROM, copy_rows
-from .sqlite import DRIVER as ONE_TRIP_DRIVER
+from .sqlite import DRIVER as ONE_TRIP_DRIVER, insert_many, rows_parameter, send
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
@@ -85,7 +87,8 @@ def journal(session: AsyncSession | Session) -> list[Written]:
 async def execute_core(session: AsyncSession, statement, parameters: dict | None = None):
     """Run a statement of plain columns on the session's connection, in its transaction: the ORM's
     execution layer (entities, identity map) costs more than such a statement takes to run."""
-    if _DEFERRED in session.sync_session.info:
+    info = session.sync_session.info
+    if _DEFERRED in info or _AHEAD in info:
         await session.run_sync(write_deferred)
     return await (await session.connection()).execute(statement, parameters or {})
 
@@ -93,9 +96,10 @@ async def execute_core(session: AsyncSession, statement, parameters: dict | None
 # Rows a use case inserts without needing anything back from the database, written together: one
 # statement per table (executemany) with the next statement the transaction runs, whatever it is, or
 # at its end. Every statement sees them as if they had been written at once, so deferring changes
-# nothing but the number of statements.
+# nothing but the number of statements. On SQLite they can also be written ahead (write_ahead).
 _DEFERRED = "tierup_deferred"
 _RESERVED = "tierup_reserved_ids"
+_AHEAD = "tierup_written_ahead"
 
 
 def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> None:
@@ -108,25 +112,66 @@ def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> No
 
 def write_deferred(session: Session) -> None:
     """Write the deferred rows, tables in the order of their foreign keys (a report before the ledger
-    entries naming it), rows in the order deferred."""
+    entries naming it), rows in the order deferred; first wait for those written ahead."""
+    _join_ahead(session)
     pending = session.info.pop(_DEFERRED, None)
     if not pending:
         return
     if session.get_bind().dialect.name == "sqlite":
         session.info.pop(_RESERVED, None)  # SQLite's next ids follow the rows now written (see reserve_id)
+    _write(session, pending)
+
+
+# The use cases of a batch (orders, refunds, enrolments) after which its rows so far are written ahead: an
+# import's batch of 5,000 orders then writes while it works; fewer a time cost more statements, more leave more to
+# write at its end (250 and 1,000 were slower).
+WRITE_AHEAD = 500
+
+
+async def batch_step(session: AsyncSession, done: int) -> None:
+    """Before a batch's next use case, `done` done: every WRITE_AHEAD, its rows so far are written ahead."""
+    if done and done % WRITE_AHEAD == 0:
+        await session.run_sync(write_ahead)
+
+
+def write_ahead(session: Session) -> None:
+    """SQLite: hand the rows deferred so far to the connection's thread, which writes them while the use case
+    goes on; the next statement (write_deferred), or the end of the transaction, waits for them and raises
+    what they raised. A long batch's rows are written while it works out the next ones, instead of after
+    them, on the other core. The ids reserved stay reserved: before anything else writes into their tables,
+    write_deferred runs. Elsewhere, the rows stay deferred."""
+    if session.get_bind().dialect.name == "sqlite" and _DEFERRED in session.info:
+        _write(session, session.info.pop(_DEFERRED), ahead=session.info.setdefault(_AHEAD, []))
+
+
+def _write(session: Session, pending: dict[Table, list[dict]], ahead: list | None = None) -> None:
     connection = session.connection()
     for table in sorted(pending, key=_dependency_order(Base.metadata).__getitem__):
         rows = pending[table]
         for _, alike in itertools.groupby(rows, key=lambda row: row.keys()):  # one statement names one set
-            _insert_rows(connection, table, list(alike))
+            _insert_rows(connection, table, list(alike), ahead)
 
 
-def _insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """One INSERT of rows naming the same columns (executemany; on PostgreSQL, COPY for many: store.postgres).
-    SQLAlchemy would build a dictionary of parameters for every row before turning it into the driver's
-    tuple, most of what writing an import's deferred rows cost in Python; here each row becomes its tuple at
-    once, by the same compiled statement and the columns' types. Rows that leave a column to its Python-side
-    default take the usual way, which fills it in."""
+def _join_ahead(session: Session) -> None:
+    """Wait for the rows written ahead; the first error comes out as the SQLAlchemy error its INSERT raises."""
+    for statement, future in session.info.pop(_AHEAD, ()):
+        error = await_(future)
+        if error is not None:
+            adapted = session.connection().connection.dbapi_connection
+            try:
+                adapted._handle_exception(error)  # raises it as the adapter's DBAPI error
+            except adapted.dbapi.Error as dbapi_error:
+                raise exc.DBAPIError.instance(statement, None, dbapi_error, adapted.dbapi.Error,
+                                              dialect=session.get_bind().dialect) from error
+
+
+def _insert_rows(connection: Connection, table: Table, rows: list[dict], ahead: list | None = None) -> None:
+    """One INSERT of rows naming the same columns: executemany, or for many rows, COPY on PostgreSQL
+    (store.postgres) and one JSON parameter on SQLite (store.sqlite.insert_many), which `ahead` has sent
+    without waiting (its future appended). SQLAlchemy would build a dictionary of parameters for every row
+    before turning it into the driver's tuple, most of what writing an import's deferred rows cost in Python;
+    here each row becomes its tuple at once, by the same compiled statement and the columns' types. Rows that
+    leave a column to its Python-side default take the usual way, which fills it in."""
     direct = _direct_insert(connection.dialect, table, tuple(rows[0]))
     if direct is None:
         connection.execute(insert(table), rows)
@@ -137,6 +182,11 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict]) -> None
                for row in rows]
     if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         copy_rows(connection, table, [key for key, _ in columns], records)
+    elif ahead is not None:  # SQLite
+        statement = insert_many(table.name, tuple(table.c[key].name for key, _ in columns))
+        parameters = rows_parameter(records)
+        connection.dispatch.before_cursor_execute(connection, None, statement, parameters, None, False)
+        ahead.append((statement, send(connection.connection.dbapi_connection, statement, parameters)))
     else:
         connection.exec_driver_sql(statement, records)
 
@@ -167,8 +217,9 @@ def insert_once_statement(dialect: str, model, index_elements: tuple[str, ...] |
 
 
 def _drop_deferred(session: AsyncSession) -> None:
-    session.sync_session.info.pop(_DEFERRED, None)
-    session.sync_session.info.pop(_RESERVED, None)
+    """Rolled back: the rows deferred are forgotten, and so are those written ahead, whatever became of them."""
+    for key in (_DEFERRED, _RESERVED, _AHEAD):
+        session.sync_session.info.pop(key, None)
 
 
 async def flush(session: AsyncSession) -> None:

@@ -4,7 +4,8 @@ aiosqlite runs each SQLite connection in a thread of its own and every call is a
 back through a queue and the event loop (about 50 µs here). SQLAlchemy's stock cursor makes four
 trips per statement (open a cursor, execute, fetch the rows, close it) for work SQLite does in a
 few microseconds, so a statement cost about 250 µs. This cursor runs all four in one trip; the
-connection, transactions, pool and dialect are SQLAlchemy's own.
+connection, transactions, pool and dialect are SQLAlchemy's own. A statement can also be sent
+without waiting for it (send: store.db.write_ahead), its rows as one parameter (insert_many).
 
 store.db.Database's engine uses it for its SQLite URLs (`sqlite+aiosqlite:///…`); migrations keep the stock
 driver. It relies on aiosqlite's and SQLAlchemy's adapter internals, hence the pinned versions and
@@ -13,7 +14,10 @@ tests/unit/test_sqlite_driver.py.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import functools
+import json
 import sqlite3
 from typing import Any
 
@@ -41,6 +45,41 @@ def _execute(connection: sqlite3.Connection, operation: str, parameters: Any, ma
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+@functools.lru_cache(maxsize=64)
+def insert_many(table: str, columns: tuple[str, ...]) -> str:
+    """An INSERT of any number of rows given as one parameter, a JSON array of rows (arrays of the columns'
+    values, as the driver takes them). executemany binds each row's values while holding Python's lock, so the
+    connection's thread could write an import's rows only in the moments the event loop's thread let go of it;
+    here SQLite reads the rows itself and Python's lock is free for the whole statement."""
+    values = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(columns)))
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM json_each(?)"
+
+
+def rows_parameter(records: list) -> tuple[str]:
+    """insert_many's parameter for the rows (tuples of ints, text and NULLs, as bind processors leave them)."""
+    return (json.dumps(records, ensure_ascii=False, allow_nan=False),)
+
+
+def send(adapt_connection: AsyncAdapt_aiosqlite_connection, operation: str, parameters: tuple) -> asyncio.Future:
+    """Queue a statement on the connection's thread and return at once: the future holds None once it ran,
+    or its error (as a value: nobody may be waiting for it to raise). Statements sent after it run after it,
+    in turn, as the thread takes them."""
+    connection = adapt_connection._connection
+    if not connection._running or not connection._connection:
+        raise ValueError("Connection closed")
+    future = asyncio.get_running_loop().create_future()
+    connection._tx.put_nowait((future, functools.partial(_sent, connection._conn, operation, parameters)))
+    return future
+
+
+def _sent(connection: sqlite3.Connection, operation: str, parameters: tuple) -> Exception | None:
+    try:
+        _execute(connection, operation, parameters, False)
+    except Exception as error:
+        return error
+    return None
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
