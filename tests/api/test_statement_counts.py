@@ -87,6 +87,31 @@ async def test_a_batch_of_plain_orders_needs_no_savepoints(db, program, clock):
     assert statements[0] <= 3 * 60 + 10, statements[0]
 
 
+async def test_a_batch_sent_again_reads_no_members_state(db, program, clock):
+    """A batch sent again (an import run again after it stopped half-way, by a new process that has kept
+    nothing) answers its orders as repeats after reading its members and orders, and no member's state; the
+    members' versions stay as they were."""
+    from tierup.store.db import Database
+
+    when = clock()
+    for i in range(10):
+        await enroll_member(db, program, EnrolmentInput(external_id=f"b{i}"), now=when)
+    orders = [OrderInput(f"B-{n}", f"b{n % 10}", Decimal("35.50"), when) for n in range(60)]
+    await record_orders(db, program, orders, now=when)
+    async with db.read() as session:
+        versions = dict((await session.execute(select(Member.external_id, Member.version))).all())
+    again = Database(str(db.url))
+    try:
+        with count_statements() as statements:
+            results = await record_orders(again, program, orders, now=when)
+    finally:
+        await again.dispose()
+    assert [r.duplicate for r in results] == [True] * 60
+    assert statements[0] == 2  # the members locked, the orders looked up
+    async with db.read() as session:
+        assert dict((await session.execute(select(Member.external_id, Member.version))).all()) == versions
+
+
 async def test_a_batch_writes_what_the_growth_tree_gives_together(db, clock):
     """Tasks completed, quest levels passed, rewards (badges among them) and upgrades add no statements per order:
     their rows are written with the batch's, one statement per table, and the members' changes at the commit."""

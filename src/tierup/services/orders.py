@@ -117,8 +117,11 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
         # The batch's members and their states are read once; each order then keeps them up to date.
         members = await lock_members(session, program.id, {r.member_external_id for r in requests})
         locked = list(members.values())
-        states = await batch_states(db, session, program, locked)
         known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
+        # Only the states of members with an order not stored before: a batch sent again (an import run again
+        # after it stopped half-way) has most of its orders answered as repeats, which read no state.
+        ordering = {r.member_external_id for r in requests if known is None or r.external_id not in known.reports}
+        states = await batch_states(db, session, program, [m for m in locked if m.external_id in ordering])
         for index, request in enumerate(requests):
             await batch_step(session, index)
             written = len(journal(session))
@@ -218,15 +221,15 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     if member is None:
         member = await lock_member(session, program.id, external_id=request.member_external_id,
                                    field=("input", "memberExternalId"))
-    member_changed(session, member.id)
     stored = await store_report(session, program, "ORDER", request.external_id, payload,
                                 occurred_at=paid_at, now=now, known=known, member_id=member.id,
                                 amount_fen=amount_fen,
                                 channel=request.channel, store_code=request.store_code,
                                 points=request.points_used or None,
                                 lines=json.dumps(payload["lines"], ensure_ascii=False) if "lines" in payload else None)
-    if stored.duplicate:
+    if stored.duplicate:  # changes nothing: the member's version, and what was kept for it, hold
         return OrderResult(stored.report_id, member.id, duplicate=True)
+    member_changed(session, member.id)
     if member.referred_by_id is not None and states is not None:
         # Any order of a referred member may be their earliest, which the referrer's state holds (the referred
         # first orders): in a batch, that state is read again when next needed.
