@@ -415,6 +415,25 @@ async def test_importing_a_file_again_adds_nothing(api, db, tmp_path, capsys, mo
     assert await row_counts(db) == counts
 
 
+async def test_an_import_that_stopped_half_way_run_again_leaves_what_one_run_leaves(api, tmp_path, capsys,
+                                                                                   monkeypatch, database_url):
+    """The batches an import committed before it stopped (its earliest orders) are answered as repeats when the
+    file is imported again, and the rest apply as they would have."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    monkeypatch.setattr("tierup.services.importing.BATCH", 2)
+    committed = "\n".join(line for line in ORDERS_CSV.splitlines() if "O-3" not in line and "O-5" not in line)
+    for prefix in ("one-", "two-"):
+        assert await cli("import", "members", write(tmp_path, f"{prefix}members.csv", MEMBERS_CSV, prefix)) == 0
+    assert await cli("import", "orders", write(tmp_path, "two-committed.csv", committed + "\n", "two-")) == 0
+    for prefix in ("one-", "two-"):
+        assert await cli("import", "orders", write(tmp_path, f"{prefix}orders.csv", ORDERS_CSV, prefix)) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "3 orders imported, 0 imported before", "5 orders imported, 0 imported before",
+        "2 orders imported, 3 imported before"]
+    for name in ("ann", "bob"):
+        assert await state(api, f"two-{name}") == await state(api, f"one-{name}")
+
+
 async def test_a_file_of_a_header_alone_imports_nothing_and_says_so(api, db, tmp_path, capsys, monkeypatch,
                                                                    database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
