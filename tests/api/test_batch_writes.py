@@ -73,6 +73,46 @@ async def test_a_rolled_back_savepoint_takes_its_deferred_rows_back_and_keeps_th
     assert await _reasons(db) == ["T-before", "T-after"]
 
 
+@pytest.mark.parametrize("columns", ["all", "some left to their defaults"])
+async def test_ids_reserved_before_rows_written_ahead_are_counted_again_after_another_write(db, program, columns):
+    """Ids reserved for deferred rows are counted on from the highest only until something else writes into the
+    table: rows written ahead (sent to the connection's thread, or at once when they leave a column to its
+    default), then a report stored the usual way, then a reservation, give three ids."""
+    from tierup.services.reports import store_report
+    from tierup.store.db import reserve_id
+
+    member = await _member(db, program)
+    row = dict(program_id=program.id, program_version=program.version, kind="ORDER", member_id=member.id,
+               amount_fen=100, occurred_at=START, received_at=START, payload_hash="x")
+    if columns == "all":
+        row |= {column.key: None for column in Report.__table__.columns if column.key not in row}
+        row |= {"channel": "ONLINE", "with_photos": False}
+    async with db.write() as session:
+        first = await reserve_id(session, Report.__table__, 3)
+        defer_insert(session, Report.__table__, {**row, "id": first, "external_id": "W-ahead"})
+        await session.run_sync(write_ahead)
+        stored = await store_report(session, program, "ORDER", "W-usual", {"n": 1}, occurred_at=START, now=START,
+                                    member_id=member.id, amount_fen=100)
+        later = await reserve_id(session, Report.__table__, 1)
+        defer_insert(session, Report.__table__, {**row, "id": later, "external_id": "W-later"})
+    assert len({first, stored.report_id, later}) == 3
+    async with db.read() as session:
+        ids = dict((await session.execute(select(Report.external_id, Report.id).where(
+            Report.external_id.like("W-%")))).all())
+    assert ids == {"W-ahead": first, "W-usual": stored.report_id, "W-later": later}
+
+
+async def test_a_text_written_ahead_keeps_what_follows_a_nul_character(db, program):
+    """SQLite's JSON functions end a text at a NUL character: such rows are written ahead bound one by one."""
+    if not db.is_sqlite:
+        pytest.skip("rows are written ahead on SQLite only, and PostgreSQL stores no NUL character")
+    member = await _member(db, program)
+    async with db.write() as session:
+        defer_insert(session, TierChange.__table__, _change(member, "T-a\x00b"))
+        await session.run_sync(write_ahead)
+    assert await _reasons(db) == ["T-a\x00b"]
+
+
 @pytest.mark.parametrize("write_ahead_every", [1, store.WRITE_AHEAD])
 async def test_a_batch_tells_repeats_within_itself_and_frees_the_key_of_an_order_refused(db, program, monkeypatch,
                                                                                         write_ahead_every):

@@ -434,6 +434,18 @@ async def test_an_import_that_stopped_half_way_run_again_leaves_what_one_run_lea
         assert await state(api, f"two-{name}") == await state(api, f"one-{name}")
 
 
+async def test_a_nul_character_in_a_text_is_a_bad_row_as_the_api_refuses_it(api, db, tmp_path, capsys, monkeypatch,
+                                                                            database_url):
+    """The API refuses a NUL character in any string; a file's text meets the same refusal (PostgreSQL could not
+    store it, and SQLite's text functions end a text there), not an error of one database."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    counts = await row_counts(db)
+    members = write(tmp_path, "members.csv", "externalId,displayName\nann,Ann\x00Smith\nbob,Bob\n")
+    assert await cli("import", "members", members) == 1
+    assert capsys.readouterr().err.splitlines()[0] == "line 2: displayName must not contain the NUL character"
+    assert await row_counts(db) == counts
+
+
 async def test_a_file_of_a_header_alone_imports_nothing_and_says_so(api, db, tmp_path, capsys, monkeypatch,
                                                                    database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)

@@ -52,3 +52,23 @@ async def test_a_statement_is_one_trip_to_the_thread(database, monkeypatch):
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
         assert (await conn.execute(text("SELECT n FROM t WHERE code = 'none'"))).all() == []
         assert len(trips) == 1, trips
+
+
+async def test_a_statement_sent_ahead_runs_only_inside_its_transaction(database):
+    """store.sqlite.send: rows sent without waiting go in with the transaction they were sent in; once an error
+    ended that transaction (a full disk does), they are refused, not committed on their own."""
+    import sqlite3
+
+    from tierup.store.sqlite import _sent
+
+    connection = sqlite3.connect(database.url.database, isolation_level=None)
+    try:
+        error = _sent(connection, "INSERT INTO t (code, n) VALUES (?, ?)", ("alone", 1), False)
+        connection.execute("BEGIN")
+        assert _sent(connection, "INSERT INTO t (code, n) VALUES (?, ?)", [("a", 1), ("b", 2)], True) is None
+        connection.execute("COMMIT")
+        rows = connection.execute("SELECT code FROM t ORDER BY id").fetchall()
+    finally:
+        connection.close()
+    assert isinstance(error, sqlite3.OperationalError)
+    assert rows == [("a",), ("b",)]

@@ -41,6 +41,8 @@ def check_text(checks: Checks, value: str | None, max_length: int, *field: str, 
         return
     if len(value) > max_length:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} is longer than {max_length} characters", *field)
+    elif "\x00" in value:  # PostgreSQL refuses it, and SQLite's text functions end a text there
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} must not contain the NUL character", *field)
 
 
 def check_amount(checks: Checks, amount: Decimal | str, program: ProgramDefinition, *field: str) -> int | None:

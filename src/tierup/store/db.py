@@ -113,13 +113,14 @@ def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> No
 def write_deferred(session: Session) -> None:
     """Write the deferred rows, tables in the order of their foreign keys (a report before the ledger
     entries naming it), rows in the order deferred; first wait for those written ahead."""
-    _join_ahead(session)
+    written_ahead = _join_ahead(session)
     pending = session.info.pop(_DEFERRED, None)
-    if not pending:
+    if not pending and not written_ahead:
         return
     if session.get_bind().dialect.name == "sqlite":
         session.info.pop(_RESERVED, None)  # SQLite's next ids follow the rows now written (see reserve_id)
-    _write(session, pending)
+    if pending:
+        _write(session, pending)
 
 
 # The use cases of a batch (orders, refunds, enrolments) after which its rows so far are written ahead: an
@@ -139,7 +140,7 @@ def write_ahead(session: Session) -> None:
     goes on; the next statement (write_deferred), or the end of the transaction, waits for them and raises
     what they raised. A long batch's rows are written while it works out the next ones, instead of after
     them, on the other core. The ids reserved stay reserved: before anything else writes into their tables,
-    write_deferred runs. Elsewhere, the rows stay deferred."""
+    write_deferred runs, which counts them again. Elsewhere, the rows stay deferred."""
     if session.get_bind().dialect.name == "sqlite" and _DEFERRED in session.info:
         _write(session, session.info.pop(_DEFERRED), ahead=session.info.setdefault(_AHEAD, []))
 
@@ -152,9 +153,12 @@ def _write(session: Session, pending: dict[Table, list[dict]], ahead: list | Non
             _insert_rows(connection, table, list(alike), ahead)
 
 
-def _join_ahead(session: Session) -> None:
-    """Wait for the rows written ahead; the first error comes out as the SQLAlchemy error its INSERT raises."""
-    for statement, future in session.info.pop(_AHEAD, ()):
+def _join_ahead(session: Session) -> bool:
+    """Wait for the rows written ahead, and tell whether any were written since the last wait (some go at once:
+    those leaving a column to its default); the first error comes out as the SQLAlchemy error its INSERT
+    raises."""
+    ahead = session.info.pop(_AHEAD, None)
+    for statement, future in ahead or ():
         error = await_(future)
         if error is not None:
             adapted = session.connection().connection.dbapi_connection
@@ -163,6 +167,7 @@ def _join_ahead(session: Session) -> None:
             except adapted.dbapi.Error as dbapi_error:
                 raise exc.DBAPIError.instance(statement, None, dbapi_error, adapted.dbapi.Error,
                                               dialect=session.get_bind().dialect) from error
+    return ahead is not None
 
 
 def _insert_rows(connection: Connection, table: Table, rows: list[dict], ahead: list | None = None) -> None:
@@ -183,10 +188,14 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict], ahead: 
     if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         copy_rows(connection, table, [key for key, _ in columns], records)
     elif ahead is not None:  # SQLite
-        statement = insert_many(table.name, tuple(table.c[key].name for key, _ in columns))
         parameters = rows_parameter(records)
-        connection.dispatch.before_cursor_execute(connection, None, statement, parameters, None, False)
-        ahead.append((statement, send(connection.connection.dbapi_connection, statement, parameters)))
+        many = parameters is None  # then bound row by row, as executemany would
+        if many:
+            parameters = records
+        else:
+            statement = insert_many(table.name, tuple(table.c[key].name for key, _ in columns))
+        connection.dispatch.before_cursor_execute(connection, None, statement, parameters, None, many)
+        ahead.append((statement, send(connection.connection.dbapi_connection, statement, parameters, many=many)))
     else:
         connection.exec_driver_sql(statement, records)
 

@@ -57,26 +57,32 @@ def insert_many(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM json_each(?)"
 
 
-def rows_parameter(records: list) -> tuple[str]:
-    """insert_many's parameter for the rows (tuples of ints, text and NULLs, as bind processors leave them)."""
-    return (json.dumps(records, ensure_ascii=False, allow_nan=False),)
+def rows_parameter(records: list) -> tuple[str] | None:
+    """insert_many's parameter for the rows (tuples of ints, text and NULLs, as bind processors leave them); None
+    when a text holds the NUL character, where SQLite's JSON functions would end it."""
+    rows = json.dumps(records, ensure_ascii=False, allow_nan=False)
+    return None if "\\u0000" in rows else (rows,)
 
 
-def send(adapt_connection: AsyncAdapt_aiosqlite_connection, operation: str, parameters: tuple) -> asyncio.Future:
+def send(adapt_connection: AsyncAdapt_aiosqlite_connection, operation: str, parameters: Any, *,
+         many: bool = False) -> asyncio.Future:
     """Queue a statement on the connection's thread and return at once: the future holds None once it ran,
     or its error (as a value: nobody may be waiting for it to raise). Statements sent after it run after it,
-    in turn, as the thread takes them."""
+    in turn, as the thread takes them; it runs only inside the transaction it was sent in."""
     connection = adapt_connection._connection
     if not connection._running or not connection._connection:
         raise ValueError("Connection closed")
     future = asyncio.get_running_loop().create_future()
-    connection._tx.put_nowait((future, functools.partial(_sent, connection._conn, operation, parameters)))
+    connection._tx.put_nowait((future, functools.partial(_sent, connection._conn, operation, parameters, many)))
     return future
 
 
-def _sent(connection: sqlite3.Connection, operation: str, parameters: tuple) -> Exception | None:
+def _sent(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Exception | None:
+    if not connection.in_transaction:
+        # An error before it ended the transaction (a full disk does): on its own, it would be committed.
+        return sqlite3.OperationalError("the transaction ended before this statement ran")
     try:
-        _execute(connection, operation, parameters, False)
+        _execute(connection, operation, parameters, many)
     except Exception as error:
         return error
     return None
