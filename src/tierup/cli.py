@@ -454,6 +454,8 @@ def _import(args, settings: Settings) -> int:
             names = " and ".join(path.name for path in paths.values())
             print(f"tierup: {names}: {refused.total:,} problem(s){f' ({more:,} not shown)' if more else ''}; "
                   "nothing was imported", file=sys.stderr)
+            for advice in refused.advice:
+                print(f"tierup: {advice}", file=sys.stderr)
             return 1
         for kind, done in imported.items():
             _print_imported(kind, paths[kind].name, done)

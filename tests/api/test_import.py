@@ -477,6 +477,8 @@ O-6,ann,,1999-12-31T12:00:00+08:00
         "line 6: externalId 'O-1' is already on line 2",
         "line 7: amount is required",
         "tierup: orders.csv: 5 problem(s); nothing was imported",
+        "tierup: 1 order names a member who is not in program classic: import members before their orders "
+        "(tierup import members FILE)",
     ]
     assert await row_counts(db) == counts
 

@@ -54,11 +54,13 @@ MAX_PROBLEMS_SHOWN = 1000
 
 
 class ImportRefused(Exception):
-    """The file has bad rows; nothing was imported. `problems` are 'line N: …' sentences."""
+    """The file has bad rows; nothing was imported. `problems` are 'line N: …' sentences; `advice`, what to do
+    about many of them at once."""
 
-    def __init__(self, problems: list[str], total: int):
+    def __init__(self, problems: list[str], total: int, advice: list[str] | None = None):
         self.problems = problems
         self.total = total
+        self.advice = advice or []
         super().__init__(f"{total} problem(s); nothing was imported")
 
 
@@ -136,6 +138,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
     with _collector_paused():
         checked: dict[str, list] = {}
         problems: list[str] = []
+        advice: list[str] = []
         # The orders imported with the refunds (None: a bad row, whose refunds are not judged); None when their
         # file could not be read at all. And each refund's member, for the batches.
         imported: dict[str, OrderInput | None] | None = {}
@@ -150,14 +153,15 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
                 found = refused.problems
                 imported = None if kind == "orders" else imported
             else:
-                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members, amounts)
+                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members, amounts,
+                                                      advice)
                 if kind == "orders" and "refunds" in paths:
                     imported = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
                     imported.update((order.external_id, order) for order in checked[kind])
                 del rows  # half an import's memory, not needed while it applies
             problems += [f"{paths[kind].name}: {problem}" for problem in found] if len(paths) > 1 else found
         if problems:
-            raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems))
+            raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems), advice)
         # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
         requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
         done = await _apply(db, program, requests, refund_members, amounts, daily_jobs="members" not in paths,
@@ -167,15 +171,22 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
 
 async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime,
                    imported: dict[str, OrderInput | None] | None, refund_members: dict[str, str],
-                   amounts: dict[str, OrderAmounts]) -> tuple[list, list[str]]:
+                   amounts: dict[str, OrderAmounts], advice: list[str]) -> tuple[list, list[str]]:
     """The good rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
     memory), and a problem for every bad row, in file order; good orders' `amounts` noted. Refunds are judged
-    against their orders (those `imported` with them, or stored), and their members noted in `refund_members`."""
+    against their orders (those `imported` with them, or stored), and their members noted in `refund_members`.
+    `advice` takes what to do about many problems at once."""
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems, amounts)) for row in rows]
     problems += _repeated_keys(rows)
     if kind == "orders":
-        problems += await _unknown_members(db, program, [r for _, r in requests if r is not None], rows)
+        unknown = await _unknown_members(db, program, [r for _, r in requests if r is not None], rows)
+        if unknown:
+            orders = ("1 order names a member who is" if len(unknown) == 1
+                      else f"{len(unknown):,} orders name members who are")
+            advice.append(f"{orders} not in program {program.code}: import members before their orders "
+                          "(tierup import members FILE)")
+        problems += unknown
     elif kind == "refunds" and imported is not None:
         problems += await _refund_problems(db, program, requests, imported, amounts, now, refund_members)
     problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
