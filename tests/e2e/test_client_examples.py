@@ -206,9 +206,11 @@ async def test_the_dashboard_shows_an_order_live(examples, server, client):
         run = await example.finish()
 
     assert run.status == 0, run.lines
-    assert len(run.events()) == 1
+    # The order's two events (its first-order task, its points) may arrive in one read, before the example
+    # counts the first and closes: it may show both, each drawing the same dashboard.
+    assert run.events() and set(run.events()) <= {"TASK_COMPLETED", "POINTS_CHANGED"}, run.lines
     # ¥120 earns 120 points and the first order's task 50 more; the event brought them to the screen.
-    assert run.dashboards() == [("REGULAR", 100), ("REGULAR", 270)]
+    assert list(dict.fromkeys(run.dashboards())) == [("REGULAR", 100), ("REGULAR", 270)]
     assert run.connects() == 1
 
 
