@@ -81,7 +81,7 @@ async def test_an_import_leaves_what_the_same_history_reported_live_leaves(api, 
                                                                           database_url, clock):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     monkeypatch.setattr("tierup.services.importing.BATCH", 2)  # a member's orders span batches
-    monkeypatch.setattr("tierup.store.db.WRITE_AHEAD", 1)  # on SQLite, each row written while the batch goes on
+    monkeypatch.setattr("tierup.store.db.WRITE_AHEAD", 1)  # on SQLite, each order's rows written as the batch goes on
     assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "imp-")) == 0
     assert await cli("import", "orders", write(tmp_path, "orders.csv", ORDERS_CSV, "imp-")) == 0
     assert await cli("import", "refunds", write(tmp_path, "refunds.jsonl", REFUNDS_JSONL, "imp-")) == 0
@@ -351,7 +351,7 @@ async def test_refunds_imported_with_orders_of_several_members_equal_them_report
     """A batch of orders takes the refunds among them after it, unless the refund's member orders again in it:
     either way each member's history is as reported live, each report at its time."""
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
-    monkeypatch.setattr("tierup.store.db.WRITE_AHEAD", 1)  # on SQLite, each row written while the batch goes on
+    monkeypatch.setattr("tierup.store.db.WRITE_AHEAD", 1)  # on SQLite, each order's rows written as the batch goes on
     refunds = REFUNDS_JSONL + """{{"externalId": "{p}R-2", "orderExternalId": "{p}O-4", "amount": "9.90", "refundedAt": "2026-04-10T12:00:00+08:00"}}
 """
     assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "imp-")) == 0

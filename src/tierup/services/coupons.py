@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -10,6 +9,7 @@ from typing import Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..domain.codes import random_code
 from ..domain.coupons import FREE_SHIPPING, amount_before, coupon_status, discount_fen, validity
 from ..domain.errors import Checks, ErrorCode, Problem, Rejected
 from ..domain.money import format_yuan, to_yuan
@@ -21,11 +21,8 @@ from .programs import ActiveProgram
 from .reports import store_report
 from .validation import check_id
 
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
 def new_coupon_code() -> str:
-    return "CP" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(10))
+    return "CP" + random_code(10)
 
 
 async def issue_coupon(session: AsyncSession, program: ActiveProgram, member_id: int, template_code: str,

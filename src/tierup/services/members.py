@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -13,9 +12,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from ..domain.clock import local_date
+from ..domain.codes import random_code
 from ..domain.errors import Checks, ErrorCode, Rejected
 from ..domain.program import DEFAULT_CHANNEL
-from ..store.db import Database, batch_step, defer_insert, journal, reserve_id, savepoint
+from ..store.db import Database, defer_insert, journal, reserve_id, savepoint
 from ..store.models import Member, Report, TierChange
 from ..events import Broker, Event
 from .coupons import issue_coupon
@@ -27,13 +27,12 @@ from .reports import Known, batch_known_first, known_reports, store_report, with
 from .validation import check_birthday, check_channel, check_id, check_text, check_time
 from .webhooks import stage_webhooks
 
-REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud and typed by hand
 REFERRAL_CODE_LENGTH = 8
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,30}$")
 
 
 def new_referral_code() -> str:
-    return "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(REFERRAL_CODE_LENGTH))
+    return random_code(REFERRAL_CODE_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,6 @@ async def _enroll_batch(db: Database, program: ActiveProgram, requests: list[Enr
         known = (await known_reports(session, program, "ENROLMENT", {r.external_id for r in requests})
                  if deferred else None)
         for index, request in enumerate(requests):
-            await batch_step(session, index)
             written = len(journal(session))
             stored_before = known is not None and request.external_id in known.reports
             try:

@@ -367,8 +367,7 @@ async def _refund_batch(db: Database, program: ActiveProgram, requests: list[Ref
         states = await batch_states(db, session, program, locked)
         lots = await lots_of(session, list(members))
         known = await known_reports(session, program, "REFUND", {r.external_id for r in requests})
-        for index, request in enumerate(requests):
-            await batch_step(session, index)
+        for request in requests:
             try:
                 result, made = await _refund(session, program, request, now, orders, members, states, lots, known,
                                              announce=announce)

@@ -17,6 +17,7 @@ from typing import Callable
 
 from sqlalchemy import func, insert, select, text
 
+from ..domain.codes import ALPHABET, digits
 from ..domain.points import lot_expiry
 from ..store.db import Database
 from ..store.models import Member, PointsEntry, QuestPass, Report, TaskCompletion, TierChange
@@ -26,7 +27,6 @@ from .reports import payload_hash
 from .simulation import Recording, _Replay
 
 CHUNK = 5000
-REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,7 @@ def no_progress(label: str) -> Callable[[int, int], None]:
 
 
 def _referral_code(member_id: int) -> str:
-    code = ""
-    while member_id:
-        member_id, digit = divmod(member_id, len(REFERRAL_ALPHABET))
-        code = REFERRAL_ALPHABET[digit] + code
-    return "S" + code.rjust(7, "A")
+    return "S" + "".join(ALPHABET[digit] for digit in digits(member_id, 7))
 
 
 def synthetic_history(program: ActiveProgram, plan: SeedPlan, first_member: int, first_report: int):

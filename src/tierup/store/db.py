@@ -39,7 +39,7 @@ from sqlalchemy.util.concurrency import await_
 from ..observability import SQL_STATEMENTS
 from .models import Base, Member
 from .postgres import COPY_FROM, copy_rows
-from .sqlite import DRIVER as ONE_TRIP_DRIVER, insert_many, rows_parameter, send
+from .sqlite import DRIVER as ONE_TRIP_DRIVER, insert_many, send
 
 _counters: contextvars.ContextVar[tuple[list[int], ...]] = contextvars.ContextVar("tierup_sql_counters", default=())
 
@@ -123,9 +123,10 @@ def write_deferred(session: Session) -> None:
         _write(session, pending)
 
 
-# The use cases of a batch (orders, refunds, enrolments) after which its rows so far are written ahead: an
-# import's batch of 5,000 orders then writes while it works; fewer a time cost more statements, more leave more to
-# write at its end (250 and 1,000 were slower).
+# The orders of a batch after which its rows so far are written ahead: an import's batch of 5,000 orders then
+# writes while it works; fewer a time cost more statements, more leave more to write at its end (250 and 1,000
+# were slower). Batches of enrolments and refunds write at their end: importing members written ahead was slower
+# (the rows of an enrolment are many for the little Python it runs), refunds the same.
 WRITE_AHEAD = 500
 
 
@@ -188,12 +189,9 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict], ahead: 
     if connection.dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         copy_rows(connection, table, [key for key, _ in columns], records)
     elif ahead is not None:  # SQLite
-        parameters = rows_parameter(records)
-        many = parameters is None  # then bound row by row, as executemany would
-        if many:
-            parameters = records
-        else:
-            statement = insert_many(table.name, tuple(table.c[key].name for key, _ in columns))
+        one_parameter = insert_many(table.name, tuple(table.c[key].name for key, _ in columns), records)
+        many = one_parameter is None  # then bound row by row, as executemany would
+        statement, parameters = (statement, records) if many else one_parameter
         connection.dispatch.before_cursor_execute(connection, None, statement, parameters, None, many)
         ahead.append((statement, send(connection.connection.dbapi_connection, statement, parameters, many=many)))
     else:

@@ -47,21 +47,36 @@ def _execute(connection: sqlite3.Connection, operation: str, parameters: Any, ma
         cursor.close()
 
 
-@functools.lru_cache(maxsize=64)
-def insert_many(table: str, columns: tuple[str, ...]) -> str:
-    """An INSERT of any number of rows given as one parameter, a JSON array of rows (arrays of the columns'
-    values, as the driver takes them). executemany binds each row's values while holding Python's lock, so the
-    connection's thread could write an import's rows only in the moments the event loop's thread let go of it;
-    here SQLite reads the rows itself and Python's lock is free for the whole statement."""
-    values = ", ".join(f"json_extract(value, '$[{index}]')" for index in range(len(columns)))
-    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM json_each(?)"
+def insert_many(table: str, columns: tuple[str, ...], records: list[tuple]) -> tuple[str, tuple] | None:
+    """An INSERT of any number of rows (`records`: tuples of the columns' values, as the driver takes them) with
+    the rows as one parameter, a JSON array, and its parameters; None when a text of the rows holds the NUL
+    character, where SQLite's JSON functions would end it. executemany binds each row's values while holding
+    Python's lock, so the connection's thread could write an import's rows only in the moments the event
+    loop's thread let go of it; here SQLite reads the rows itself and Python's lock is free for the whole
+    statement. A column with the same value in every row (a program's id, a column left empty) is bound once
+    instead: SQLite parses a row's JSON again for each value it takes from it, which cost more than the rest
+    of writing a member's row."""
+    by_column = list(zip(*records))
+    alike = [values.count(values[0]) == len(values) for values in by_column]
+    alike[0] = alike[0] and not all(alike)  # the rows' array names every row, so it keeps one column at least
+    rows = json.dumps(list(zip(*(values for values, same in zip(by_column, alike) if not same))),
+                      ensure_ascii=False, allow_nan=False)
+    if "\\u0000" in rows:
+        return None
+    constants = tuple(values[0] for values, same in zip(by_column, alike) if same)
+    return _insert_many(table, columns, tuple(alike)), (*constants, rows)
 
 
-def rows_parameter(records: list) -> tuple[str] | None:
-    """insert_many's parameter for the rows (tuples of ints, text and NULLs, as bind processors leave them); None
-    when a text holds the NUL character, where SQLite's JSON functions would end it."""
-    rows = json.dumps(records, ensure_ascii=False, allow_nan=False)
-    return None if "\\u0000" in rows else (rows,)
+@functools.lru_cache(maxsize=256)
+def _insert_many(table: str, columns: tuple[str, ...], alike: tuple[bool, ...]) -> str:
+    values, index = [], 0
+    for same in alike:
+        if same:
+            values.append("?")
+        else:
+            values.append(f"json_extract(value, '$[{index}]')")
+            index += 1
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM json_each(?)"
 
 
 def send(adapt_connection: AsyncAdapt_aiosqlite_connection, operation: str, parameters: Any, *,
