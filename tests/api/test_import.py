@@ -434,15 +434,24 @@ async def test_an_import_that_stopped_half_way_run_again_leaves_what_one_run_lea
         assert await state(api, f"two-{name}") == await state(api, f"one-{name}")
 
 
-async def test_a_nul_character_in_a_text_is_a_bad_row_as_the_api_refuses_it(api, db, tmp_path, capsys, monkeypatch,
-                                                                            database_url):
-    """The API refuses a NUL character in any string; a file's text meets the same refusal (PostgreSQL could not
-    store it, and SQLite's text functions end a text there), not an error of one database."""
+@pytest.mark.parametrize("name, text, problems", [
+    ("members.csv", "externalId,displayName\nann,Ann\x00Smith\nbob,Bob\n",
+     ["line 2: displayName must not contain NUL characters (\\u0000) or unpaired surrogates"]),
+    ("members.jsonl", '{{"externalId": "a\\u0000b", "displayName": "Ann"}}\n{{"externalId": "bob", "displayName": '
+     '"B\\ud800b"}}\n{{"externalId": "cy\\udc00"}}\n{{"externalId": "dy"}}\n',
+     [f"line {n}: {column} must not contain NUL characters (\\u0000) or unpaired surrogates"
+      for n, column in ((1, "externalId"), (2, "displayName"), (3, "externalId"))]),
+], ids=["csv", "json-lines"])
+async def test_a_character_no_database_stores_is_a_bad_row_as_the_api_refuses_it(api, db, tmp_path, capsys,
+                                                                                  monkeypatch, database_url, name,
+                                                                                  text, problems):
+    """The API refuses a NUL character or an unpaired surrogate in any string; a file's texts and ids meet the same
+    refusal (PostgreSQL cannot store a NUL, neither database's driver a lone surrogate, which a JSON line can
+    hold as an escape), not an error of one database."""
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     counts = await row_counts(db)
-    members = write(tmp_path, "members.csv", "externalId,displayName\nann,Ann\x00Smith\nbob,Bob\n")
-    assert await cli("import", "members", members) == 1
-    assert capsys.readouterr().err.splitlines()[0] == "line 2: displayName must not contain the NUL character"
+    assert await cli("import", "members", write(tmp_path, name, text)) == 1
+    assert capsys.readouterr().err.splitlines()[:-1] == problems
     assert await row_counts(db) == counts
 
 

@@ -15,7 +15,6 @@ field declares with `metadata={"list_estimate": n}`); nested lists multiply. Sca
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,6 +53,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from ..services.validation import UNSTORABLE, UNSTORABLE_MESSAGE
 from .connections import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
@@ -64,9 +64,6 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 LIST_ESTIMATE = 10
-
-# NUL cannot be stored by PostgreSQL and an unpaired surrogate by neither database's driver.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -156,7 +153,7 @@ class RequestLimits(SchemaExtension):
                                        "in operationName."), BAD_USER_INPUT)]
         if _has_unstorable(variables) or _literals_unstorable(document):
             return [_code(GraphQLError(
-                "Strings must not contain NUL characters (\\u0000) or unpaired surrogates."), BAD_USER_INPUT)]
+                f"Strings {UNSTORABLE_MESSAGE}."), BAD_USER_INPUT)]
         cost = operation_cost(schema, document, operation_name, variables)
         if cost > self.limits.max_cost:
             return [_code(GraphQLError(
@@ -168,7 +165,7 @@ class RequestLimits(SchemaExtension):
 
 def _has_unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
+        return UNSTORABLE.search(value) is not None
     if isinstance(value, Mapping):
         return any(_has_unstorable(k) or _has_unstorable(v) for k, v in value.items())
     if isinstance(value, list):
@@ -187,7 +184,7 @@ class _UnstorableLiteral(Visitor):
     found = False
 
     def enter_string_value(self, node: StringValueNode, *_):
-        if _UNSTORABLE.search(node.value):
+        if UNSTORABLE.search(node.value):
             self.found = True
             return BREAK
         return None

@@ -21,6 +21,10 @@ LATEST_AS_OF = datetime(9000, 1, 1, tzinfo=timezone.utc)
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 # Blanks other than the space: tabs, line breaks and the like (`\s` is what str.isspace() calls a blank).
 _CONTROL_BLANK = re.compile(r"[^\S ]")
+# NUL cannot be stored by PostgreSQL and an unpaired surrogate by neither database's driver. The API refuses
+# both in any string (api.limits); a JSON line of an import can hold either as an escape (\u0000, \ud800).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "must not contain NUL characters (\\u0000) or unpaired surrogates"
 
 
 def check_id(checks: Checks, value: str | None, *field: str, required: bool = True) -> None:
@@ -32,6 +36,8 @@ def check_id(checks: Checks, value: str | None, *field: str, required: bool = Tr
         checks.fail(ErrorCode.INVALID, f"{field[-1]} is longer than {ID_LENGTH} characters", *field)
     elif value != value.strip() or _CONTROL_BLANK.search(value):
         checks.fail(ErrorCode.INVALID, f"{field[-1]} must not have leading/trailing blanks or control characters", *field)
+    elif UNSTORABLE.search(value):
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} {UNSTORABLE_MESSAGE}", *field)
 
 
 def check_text(checks: Checks, value: str | None, max_length: int, *field: str, required: bool = False) -> None:
@@ -41,8 +47,8 @@ def check_text(checks: Checks, value: str | None, max_length: int, *field: str, 
         return
     if len(value) > max_length:
         checks.fail(ErrorCode.INVALID, f"{field[-1]} is longer than {max_length} characters", *field)
-    elif "\x00" in value:  # PostgreSQL refuses it, and SQLite's text functions end a text there
-        checks.fail(ErrorCode.INVALID, f"{field[-1]} must not contain the NUL character", *field)
+    elif UNSTORABLE.search(value):
+        checks.fail(ErrorCode.INVALID, f"{field[-1]} {UNSTORABLE_MESSAGE}", *field)
 
 
 def check_amount(checks: Checks, amount: Decimal | str, program: ProgramDefinition, *field: str) -> int | None:
