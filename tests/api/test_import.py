@@ -455,6 +455,52 @@ async def test_a_character_no_database_stores_is_a_bad_row_as_the_api_refuses_it
     assert await row_counts(db) == counts
 
 
+@pytest.mark.parametrize("name, text, problems", [
+    ("members.csv", "externalId,displayName\nann,Ann\n\"bob,Bob\ncat,Cat\n",
+     ["line 3: not CSV (unexpected end of data)"]),
+    ("members.csv", "externalId,displayName\nann,Ann\nbob," + "B" * 200_000 + "\ncat,Cat\n",
+     ["line 3: not CSV (field larger than field limit (131072))"]),
+    ("members.csv", "externalId,displayName,externalId\nann,Ann,bob\n",
+     ["line 1: the header names externalId more than once"]),
+    ("members.jsonl", '{{"externalId": ["ann"], "displayName": {{"first": "Ann"}}}}\n{{"externalId": "bob", '
+     '"displayName": true}}\n{{"externalId": "cat", "displayName": ' + "[" * 100_000 + "]" * 100_000 + "}}\n",
+     ["line 1: externalId must be text or a number, not a list; displayName must be text or a number, not an object",
+      "line 2: displayName must be text or a number, not true or false", "line 3: not JSON (nested too deeply)"]),
+], ids=["quote-left-open", "cell-too-long", "header-twice", "json-not-text"])
+async def test_a_file_csv_or_json_cannot_read_as_it_meant_names_its_lines_and_imports_nothing(
+        api, db, tmp_path, capsys, monkeypatch, database_url, name, text, problems):
+    """A row the reader cannot take as the file meant it is a bad row, not a crash, nor a member named by half a
+    line (a quote left open reads to the end of the file), by the last of two columns of one name, or by a list
+    written out as text."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    counts = await row_counts(db)
+    assert await cli("import", "members", write(tmp_path, name, text)) == 1
+    assert capsys.readouterr().err.splitlines()[:-1] == problems
+    assert await row_counts(db) == counts
+
+
+async def test_a_json_number_is_read_as_written_as_the_api_reads_an_amount(api, db, tmp_path, capsys, monkeypatch,
+                                                                           database_url):
+    """12.50 is ¥12.50; 1e3 is no amount (the API refuses the text "1e3"), where reading it as a float would make
+    it ¥1,000."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    assert await cli("import", "members", write(tmp_path, "members.csv", MEMBERS_CSV, "num-")) == 0
+    counts = await row_counts(db)
+    orders = write(tmp_path, "orders.jsonl", """{{"externalId": "num-1", "memberExternalId": "num-ann", "amount": 1e3, \
+"paidAt": "2026-02-10T12:00:00+08:00"}}
+""")
+    assert await cli("import", "orders", orders) == 1
+    assert capsys.readouterr().err.splitlines()[-2] == (
+        "line 1: amount: '1e3' is not an amount: write ASCII digits with at most one \".\" and two decimals, "
+        "e.g. \"250.00\"")
+    assert await row_counts(db) == counts
+    orders = write(tmp_path, "orders.jsonl", """{{"externalId": "num-1", "memberExternalId": "num-ann", "amount": 12.50, \
+"paidAt": "2026-02-10T12:00:00+08:00"}}
+""")
+    assert await cli("import", "orders", orders) == 0
+    assert (await state(api, "num-ann"))["orders"] == [(12, "0.00")]
+
+
 async def test_a_file_of_a_header_alone_imports_nothing_and_says_so(api, db, tmp_path, capsys, monkeypatch,
                                                                    database_url):
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)

@@ -90,8 +90,33 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[Row]:
                 except _Unreadable as exc:
                     yield Row(number, {}, str(exc))
         return
-    reader = csv.DictReader(io.StringIO(text))
-    for values in reader:
+    yield from _csv_rows(text)
+
+
+def _csv_rows(text: str) -> Iterator[Row]:
+    """The rows of CSV text, strictly read: a quote left open or a cell longer than csv reads (131,072
+    characters) is a line that is not a row, named with the rest; a header naming a column twice, a file with
+    no row at all (each would be read as the header says, which is not what the file meant)."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    lines = reader.reader  # its line_num counts the lines read, those of a row it could not read too
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        yield Row(1, {}, f"not CSV ({exc})")
+        return
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        yield Row(1, {}, f"the header names {', '.join(twice)} more than once")
+        return
+    while True:
+        start = lines.line_num + 1  # where the row begins (a quote left open reads on to the end)
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Row(start, {}, f"not CSV ({exc})")
+            continue
         if None in values:  # more cells than the header names
             values = {k: v for k, v in values.items() if k is not None} | {"": "…"}
         yield Row(reader.line_num, {k: (v or "").strip() for k, v in values.items()})
@@ -112,13 +137,24 @@ def _text(path: Path, encoding: str) -> str:
 
 
 def _json_row(line: str) -> dict[str, str]:
+    """The line's object, its values as the text a CSV cell would hold: numbers as written (12.50 stays
+    12.50, and 1e2 is no amount, as the API judges the text it is sent), null as nothing."""
     try:
-        value = json.loads(line)
+        value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
     except ValueError as exc:
         raise _Unreadable(f"not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise _Unreadable("not JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise _Unreadable("each line must be a JSON object")
-    return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    wrong = [f"{name} must be text or a number, not {_JSON_NAMES[type(v)]}" for name, v in value.items()
+             if type(v) in _JSON_NAMES]
+    if wrong:
+        raise _Unreadable("; ".join(wrong))
+    return {name: "" if v is None else v for name, v in value.items()}
+
+
+_JSON_NAMES = {bool: "true or false", list: "a list", dict: "an object"}
 
 
 async def import_file(db: Database, program: ActiveProgram, kind: str, path: Path, *, now: datetime,
