@@ -479,6 +479,23 @@ async def test_a_file_csv_or_json_cannot_read_as_it_meant_names_its_lines_and_im
     assert await row_counts(db) == counts
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"], ids=["semicolons", "tabs"])
+async def test_a_file_separated_as_its_header_is_read_as_a_comma_separated_one(db, tmp_path, capsys, monkeypatch,
+                                                                               database_url, delimiter):
+    """A spreadsheet whose decimal separator is the comma saves "CSV" with semicolons; text copied out of one has
+    tabs. The header tells which: the file is read as if it had commas."""
+    from tierup.store.models import Member
+
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    members = write(tmp_path, "members.csv", MEMBERS_CSV.replace(",", delimiter), "sep-")
+    assert await cli("import", "members", members) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "2 members imported, 0 imported before"
+    async with db.read() as session:
+        assert (await session.execute(select(Member.external_id, Member.display_name, Member.birthday).where(
+            Member.external_id.like("sep-%")).order_by(Member.external_id))).all() == [
+            ("sep-ann", "Ann", datetime(1990, 5, 17).date()), ("sep-bob", None, None)]
+
+
 async def test_a_json_number_is_read_as_written_as_the_api_reads_an_amount(api, db, tmp_path, capsys, monkeypatch,
                                                                            database_url):
     """12.50 is ¥12.50; 1e3 is no amount (the API refuses the text "1e3"), where reading it as a float would make

@@ -96,8 +96,12 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[Row]:
 def _csv_rows(text: str) -> Iterator[Row]:
     """The rows of CSV text, strictly read: a quote left open or a cell longer than csv reads (131,072
     characters) is a line that is not a row, named with the rest; a header naming a column twice, a file with
-    no row at all (each would be read as the header says, which is not what the file meant)."""
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    no row at all (each would be read as the header says, which is not what the file meant). Cells are
+    separated as the header's are: by commas, or by semicolons (a spreadsheet where the comma is the decimal
+    separator saves CSV so) or tabs (text copied from a spreadsheet)."""
+    header = text.partition("\n")[0]
+    delimiter = max(_DELIMITERS, key=header.count)  # the first, a comma, when none is there
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
     lines = reader.reader  # its line_num counts the lines read, those of a row it could not read too
     try:
         header = reader.fieldnames or []
@@ -120,6 +124,9 @@ def _csv_rows(text: str) -> Iterator[Row]:
         if None in values:  # more cells than the header names
             values = {k: v for k, v in values.items() if k is not None} | {"": "…"}
         yield Row(reader.line_num, {k: (v or "").strip() for k, v in values.items()})
+
+
+_DELIMITERS = (",", ";", "\t")
 
 
 def _text(path: Path, encoding: str) -> str:
