@@ -95,10 +95,10 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[Row]:
 
 def _csv_rows(text: str) -> Iterator[Row]:
     """The rows of CSV text, strictly read: a quote left open or a cell longer than csv reads (131,072
-    characters) is a line that is not a row, named with the rest; a header naming a column twice, a file with
-    no row at all (each would be read as the header says, which is not what the file meant). Cells are
-    separated as the header's are: by commas, or by semicolons (a spreadsheet where the comma is the decimal
-    separator saves CSV so) or tabs (text copied from a spreadsheet)."""
+    characters) is a line that is not a row, named with the others; a header naming a column twice is the
+    file's one problem (each row would hold the last of the two cells). Cells are separated as the header's
+    are: by commas, or by semicolons (a spreadsheet where the comma is the decimal separator saves CSV so) or
+    tabs (text copied from a spreadsheet)."""
     header = text.partition("\n")[0]
     delimiter = max(_DELIMITERS, key=header.count)  # the first, a comma, when none is there
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
