@@ -256,8 +256,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         await services.broker.start()
         jobs = None
         if settings.jobs_interval:
-            jobs = asyncio.create_task(run_periodically(services.db, services.broker, settings.jobs_interval,
-                                                        services.clock), name="tierup-jobs")
+            jobs = asyncio.create_task(run_periodically(
+                services.db, services.broker, settings.jobs_interval, services.clock,
+                deliveries_kept_days=settings.webhook_retention_days), name="tierup-jobs")
         # Webhooks go out as soon as their transaction commits, whether or not the other jobs run here.
         deliveries = asyncio.create_task(run_deliveries(services.db, services.clock), name="tierup-webhooks")
         prefetch = None

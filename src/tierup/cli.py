@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -303,15 +304,16 @@ async def _rfm_line(db, program, as_of, broker) -> str:
     return _rfm_text(await refresh_rfm(db, program, as_of=as_of))
 
 
-async def _jobs_line(db, program, as_of, broker) -> str:
+async def _jobs_line(kept_days: int, db, program, as_of, broker) -> str:
     """Every job, as `tierup serve` runs them (services.jobs.run_jobs)."""
     from .services.jobs import run_jobs
 
-    [run] = await run_jobs(db, as_of=as_of, broker=broker, program=program.code)
+    [run] = await run_jobs(db, as_of=as_of, deliveries_kept_days=kept_days, broker=broker, program=program.code)
     webhooks = run.webhooks
     return "; ".join([_expiry_text(run.expiry), _evaluation_text(run.evaluation), _rfm_text(run.rfm_scored),
                       f"webhooks: {webhooks.delivered} delivered, {webhooks.retrying} to retry, "
-                      f"{webhooks.failed} failed, {webhooks.cancelled} cancelled"])
+                      f"{webhooks.failed} failed, {webhooks.cancelled} cancelled, "
+                      f"{run.deliveries_removed} finished over {kept_days} days ago removed"])
 
 
 def _evaluation_text(result) -> str:
@@ -337,7 +339,7 @@ def _expire_points(args, settings: Settings) -> int:
 
 
 def _jobs(args, settings: Settings) -> int:
-    return _each_program(settings, args, _jobs_line)
+    return _each_program(settings, args, functools.partial(_jobs_line, settings.webhook_retention_days))
 
 
 async def _on_program(settings: Settings, code: str, work) -> int:

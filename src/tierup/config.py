@@ -26,6 +26,13 @@ def _int(env: dict[str, str], name: str, default: int | None) -> int | None:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _days(env: dict[str, str], name: str, default: int) -> int:
+    days = _int(env, name, default)
+    if not 1 <= days <= 36_500:
+        raise ConfigError(f"{name} must be between 1 and 36,500 days, got {days}")
+    return days
+
+
 def _flag(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").lower() in ("1", "true", "yes")
 
@@ -78,6 +85,7 @@ class Settings:
     asset_cache_dir: str = field(default_factory=lambda: os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tierup", "assets"))
     jobs_interval: int | None = None
+    webhook_retention_days: int = 30  # finished webhook deliveries are kept this long, then the jobs remove them
     legacy_graphql_ws: bool = False
     max_query_depth: int = 12
     max_aliases: int = 30
@@ -126,6 +134,7 @@ class Settings:
             npm_registry=(env.get("TIERUP_NPM_REGISTRY") or defaults.npm_registry).rstrip("/"),
             asset_cache_dir=env.get("TIERUP_ASSET_CACHE_DIR") or defaults.asset_cache_dir,
             jobs_interval=_int(env, "TIERUP_JOBS_INTERVAL", None),
+            webhook_retention_days=_days(env, "TIERUP_WEBHOOK_RETENTION_DAYS", defaults.webhook_retention_days),
             legacy_graphql_ws=_flag(env, "TIERUP_LEGACY_GRAPHQL_WS"),
             max_query_depth=_int(env, "TIERUP_MAX_QUERY_DEPTH", defaults.max_query_depth),
             max_aliases=_int(env, "TIERUP_MAX_ALIASES", defaults.max_aliases),

@@ -75,6 +75,7 @@ async def test_the_cli_runs_the_jobs_for_cron(api, db, clock, capsys, monkeypatc
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "classic: expired 100 points of 1 member, 0 reminders sent; evaluated 0, kept 0, upgraded 0, downgraded 0; "
-        "RFM scored for 1 member; webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled",
+        "RFM scored for 1 member; webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled, 0 finished over 30 days "
+        "ago removed",
         "classic: expired 0 points of 0 members, 0 reminders sent",
     ]

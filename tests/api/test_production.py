@@ -18,6 +18,17 @@ def test_unknown_environment_is_refused():
         Settings.from_env({"TIERUP_ENV": "staging"})
 
 
+@pytest.mark.parametrize("days", ["0", "-3", "36501", "a month"])
+def test_a_webhook_retention_that_is_no_number_of_days_is_refused(days):
+    with pytest.raises(ConfigError, match="TIERUP_WEBHOOK_RETENTION_DAYS"):
+        Settings.from_env({"TIERUP_WEBHOOK_RETENTION_DAYS": days})
+
+
+def test_finished_webhook_deliveries_are_kept_30_days_unless_told():
+    assert Settings.from_env({}).webhook_retention_days == 30
+    assert Settings.from_env({"TIERUP_WEBHOOK_RETENTION_DAYS": "7"}).webhook_retention_days == 7
+
+
 @pytest.fixture
 async def production(settings, db, clock, program, monkeypatch):
     from dataclasses import replace

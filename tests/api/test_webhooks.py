@@ -20,9 +20,10 @@ from tierup.services import orders as order_service
 from tierup.services.points import AdjustmentInput, adjust_points
 from tierup.services.programs import active_program
 from tierup.services.tiers import evaluate_tiers
-from tierup.services.webhooks import deliver_due, next_due
+from tierup.services.jobs import run_jobs
+from tierup.services.webhooks import deliver_due, next_due, prune_deliveries
 from tierup.store.db import Database, count_statements
-from tierup.store.models import Program, WebhookDelivery
+from tierup.store.models import Program, WebhookAttempt, WebhookDelivery
 from webhook_receiver import receiving
 
 CREATE = """
@@ -125,6 +126,36 @@ async def test_a_receiver_that_fails_once_gets_the_retry_with_the_same_id_and_a_
     node = await api.as_operator("query($id: ID!) { node(id: $id) { ... on WebhookDelivery { status } } }",
                                  {"id": delivery["id"]})
     assert node["data"]["node"] == {"status": "DELIVERED"}
+
+
+async def test_finished_deliveries_are_removed_with_their_attempts_once_the_retention_period_is_over(
+        api, db, clock, receiver):
+    """Kept TIERUP_WEBHOOK_RETENTION_DAYS for operators to look at, then the jobs remove a finished delivery and
+    its attempts; one still waiting stays however old."""
+    await create_webhook(api, receiver.url, "POINTS_CHANGED")
+    await enroll(api, "alice")  # the welcome bonus's delivery, delivered at once
+    delivered_at = clock()
+    assert (await deliver_due(db, now=delivered_at)).delivered == 1
+    clock.now += timedelta(days=10)
+    await adjust(api, "alice", 10, "ADJ-1")
+    receiver.answers = [500]
+    assert (await deliver_due(db, now=clock())).retrying == 1  # waits for its retry
+
+    program = await active_program(db, "classic")
+    assert await prune_deliveries(db, before=delivered_at, program_id=program.id) == 0  # finished at it: kept
+    assert await prune_deliveries(db, before=delivered_at + timedelta(days=365), program_id=program.id + 1) == 0
+    assert [row.status for row in await deliveries(db)] == ["DELIVERED", "PENDING"]
+
+    # 30 days after the first was delivered, the jobs send the waiting one and remove the first.
+    [run] = await run_jobs(db, as_of=delivered_at + timedelta(days=30, seconds=1), deliveries_kept_days=30)
+    assert (run.webhooks.delivered, run.deliveries_removed) == (1, 1)
+    [kept] = await deliveries(db)
+    assert kept.status == "DELIVERED" and kept.kind == "POINTS_CHANGED"
+    async with db.read() as session:
+        assert list((await session.execute(select(WebhookAttempt.delivery_id, WebhookAttempt.status_code)
+                                           .order_by(WebhookAttempt.id))).all()) == [(kept.id, 500), (kept.id, 200)]
+    [endpoint] = await webhooks(api)
+    assert endpoint["deliveries"]["totalCount"] == 1
 
 
 async def test_a_tier_change_at_evaluation_reaches_the_endpoint(api, db, clock, receiver):

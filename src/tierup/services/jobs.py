@@ -1,5 +1,6 @@
 """Scheduled jobs: points expiry, tier evaluation, RFM scores, paid-membership reminders, birthday gifts,
-campaigns left running and webhook deliveries due, for every program, from cron or inside `tierup serve`.
+campaigns left running, webhook deliveries due and those finished long ago, for every program, from cron or
+inside `tierup serve`.
 
 Each job is safe to run twice for the same time and from several servers at once: the work is
 found afresh under each member's lock, and reminders are keyed UNIQUE.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Awaitable, Callable, TypeVar
 
 from ..events import Broker
@@ -23,7 +24,7 @@ from .expiry import ExpiryRun, expire_points
 from .memberships import remind_memberships
 from .programs import active_program, program_codes
 from .tiers import Evaluation, evaluate_tiers
-from .webhooks import DeliveryRun, deliver_due
+from .webhooks import DeliveryRun, deliver_due, prune_deliveries
 
 log = logging.getLogger("tierup.jobs")
 T = TypeVar("T")
@@ -36,10 +37,12 @@ class JobRun:
     evaluation: Evaluation
     rfm_scored: int
     webhooks: DeliveryRun
+    deliveries_removed: int = 0  # finished before the retention period
 
 
-async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = None,
+async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, broker: Broker | None = None,
                    program: str | None = None) -> list[JobRun]:
+    """`deliveries_kept_days`: how long finished webhook deliveries are kept (TIERUP_WEBHOOK_RETENTION_DAYS)."""
     runs = []
     for code in [program] if program else await program_codes(db):
         active = await active_program(db, code)
@@ -53,7 +56,9 @@ async def run_jobs(db: Database, *, as_of: datetime, broker: Broker | None = Non
         await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
         # Last, so that what the jobs above announced goes out in this run.
         webhooks = await _measured("deliver-webhooks", deliver_due(db, now=as_of, program_id=active.id))
-        runs.append(JobRun(code, expiry, evaluation, scored, webhooks))
+        removed = await _measured("prune-webhook-deliveries", prune_deliveries(
+            db, before=as_of - timedelta(days=deliveries_kept_days), program_id=active.id))
+        runs.append(JobRun(code, expiry, evaluation, scored, webhooks, removed))
     return runs
 
 
@@ -63,11 +68,12 @@ async def _measured(job: str, run: Awaitable[T]) -> T:
         return await run
 
 
-async def run_periodically(db: Database, broker: Broker, interval: int, clock: Callable[[], datetime]) -> None:
+async def run_periodically(db: Database, broker: Broker, interval: int, clock: Callable[[], datetime], *,
+                           deliveries_kept_days: int) -> None:
     """Inside `tierup serve` when TIERUP_JOBS_INTERVAL is set: run the jobs every `interval` seconds."""
     while True:
         try:
-            for run in await run_jobs(db, as_of=clock(), broker=broker):
+            for run in await run_jobs(db, as_of=clock(), broker=broker, deliveries_kept_days=deliveries_kept_days):
                 if run.expiry.points_expired or run.evaluation.evaluated:
                     log.info("jobs for %s: %s points of %s members expired; %s tiers evaluated", run.program,
                              run.expiry.points_expired, run.expiry.members_affected, run.evaluation.evaluated)

@@ -11,6 +11,9 @@
   died mid-send are tried again when the lease ends.
 - A failed attempt is tried again with backoff (domain.webhooks) under the same webhook-id; an endpoint
   that has failed for a day is disabled, says why, and its waiting deliveries are cancelled.
+- A finished delivery (delivered, failed or cancelled) is kept for operators to look at for
+  TIERUP_WEBHOOK_RETENTION_DAYS, then the jobs remove it with its attempts (`prune_deliveries`): an outbox
+  written with every event would otherwise grow for ever.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Callable, Iterable
 from weakref import WeakKeyDictionary
 
 import httpx
-from sqlalchemy import event, func, insert, literal, select, update
+from sqlalchemy import delete, event, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -444,6 +447,30 @@ async def _judge_endpoints(session: AsyncSession, now: datetime, targets: dict[i
             log.warning("webhook %s (%s) disabled: %s", endpoint_id, target.url, reason)
             disabled += 1
     return disabled
+
+
+# Finished deliveries removed per transaction: a short hold of the write lock each (SQLite's is the server's).
+PRUNE_BATCH = 2000
+
+
+async def prune_deliveries(db: Database, *, before: datetime, program_id: int | None = None) -> int:
+    """Remove the deliveries (of the program's endpoints, or all) that finished before `before`, with their
+    attempts, a batch a transaction; returns how many. Waiting ones stay, however old."""
+    finished = select(WebhookDelivery.id).where(WebhookDelivery.finished_at < before)
+    if program_id is not None:
+        finished = finished.where(WebhookDelivery.endpoint_id.in_(
+            select(WebhookEndpoint.id).where(WebhookEndpoint.program_id == program_id)))
+    removed = 0
+    while True:
+        async with db.write() as session:
+            ids = list((await session.execute(finished.order_by(WebhookDelivery.finished_at).limit(PRUNE_BATCH)
+                                              )).scalars())
+            if ids:
+                await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+                await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+        removed += len(ids)
+        if len(ids) < PRUNE_BATCH:
+            return removed
 
 
 async def next_due(db: Database) -> datetime | None:

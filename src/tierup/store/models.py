@@ -431,7 +431,8 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"))
+                      Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+                      Index("ix_webhook_deliveries_finished", "finished_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"))
