@@ -258,9 +258,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None,
         if settings.jobs_interval:
             jobs = asyncio.create_task(run_periodically(
                 services.db, services.broker, settings.jobs_interval, services.clock,
-                deliveries_kept_days=settings.webhook_retention_days), name="tierup-jobs")
+                deliveries_kept_days=settings.webhook_retention_days,
+                private_targets=settings.webhooks_reach_private), name="tierup-jobs")
         # Webhooks go out as soon as their transaction commits, whether or not the other jobs run here.
-        deliveries = asyncio.create_task(run_deliveries(services.db, services.clock), name="tierup-webhooks")
+        deliveries = asyncio.create_task(run_deliveries(
+            services.db, services.clock, private_targets=settings.webhooks_reach_private), name="tierup-webhooks")
         prefetch = None
         if not settings.production and not settings.graphiql_cdn and not services.assets.ready():
             prefetch = asyncio.create_task(asyncio.to_thread(_prefetch, services.assets))

@@ -304,11 +304,13 @@ async def _rfm_line(db, program, as_of, broker) -> str:
     return _rfm_text(await refresh_rfm(db, program, as_of=as_of))
 
 
-async def _jobs_line(kept_days: int, db, program, as_of, broker) -> str:
+async def _jobs_line(settings: Settings, db, program, as_of, broker) -> str:
     """Every job, as `tierup serve` runs them (services.jobs.run_jobs)."""
     from .services.jobs import run_jobs
 
-    [run] = await run_jobs(db, as_of=as_of, deliveries_kept_days=kept_days, broker=broker, program=program.code)
+    kept_days = settings.webhook_retention_days
+    [run] = await run_jobs(db, as_of=as_of, deliveries_kept_days=kept_days,
+                           private_targets=settings.webhooks_reach_private, broker=broker, program=program.code)
     webhooks = run.webhooks
     return "; ".join([_expiry_text(run.expiry), _evaluation_text(run.evaluation), _rfm_text(run.rfm_scored),
                       f"webhooks: {webhooks.delivered} delivered, {webhooks.retrying} to retry, "
@@ -339,7 +341,7 @@ def _expire_points(args, settings: Settings) -> int:
 
 
 def _jobs(args, settings: Settings) -> int:
-    return _each_program(settings, args, functools.partial(_jobs_line, settings.webhook_retention_days))
+    return _each_program(settings, args, functools.partial(_jobs_line, settings))
 
 
 async def _on_program(settings: Settings, code: str, work) -> int:

@@ -86,6 +86,7 @@ class Settings:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tierup", "assets"))
     jobs_interval: int | None = None
     webhook_retention_days: int = 30  # finished webhook deliveries are kept this long, then the jobs remove them
+    webhook_private_targets: bool = False  # production delivers to private addresses too (development always does)
     legacy_graphql_ws: bool = False
     max_query_depth: int = 12
     max_aliases: int = 30
@@ -108,6 +109,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def webhooks_reach_private(self) -> bool:
+        """Whether webhooks may go to private addresses: outside production (a receiver on this machine), or
+        when TIERUP_WEBHOOK_PRIVATE_TARGETS says so (a shop's systems on the server's own network)."""
+        return self.webhook_private_targets or not self.production
 
     @property
     def token_lifetimes(self) -> dict[str, float]:
@@ -135,6 +142,7 @@ class Settings:
             asset_cache_dir=env.get("TIERUP_ASSET_CACHE_DIR") or defaults.asset_cache_dir,
             jobs_interval=_int(env, "TIERUP_JOBS_INTERVAL", None),
             webhook_retention_days=_days(env, "TIERUP_WEBHOOK_RETENTION_DAYS", defaults.webhook_retention_days),
+            webhook_private_targets=_flag(env, "TIERUP_WEBHOOK_PRIVATE_TARGETS"),
             legacy_graphql_ws=_flag(env, "TIERUP_LEGACY_GRAPHQL_WS"),
             max_query_depth=_int(env, "TIERUP_MAX_QUERY_DEPTH", defaults.max_query_depth),
             max_aliases=_int(env, "TIERUP_MAX_ALIASES", defaults.max_aliases),

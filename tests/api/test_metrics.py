@@ -104,14 +104,14 @@ async def test_scheduled_jobs_are_timed_and_failures_counted(settings, db, progr
     app = create_app(settings, db=db, clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         before = await scrape(client)
-        await run_jobs(db, as_of=clock(), deliveries_kept_days=30)
+        await run_jobs(db, as_of=clock(), deliveries_kept_days=30, private_targets=True)
 
         async def broken(*args, **kwargs):
             raise RuntimeError("the database went away")
 
         monkeypatch.setattr(jobs, "refresh_rfm", broken)
         with pytest.raises(RuntimeError):
-            await run_jobs(db, as_of=clock(), deliveries_kept_days=30)
+            await run_jobs(db, as_of=clock(), deliveries_kept_days=30, private_targets=True)
         after = await scrape(client)
     assert grew(before, after, runs("expire-points")) == 2
     assert grew(before, after, runs("evaluate-tiers")) == 2

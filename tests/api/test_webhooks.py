@@ -93,12 +93,12 @@ async def test_a_receiver_that_fails_once_gets_the_retry_with_the_same_id_and_a_
 
     await enroll(api, "alice")  # the welcome bonus: POINTS_CHANGED, written in the enrolment's transaction
     receiver.answers = [500]
-    first = await deliver_due(db, now=clock())
+    first = await deliver_due(db, private_targets=True, now=clock())
     assert (first.delivered, first.retrying) == (0, 1)
-    assert (await deliver_due(db, now=clock() + timedelta(seconds=4))).retrying == 0  # not due yet
+    assert (await deliver_due(db, private_targets=True, now=clock() + timedelta(seconds=4))).retrying == 0  # not due yet
 
     clock.now += timedelta(seconds=5)  # the first retry comes 5 seconds later
-    second = await deliver_due(db, now=clock())
+    second = await deliver_due(db, private_targets=True, now=clock())
     assert (second.delivered, second.retrying) == (1, 0)
 
     failed, retried = receiver.received
@@ -135,11 +135,11 @@ async def test_finished_deliveries_are_removed_with_their_attempts_once_the_rete
     await create_webhook(api, receiver.url, "POINTS_CHANGED")
     await enroll(api, "alice")  # the welcome bonus's delivery, delivered at once
     delivered_at = clock()
-    assert (await deliver_due(db, now=delivered_at)).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=delivered_at)).delivered == 1
     clock.now += timedelta(days=10)
     await adjust(api, "alice", 10, "ADJ-1")
     receiver.answers = [500]
-    assert (await deliver_due(db, now=clock())).retrying == 1  # waits for its retry
+    assert (await deliver_due(db, private_targets=True, now=clock())).retrying == 1  # waits for its retry
 
     program = await active_program(db, "classic")
     assert await prune_deliveries(db, before=delivered_at, program_id=program.id) == 0  # finished at it: kept
@@ -147,7 +147,7 @@ async def test_finished_deliveries_are_removed_with_their_attempts_once_the_rete
     assert [row.status for row in await deliveries(db)] == ["DELIVERED", "PENDING"]
 
     # 30 days after the first was delivered, the jobs send the waiting one and remove the first.
-    [run] = await run_jobs(db, as_of=delivered_at + timedelta(days=30, seconds=1), deliveries_kept_days=30)
+    [run] = await run_jobs(db, as_of=delivered_at + timedelta(days=30, seconds=1), deliveries_kept_days=30, private_targets=True)
     assert (run.webhooks.delivered, run.deliveries_removed) == (1, 1)
     [kept] = await deliveries(db)
     assert kept.status == "DELIVERED" and kept.kind == "POINTS_CHANGED"
@@ -168,7 +168,7 @@ async def test_a_tier_change_at_evaluation_reaches_the_endpoint(api, db, clock, 
     await evaluate_tiers(db, program, as_of=as_of)  # kept, then a year without orders
     result = await evaluate_tiers(db, program, as_of=as_of + timedelta(days=366))
     assert result.downgraded == 1
-    assert (await deliver_due(db, now=clock())).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=clock())).delivered == 1
     [request] = receiver.received
     assert Webhook(created["secret"]).verify(request.body, request.headers) == {
         "type": "TIER_CHANGED", "timestamp": "2029-02-01T00:00:00+08:00",
@@ -179,7 +179,7 @@ async def test_an_order_that_upgrades_sends_tier_changed(api, db, clock, receive
     created = await create_webhook(api, receiver.url, "TIER_CHANGED")
     await enroll(api, "alice")
     await order(api, "A-1", "alice", "250", "2026-01-05T09:00:00+08:00")
-    assert (await deliver_due(db, now=clock())).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=clock())).delivered == 1
     [request] = receiver.received
     assert Webhook(created["secret"]).verify(request.body, request.headers)["data"]["message"] == \
         "Tier is now 银卡会员"
@@ -303,7 +303,43 @@ async def test_production_takes_https_only(settings, db, clock, program, api):
         refused = await create("http://shop.example.com/hooks")
         assert [(e["code"], e["message"]) for e in refused["userErrors"]] == [
             ("INVALID", "url must use https:// in production")]
+        refused = await create("https://169.254.169.254/latest/meta-data")
+        assert [(e["code"], e["message"]) for e in refused["userErrors"]] == [
+            ("INVALID", "url points to a private address (169.254.169.254); set TIERUP_WEBHOOK_PRIVATE_TARGETS=1 "
+                        "to deliver to your own network")]
         assert (await create("https://shop.example.com/hooks"))["webhook"]["url"] == "https://shop.example.com/hooks"
+
+
+async def test_production_told_to_takes_private_addresses(settings, db, clock, program, api):
+    app = create_app(replace(settings, env="production", webhook_private_targets=True), db=db, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tierup.test") as client:
+        response = await client.post("/graphql", headers={"Authorization": f"Bearer {api.token(Role.OPERATOR, 'ops')}"},
+                                     json={"query": CREATE, "variables": {"url": "https://10.0.0.5/hooks",
+                                                                          "events": ["TIER_CHANGED"]}})
+        assert response.json()["data"]["createWebhook"]["webhook"]["url"] == "https://10.0.0.5/hooks"
+
+
+async def test_a_delivery_kept_from_private_addresses_never_connects_to_one(api, db, clock, receiver, monkeypatch):
+    """Production's deliveries connect only to public addresses: an endpoint whose host is (or whose name resolves
+    to) this machine fails its attempt, saying why, and nothing reaches it. The address judged is the one
+    connected to: let it pass, and the same delivery arrives."""
+    from tierup.services import webhooks as webhook_service
+
+    await create_webhook(api, receiver.url, "POINTS_CHANGED")  # created in development, which takes it
+    await enroll(api, "alice")
+    run = await deliver_due(db, private_targets=False, now=clock())
+    assert (run.delivered, run.retrying) == (0, 1)
+    assert receiver.received == []
+    [endpoint] = await webhooks(api)
+    [attempt] = endpoint["deliveries"]["edges"][0]["node"]["attempts"]
+    assert (attempt["statusCode"], attempt["error"]) == (
+        None, "ConnectError: 127.0.0.1 resolves to a private address (127.0.0.1); set "
+              "TIERUP_WEBHOOK_PRIVATE_TARGETS=1 to deliver to your own network")
+
+    monkeypatch.setattr(webhook_service, "private_address", lambda address: False)
+    clock.now += timedelta(seconds=5)
+    assert (await deliver_due(db, private_targets=False, now=clock())).delivered == 1
+    assert len(receiver.received) == 1
 
 
 async def test_deleting_a_webhook_stops_deliveries_and_cancels_what_waits(api, db, clock, receiver):
@@ -316,7 +352,7 @@ async def test_deleting_a_webhook_stops_deliveries_and_cancels_what_waits(api, d
     assert await webhooks(api) == []
     member_id = int(GlobalID.from_id((await member_view(api, "alice"))["id"]).node_id)
     await adjust_points(db, stale, AdjustmentInput(member_id, 10, "goodwill", "ADJ-1"), operator="ops", now=clock())
-    run = await deliver_due(db, now=clock())
+    run = await deliver_due(db, private_targets=True, now=clock())
     assert (run.delivered, run.cancelled) == (0, 1)  # staged for the deleted endpoint: cancelled, not sent
     assert receiver.received == []
     assert [row.status for row in await deliveries(db)] == ["CANCELLED", "CANCELLED"]
@@ -338,7 +374,7 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_and_says_so(api, db, cl
     while (due := await next_due(db)) is not None:
         clock.now = max(due, clock())
         tried_at.append(clock() - start)
-        await deliver_due(db, now=clock())
+        await deliver_due(db, private_targets=True, now=clock())
     assert tried_at == [timedelta(0), timedelta(seconds=5), timedelta(seconds=65), timedelta(minutes=6, seconds=5),
                         timedelta(minutes=36, seconds=5), timedelta(hours=2, minutes=36, seconds=5),
                         timedelta(hours=7, minutes=36, seconds=5), timedelta(hours=17, minutes=36, seconds=5),
@@ -360,7 +396,7 @@ async def test_an_endpoint_failing_for_a_day_is_disabled_and_says_so(api, db, cl
     assert enabled["data"]["enableWebhook"] == {
         "webhook": {"active": True, "failingSince": None, "disabledReason": None}, "userErrors": []}
     await adjust(api, "alice", 10, "ADJ-2")
-    assert (await deliver_due(db, now=clock())).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=clock())).delivered == 1
     assert json.loads(receiver.received[-1].body)["data"]["message"] == "Points balance is now 120 (+10)"
 
 
@@ -368,13 +404,13 @@ async def test_an_endpoint_that_answers_again_is_not_disabled(api, db, clock, re
     await create_webhook(api, receiver.url, "POINTS_CHANGED")
     receiver.answers = [500]
     await enroll(api, "alice")
-    await deliver_due(db, now=clock())
+    await deliver_due(db, private_targets=True, now=clock())
     assert (await webhooks(api))[0]["failingSince"] == "2026-01-05T10:00:00+08:00"
     clock.now += timedelta(seconds=5)
-    await deliver_due(db, now=clock())
+    await deliver_due(db, private_targets=True, now=clock())
     clock.now += timedelta(days=2)
     await adjust(api, "alice", 10, "ADJ-1")
-    assert (await deliver_due(db, now=clock())).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=clock())).delivered == 1
     [endpoint] = await webhooks(api)
     assert endpoint["active"] is True and endpoint["failingSince"] is None
 
@@ -384,7 +420,7 @@ async def test_an_endpoint_that_cannot_be_reached_fails_with_the_reason(api, db,
         url = gone.url
     await create_webhook(api, url, "POINTS_CHANGED")  # nothing listens there any more
     await enroll(api, "alice")
-    assert (await deliver_due(db, now=clock())).retrying == 1
+    assert (await deliver_due(db, private_targets=True, now=clock())).retrying == 1
     [endpoint] = await webhooks(api)
     [attempt] = endpoint["deliveries"]["edges"][0]["node"]["attempts"]
     assert attempt["statusCode"] is None and attempt["error"].startswith("ConnectError")
@@ -397,7 +433,7 @@ async def test_two_runners_at_once_send_each_delivery_once(api, db, clock, datab
         await enroll(api, name)
     other = Database(database_url)  # another process's connections
     try:
-        runs = await asyncio.gather(deliver_due(db, now=clock()), deliver_due(other, now=clock()))
+        runs = await asyncio.gather(deliver_due(db, private_targets=True, now=clock()), deliver_due(other, private_targets=True, now=clock()))
     finally:
         await other.dispose()
     assert sum(run.delivered for run in runs) == 5

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tierup.domain.webhooks import MAX_ATTEMPTS, next_attempt_at, should_disable, url_problem
+from tierup.domain.webhooks import MAX_ATTEMPTS, next_attempt_at, private_address, should_disable, url_problem
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=timezone.utc)
 
@@ -39,15 +39,35 @@ def test_an_endpoint_is_disabled_after_a_day_of_failures():
 
 
 @pytest.mark.parametrize("url", ["https://shop.example.com/hooks", "https://shop.example.com:8443/h?x=1",
-                                 "https://[::1]/hooks", "https://商店.example/hooks"])
+                                 "https://[2001:4860:4860::8888]/hooks", "https://8.8.8.8/hooks",
+                                 "https://商店.example/hooks"])
 def test_https_urls_are_taken(url):
-    assert url_problem(url, allow_http=False) is None
+    assert url_problem(url, allow_http=False, allow_private=False) is None
 
 
 def test_plain_http_only_outside_production():
-    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=True) is None
-    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=False) == "url must use https:// in production"
-    assert url_problem("ftp://x/hooks", allow_http=False) == "url must start with https://"
+    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=True, allow_private=True) is None
+    assert url_problem("http://127.0.0.1:9000/hooks", allow_http=False, allow_private=True) == (
+        "url must use https:// in production")
+    assert url_problem("ftp://x/hooks", allow_http=False, allow_private=True) == "url must start with https://"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
+                                  "100.64.0.1", "0.0.0.0", "[::1]", "[fc00::1]", "[fe80::1]", "[::ffff:10.0.0.1]",
+                                  "localhost", "api.localhost", "224.0.0.1"])
+def test_a_private_address_is_refused_unless_allowed(host):
+    url = f"https://{host}/hooks"
+    assert url_problem(url, allow_http=False, allow_private=False) == (
+        f"url points to a private address ({host.strip('[]')}); set TIERUP_WEBHOOK_PRIVATE_TARGETS=1 to deliver to "
+        "your own network")
+    assert url_problem(url, allow_http=False, allow_private=True) is None
+
+
+@pytest.mark.parametrize("address, private", [("8.8.8.8", False), ("2001:4860:4860::8888", False),
+                                              ("::ffff:8.8.8.8", False), ("10.1.2.3", True), ("fe80::1%eth0", True),
+                                              ("::ffff:127.0.0.1", True), ("239.1.1.1", True)])
+def test_an_address_is_private_unless_on_the_public_internet(address, private):
+    assert private_address(address) is private
 
 
 def test_no_message_gets_more_attempts_than_the_query_cost_counts():

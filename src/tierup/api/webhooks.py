@@ -208,7 +208,8 @@ class WebhookMutations:
         try:
             created = await webhook_service.create_webhook(
                 context.db, await context.program(), request, operator=context.principal.sub, now=context.now,
-                allow_http=not context.services.settings.production)
+                allow_http=not context.services.settings.production,
+                allow_private=context.services.settings.webhooks_reach_private)
         except Rejected as rejection:
             return CreateWebhookPayload(user_errors=user_errors(rejection))
         return CreateWebhookPayload(webhook=WebhookEndpoint.of(context, created.endpoint), secret=created.secret)

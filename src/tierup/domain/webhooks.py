@@ -3,6 +3,7 @@ has failed long enough to be switched off."""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -19,9 +20,11 @@ MAX_ATTEMPTS = len(RETRY_DELAYS) + 2
 DISABLE_AFTER = timedelta(hours=24)
 
 
-def url_problem(url: str, *, allow_http: bool) -> str | None:
+def url_problem(url: str, *, allow_http: bool, allow_private: bool) -> str | None:
     """Why an endpoint URL cannot receive webhooks, or None. Plain http only outside production: the
-    payloads name members, and the signature proves who sent them, not that nobody else read them."""
+    payloads name members, and the signature proves who sent them, not that nobody else read them. A
+    private address (`allow_private` aside) is refused as named here; a name is judged where it resolves, when
+    a delivery connects (services.webhooks)."""
     if len(url) > MAX_URL_LENGTH:
         return f"url is longer than {MAX_URL_LENGTH} characters"
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
@@ -41,7 +44,30 @@ def url_problem(url: str, *, allow_http: bool) -> str | None:
         return "url must not carry a user name or password; the signature authenticates the sender"
     if parts.fragment:
         return "url must not have a #fragment"
+    if not allow_private and _names_private(parts.hostname):
+        return f"url points to a private address ({parts.hostname}); {PRIVATE_TARGETS_ADVICE}"
     return None
+
+
+PRIVATE_TARGETS_ADVICE = "set TIERUP_WEBHOOK_PRIVATE_TARGETS=1 to deliver to your own network"
+
+
+def private_address(address: str) -> bool:
+    """Whether an IP address is off the public internet: this server's own network, loopback, link-local (where
+    a cloud's metadata service answers), shared, reserved or multicast. Sending there on an operator's say-so
+    would let a program's operator reach what only the server can."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) changes nothing
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return not ip.is_global or ip.is_multicast
+
+
+def _names_private(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return private_address(host)
+    except ValueError:  # a name, not an address
+        return False
 
 
 def next_attempt_at(first_attempt: datetime, attempts_made: int, now: datetime) -> datetime | None:

@@ -40,9 +40,10 @@ class JobRun:
     deliveries_removed: int = 0  # finished before the retention period
 
 
-async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, broker: Broker | None = None,
-                   program: str | None = None) -> list[JobRun]:
-    """`deliveries_kept_days`: how long finished webhook deliveries are kept (TIERUP_WEBHOOK_RETENTION_DAYS)."""
+async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, private_targets: bool,
+                   broker: Broker | None = None, program: str | None = None) -> list[JobRun]:
+    """`deliveries_kept_days`: how long finished webhook deliveries are kept (TIERUP_WEBHOOK_RETENTION_DAYS);
+    `private_targets`: whether they may go to private addresses (Settings.webhooks_reach_private)."""
     runs = []
     for code in [program] if program else await program_codes(db):
         active = await active_program(db, code)
@@ -55,7 +56,8 @@ async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, 
         await _measured("birthdays", give_birthday_benefits(db, active, as_of=as_of, broker=broker))
         await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
         # Last, so that what the jobs above announced goes out in this run.
-        webhooks = await _measured("deliver-webhooks", deliver_due(db, now=as_of, program_id=active.id))
+        webhooks = await _measured("deliver-webhooks", deliver_due(db, now=as_of, private_targets=private_targets,
+                                                                         program_id=active.id))
         removed = await _measured("prune-webhook-deliveries", prune_deliveries(
             db, before=as_of - timedelta(days=deliveries_kept_days), program_id=active.id))
         runs.append(JobRun(code, expiry, evaluation, scored, webhooks, removed))
@@ -69,11 +71,12 @@ async def _measured(job: str, run: Awaitable[T]) -> T:
 
 
 async def run_periodically(db: Database, broker: Broker, interval: int, clock: Callable[[], datetime], *,
-                           deliveries_kept_days: int) -> None:
+                           deliveries_kept_days: int, private_targets: bool) -> None:
     """Inside `tierup serve` when TIERUP_JOBS_INTERVAL is set: run the jobs every `interval` seconds."""
     while True:
         try:
-            for run in await run_jobs(db, as_of=clock(), broker=broker, deliveries_kept_days=deliveries_kept_days):
+            for run in await run_jobs(db, as_of=clock(), deliveries_kept_days=deliveries_kept_days,
+                                      private_targets=private_targets, broker=broker):
                 if run.expiry.points_expired or run.evaluation.evaluated:
                     log.info("jobs for %s: %s points of %s members expired; %s tiers evaluated", run.program,
                              run.expiry.points_expired, run.expiry.members_affected, run.evaluation.evaluated)

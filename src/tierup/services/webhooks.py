@@ -11,6 +11,9 @@
   died mid-send are tried again when the lease ends.
 - A failed attempt is tried again with backoff (domain.webhooks) under the same webhook-id; an endpoint
   that has failed for a day is disabled, says why, and its waiting deliveries are cancelled.
+- In production a delivery connects only to public addresses, unless TIERUP_WEBHOOK_PRIVATE_TARGETS says
+  otherwise: the endpoint's name is resolved, and refused if any address it resolves to is private, when the
+  connection is made (`delivery_client`), so that a name resolving elsewhere since a check cannot slip past.
 - A finished delivery (delivered, failed or cancelled) is kept for operators to look at for
   TIERUP_WEBHOOK_RETENTION_DAYS, then the jobs remove it with its attempts (`prune_deliveries`): an outbox
   written with every event would otherwise grow for ever.
@@ -24,6 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -32,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 from weakref import WeakKeyDictionary
 
+import httpcore
 import httpx
 from sqlalchemy import delete, event, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,7 +46,8 @@ from standardwebhooks import Webhook
 
 from ..domain.clock import local
 from ..domain.errors import Checks, ErrorCode, Rejected
-from ..domain.webhooks import next_attempt_at, should_disable, url_problem
+from ..domain.webhooks import (PRIVATE_TARGETS_ADVICE, next_attempt_at, private_address, should_disable,
+                               url_problem)
 from ..events import Event
 from ..store.db import Database, execute_core
 from ..store.models import Member, Program, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -80,10 +86,10 @@ def new_secret() -> str:
 
 
 async def create_webhook(db: Database, program: ActiveProgram, request: NewWebhook, *, operator: str, now: datetime,
-                         allow_http: bool) -> CreatedWebhook:
+                         allow_http: bool, allow_private: bool) -> CreatedWebhook:
     events = tuple(dict.fromkeys(request.events))  # in the order given, once each
     checks = Checks()
-    if (problem := url_problem(request.url, allow_http=allow_http)) is not None:
+    if (problem := url_problem(request.url, allow_http=allow_http, allow_private=allow_private)) is not None:
         checks.fail(ErrorCode.INVALID, problem, "input", "url")
     if not events:
         checks.fail(ErrorCode.INVALID, "name at least one event to deliver", "input", "events")
@@ -313,13 +319,14 @@ class DeliveryRun:
             setattr(self, name, getattr(self, name) + value)
 
 
-async def deliver_due(db: Database, *, now: datetime, program_id: int | None = None,
+async def deliver_due(db: Database, *, now: datetime, private_targets: bool, program_id: int | None = None,
                       client: httpx.AsyncClient | None = None) -> DeliveryRun:
-    """Send every delivery due at `now` (of one program, or all), BATCH at a time, and record each attempt."""
+    """Send every delivery due at `now` (of one program, or all), BATCH at a time, and record each attempt.
+    `private_targets`: whether an endpoint may be at a private address (delivery_client)."""
     total = DeliveryRun()
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
-            client = await stack.enter_async_context(httpx.AsyncClient(timeout=TIMEOUT))
+            client = await stack.enter_async_context(delivery_client(private_targets=private_targets))
         started = time.monotonic()
         while True:
             # Each round claims on a time moved on by the rounds before it: its leases must not be over already.
@@ -354,6 +361,57 @@ async def _claim(db: Database, now: datetime, program_id: int | None) -> tuple[l
                                   .where(e.id.in_({c.endpoint_id for c in claimed})))
         targets = {row.id: Target(*row) for row in rows}
     return sorted(claimed, key=lambda c: c.id), targets
+
+
+def delivery_client(*, private_targets: bool) -> httpx.AsyncClient:
+    """The client deliveries are sent with; unless `private_targets`, it connects to public addresses only."""
+    if private_targets:
+        return httpx.AsyncClient(timeout=TIMEOUT)
+    transport = httpx.AsyncHTTPTransport()
+    # httpx builds its connection pool with the default network backend and takes no other; the pool is
+    # built again as httpx builds it, with its default limits (no proxy: this client connects only where it
+    # has judged), and ours.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(), max_connections=100, max_keepalive_connections=20,
+        keepalive_expiry=5.0, network_backend=_PublicAddresses())
+    return httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
+
+
+class _PublicAddresses(httpcore.AsyncNetworkBackend):
+    """Connects to a host's address once every address its name resolves to is public: the address connected
+    to is the one judged (TLS still names, and checks, the host)."""
+
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options=None) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"{host} did not resolve in time") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        private = [address for address in addresses if private_address(address)]
+        if private:
+            raise httpcore.ConnectError(f"{host} resolves to a private address ({private[0]}); "
+                                        f"{PRIVATE_TARGETS_ADVICE}")
+        failure: Exception | None = None
+        for address in addresses:  # as a connection by name tries them
+            try:
+                return await self._backend.connect_tcp(address, port, timeout=timeout, local_address=local_address,
+                                                       socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"{host} resolves to no address")
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options=None):
+        raise httpcore.ConnectError("webhooks are sent over TCP")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
 
 
 async def _send(client: httpx.AsyncClient, target: Target, claimed: Claimed) -> Attempt:
@@ -509,7 +567,8 @@ def _staged_rolled_back(session: Session) -> None:
     session.info.pop(_STAGED, None)
 
 
-async def run_deliveries(db: Database, clock: Callable[[], datetime], *, poll: float = POLL_SECONDS) -> None:
+async def run_deliveries(db: Database, clock: Callable[[], datetime], *, private_targets: bool,
+                         poll: float = POLL_SECONDS) -> None:
     """Inside `tierup serve`: deliver what is due, then sleep until the next delivery is due, a transaction
     of this process staged one, or `poll` seconds passed (other processes' deliveries). A database that
     never had an endpoint is not polled at all: creating one, here or in another process that then stages
@@ -519,7 +578,7 @@ async def run_deliveries(db: Database, clock: Callable[[], datetime], *, poll: f
     _runners.add(me)
     armed = False
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        async with delivery_client(private_targets=private_targets) as client:
             while True:
                 wait: float | None = poll
                 try:
@@ -528,7 +587,7 @@ async def run_deliveries(db: Database, clock: Callable[[], datetime], *, poll: f
                         wait = None
                     elif (due := await next_due(db)) is not None:
                         if due <= clock():
-                            await deliver_due(db, now=clock(), client=client)
+                            await deliver_due(db, now=clock(), private_targets=private_targets, client=client)
                             due = await next_due(db)
                         if due is not None:  # a floor: a row due but locked by another claim is not spun on
                             wait = min(poll, max(0.1, (due - clock()).total_seconds()))
