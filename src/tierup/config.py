@@ -33,8 +33,15 @@ def _days(env: dict[str, str], name: str, default: int) -> int:
     return days
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
 def _flag(env: dict[str, str], name: str) -> bool:
-    return env.get(name, "").lower() in ("1", "true", "yes")
+    """On or off; anything else is refused rather than read as off (a flag mistyped would be silently ignored)."""
+    value = env.get(name, "").strip().lower()
+    if value not in _ON + _OFF:
+        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), got {env[name]!r}")
+    return value in _ON
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:

@@ -457,9 +457,9 @@ async def test_a_character_no_database_stores_is_a_bad_row_as_the_api_refuses_it
 
 @pytest.mark.parametrize("name, text, problems", [
     ("members.csv", "externalId,displayName\nann,Ann\n\"bob,Bob\ncat,Cat\n",
-     ["line 3: not CSV (unexpected end of data)"]),
+     ["line 3: not CSV (a quote opened in this row is never closed)"]),
     ("members.csv", "externalId,displayName\nann,Ann\nbob," + "B" * 200_000 + "\ncat,Cat\n",
-     ["line 3: not CSV (field larger than field limit (131072))"]),
+     ["line 3: not CSV (a cell is longer than 131,072 characters)"]),
     ("members.csv", "externalId,displayName,externalId\nann,Ann,bob\n",
      ["line 1: the header names externalId more than once"]),
     ("members.jsonl", '{{"externalId": ["ann"], "displayName": {{"first": "Ann"}}}}\n{{"externalId": "bob", '

@@ -29,6 +29,17 @@ def test_finished_webhook_deliveries_are_kept_30_days_unless_told():
     assert Settings.from_env({"TIERUP_WEBHOOK_RETENTION_DAYS": "7"}).webhook_retention_days == 7
 
 
+@pytest.mark.parametrize("value, on", [("1", True), ("on", True), ("Yes", True), ("0", False), ("off", False),
+                                       ("", False)])
+def test_a_flag_is_on_or_off(value, on):
+    assert Settings.from_env({"TIERUP_WEBHOOK_PRIVATE_TARGETS": value}).webhook_private_targets is on
+
+
+def test_a_flag_neither_on_nor_off_is_refused_rather_than_read_as_off():
+    with pytest.raises(ConfigError, match="TIERUP_WEBHOOK_PRIVATE_TARGETS must be on or off"):
+        Settings.from_env({"TIERUP_WEBHOOK_PRIVATE_TARGETS": "banana"})
+
+
 @pytest.fixture
 async def production(settings, db, clock, program, monkeypatch):
     from dataclasses import replace

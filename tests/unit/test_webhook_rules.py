@@ -54,12 +54,13 @@ def test_plain_http_only_outside_production():
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254",
                                   "100.64.0.1", "0.0.0.0", "[::1]", "[fc00::1]", "[fe80::1]", "[::ffff:10.0.0.1]",
-                                  "localhost", "api.localhost", "224.0.0.1"])
+                                  "localhost", "api.localhost", "LOCALHOST.", "224.0.0.1", "127.1", "2130706433",
+                                  "0x7f.0.0.1", "012.0.0.1"])
 def test_a_private_address_is_refused_unless_allowed(host):
     url = f"https://{host}/hooks"
     assert url_problem(url, allow_http=False, allow_private=False) == (
-        f"url points to a private address ({host.strip('[]')}); set TIERUP_WEBHOOK_PRIVATE_TARGETS=1 to deliver to "
-        "your own network")
+        f"url points to a private address ({host.strip('[]').lower()}); set TIERUP_WEBHOOK_PRIVATE_TARGETS=1 to "
+        "deliver to your own network")
     assert url_problem(url, allow_http=False, allow_private=True) is None
 
 

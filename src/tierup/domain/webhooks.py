@@ -4,6 +4,7 @@ has failed long enough to be switched off."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -62,11 +63,16 @@ def private_address(address: str) -> bool:
 
 
 def _names_private(host: str) -> bool:
+    host = host.lower().rstrip(".")  # urlsplit keeps a name's case and its root's dot
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return private_address(host)
-    except ValueError:  # a name, not an address
+    except ValueError:  # not an address as written canonically; the resolver also reads 127.1, 2130706433, 0x7f.1
+        pass
+    try:
+        return private_address(socket.inet_ntoa(socket.inet_aton(host)))
+    except OSError:  # a name, judged where it resolves
         return False
 
 

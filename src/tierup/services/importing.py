@@ -119,7 +119,7 @@ def _csv_rows(text: str) -> Iterator[Row]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield Row(start, {}, f"not CSV ({exc})")
+            yield Row(start, {}, f"not CSV ({_CSV_ERRORS.get(str(exc), exc)})")
             continue
         if None in values:  # more cells than the header names
             values = {k: v for k, v in values.items() if k is not None} | {"": "…"}
@@ -127,6 +127,10 @@ def _csv_rows(text: str) -> Iterator[Row]:
 
 
 _DELIMITERS = (",", ";", "\t")
+# csv's words for what a spreadsheet user sees in the file.
+_CSV_ERRORS = {"unexpected end of data": "a quote opened in this row is never closed",
+               f"field larger than field limit ({csv.field_size_limit()})":
+                   f"a cell is longer than {csv.field_size_limit():,} characters"}
 
 
 def _text(path: Path, encoding: str) -> str:
