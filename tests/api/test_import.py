@@ -458,6 +458,8 @@ async def test_a_character_no_database_stores_is_a_bad_row_as_the_api_refuses_it
 @pytest.mark.parametrize("name, text, problems", [
     ("members.csv", "externalId,displayName\nann,Ann\n\"bob,Bob\ncat,Cat\n",
      ["line 3: not CSV (a quote opened in this row is never closed)"]),
+    ("members.csv", "externalId,displayName,,\nann,Ann,,\n\n\"bob\"x,Bob,,\n\ncat,Cat,,Persian\ndan,Dan,,,\n",
+     ["line 4: not CSV (',' expected after '\"')", "line 6: a value where the header names no column"]),
     ("members.csv", "externalId,displayName\nann,Ann\nbob," + "B" * 200_000 + "\ncat,Cat\n",
      ["line 3: not CSV (a cell is longer than 131,072 characters)"]),
     ("members.csv", "externalId,displayName,externalId\nann,Ann,bob\n",
@@ -466,7 +468,10 @@ async def test_a_character_no_database_stores_is_a_bad_row_as_the_api_refuses_it
      '"displayName": true}}\n{{"externalId": "cat", "displayName": ' + "[" * 100_000 + "]" * 100_000 + "}}\n",
      ["line 1: externalId must be text or a number, not a list; displayName must be text or a number, not an object",
       "line 2: displayName must be text or a number, not true or false", "line 3: not JSON (nested too deeply)"]),
-], ids=["quote-left-open", "cell-too-long", "header-twice", "json-not-text"])
+    ("members.jsonl", '{{"externalId": "ann", "displayName": "Ann", "externalId": "bob"}}\n',
+     ["line 1: the object names externalId more than once"]),
+], ids=["quote-left-open", "lines-after-blank-ones", "cell-too-long", "header-twice", "json-not-text",
+        "json-name-twice"])
 async def test_a_file_csv_or_json_cannot_read_as_it_meant_names_its_lines_and_imports_nothing(
         api, db, tmp_path, capsys, monkeypatch, database_url, name, text, problems):
     """A row the reader cannot take as the file meant it is a bad row, not a crash, nor a member named by half a

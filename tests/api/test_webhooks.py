@@ -129,13 +129,17 @@ async def test_a_receiver_that_fails_once_gets_the_retry_with_the_same_id_and_a_
 
 
 async def test_finished_deliveries_are_removed_with_their_attempts_once_the_retention_period_is_over(
-        api, db, clock, receiver):
+        api, db, clock, receiver, monkeypatch):
     """Kept TIERUP_WEBHOOK_RETENTION_DAYS for operators to look at, then the jobs remove a finished delivery and
-    its attempts; one still waiting stays however old."""
+    its attempts (a batch a transaction, here one each); one still waiting stays however old."""
+    from tierup.services import webhooks as webhook_service
+
+    monkeypatch.setattr(webhook_service, "PRUNE_BATCH", 1)
     await create_webhook(api, receiver.url, "POINTS_CHANGED")
     await enroll(api, "alice")  # the welcome bonus's delivery, delivered at once
+    await enroll(api, "bob")
     delivered_at = clock()
-    assert (await deliver_due(db, private_targets=True, now=delivered_at)).delivered == 1
+    assert (await deliver_due(db, private_targets=True, now=delivered_at)).delivered == 2
     clock.now += timedelta(days=10)
     await adjust(api, "alice", 10, "ADJ-1")
     receiver.answers = [500]
@@ -144,11 +148,12 @@ async def test_finished_deliveries_are_removed_with_their_attempts_once_the_rete
     program = await active_program(db, "classic")
     assert await prune_deliveries(db, before=delivered_at, program_id=program.id) == 0  # finished at it: kept
     assert await prune_deliveries(db, before=delivered_at + timedelta(days=365), program_id=program.id + 1) == 0
-    assert [row.status for row in await deliveries(db)] == ["DELIVERED", "PENDING"]
+    assert [row.status for row in await deliveries(db)] == ["DELIVERED", "DELIVERED", "PENDING"]
 
-    # 30 days after the first was delivered, the jobs send the waiting one and remove the first.
-    [run] = await run_jobs(db, as_of=delivered_at + timedelta(days=30, seconds=1), deliveries_kept_days=30, private_targets=True)
-    assert (run.webhooks.delivered, run.deliveries_removed) == (1, 1)
+    # 30 days after the first two were delivered, the jobs send the waiting one and remove those two.
+    [run] = await run_jobs(db, as_of=delivered_at + timedelta(days=30, seconds=1), deliveries_kept_days=30,
+                           private_targets=True)
+    assert (run.webhooks.delivered, run.deliveries_removed) == (1, 2)
     [kept] = await deliveries(db)
     assert kept.status == "DELIVERED" and kept.kind == "POINTS_CHANGED"
     async with db.read() as session:

@@ -64,9 +64,11 @@ def test_a_private_address_is_refused_unless_allowed(host):
     assert url_problem(url, allow_http=False, allow_private=True) is None
 
 
-@pytest.mark.parametrize("address, private", [("8.8.8.8", False), ("2001:4860:4860::8888", False),
-                                              ("::ffff:8.8.8.8", False), ("10.1.2.3", True), ("fe80::1%eth0", True),
-                                              ("::ffff:127.0.0.1", True), ("239.1.1.1", True)])
+@pytest.mark.parametrize("address, private", [
+    ("8.8.8.8", False), ("2001:4860:4860::8888", False), ("::ffff:8.8.8.8", False), ("64:ff9b::808:808", False),
+    ("10.1.2.3", True), ("fe80::1%eth0", True), ("::ffff:127.0.0.1", True), ("239.1.1.1", True),
+    ("::7f00:1", True), ("64:ff9b::a9fe:a9fe", True), ("2002:7f00:1::1", True), ("fec0::1", True),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", True)])
 def test_an_address_is_private_unless_on_the_public_internet(address, private):
     assert private_address(address) is private
 

@@ -58,8 +58,22 @@ def private_address(address: str) -> bool:
     a cloud's metadata service answers), shared, reserved or multicast. Sending there on an operator's say-so
     would let a program's operator reach what only the server can."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 scope (fe80::1%eth0) changes nothing
-    ip = getattr(ip, "ipv4_mapped", None) or ip
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local or any(private_address(str(v4)) for v4 in _carried(ip)):
+            return True
     return not ip.is_global or ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix a NAT64 gateway translates to IPv4
+_COMPATIBLE = ipaddress.ip_network("::/96")  # "IPv4-compatible" addresses, ::a.b.c.d
+
+
+def _carried(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: mapped, 6to4, Teredo, NAT64 or IPv4-compatible."""
+    carried = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64 or ip in _COMPATIBLE:
+        carried.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in carried if v4 is not None]
 
 
 def _names_private(host: str) -> bool:

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import gc
 import io
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -94,36 +95,41 @@ def read_rows(path: Path, encoding: str = "utf-8") -> Iterator[Row]:
 
 
 def _csv_rows(text: str) -> Iterator[Row]:
-    """The rows of CSV text, strictly read: a quote left open or a cell longer than csv reads (131,072
-    characters) is a line that is not a row, named with the others; a header naming a column twice is the
-    file's one problem (each row would hold the last of the two cells). Cells are separated as the header's
-    are: by commas, or by semicolons (a spreadsheet where the comma is the decimal separator saves CSV so) or
-    tabs (text copied from a spreadsheet)."""
-    header = text.partition("\n")[0]
-    delimiter = max(_DELIMITERS, key=header.count)  # the first, a comma, when none is there
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter, strict=True)
-    lines = reader.reader  # its line_num counts the lines read, those of a row it could not read too
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as exc:
-        yield Row(1, {}, f"not CSV ({exc})")
-        return
-    twice = sorted({name for name in header if header.count(name) > 1})
-    if twice:
-        yield Row(1, {}, f"the header names {', '.join(twice)} more than once")
-        return
+    """The rows of CSV text, strictly read, blank lines passed over, each named by the line it begins on: a
+    quote left open or a cell longer than csv reads (131,072 characters) is a line that is not a row, and so is
+    a row with a value where the header names no column; a header naming a column twice is the file's one
+    problem (each row would hold the last of the two cells). Cells are separated as the header's are: by
+    commas, or by semicolons (a spreadsheet where the comma is the decimal separator saves CSV so) or tabs
+    (text copied from a spreadsheet)."""
+    first_line = text.lstrip().partition("\n")[0]  # the header, after any blank lines
+    reader = csv.reader(io.StringIO(text), delimiter=max(_DELIMITERS, key=first_line.count), strict=True)
+    header: list[str] | None = None
     while True:
-        start = lines.line_num + 1  # where the row begins (a quote left open reads on to the end)
+        start = reader.line_num + 1  # where the row begins (a quote left open reads on to the end)
         try:
-            values = next(reader)
+            cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             yield Row(start, {}, f"not CSV ({_CSV_ERRORS.get(str(exc), exc)})")
+            if header is None:
+                return
             continue
-        if None in values:  # more cells than the header names
-            values = {k: v for k, v in values.items() if k is not None} | {"": "…"}
-        yield Row(reader.line_num, {k: (v or "").strip() for k, v in values.items()})
+        if not cells:
+            continue
+        if header is None:
+            header = [name.strip() for name in cells]
+            twice = sorted({name for name in header if name and header.count(name) > 1})
+            if twice:
+                yield Row(start, {}, f"the header names {', '.join(twice)} more than once")
+                return
+            continue
+        if any(value.strip() for name, value in itertools.zip_longest(header, cells, fillvalue="")
+               if not name):  # a spreadsheet's empty columns past the table are fine while they stay empty
+            yield Row(start, {}, "a value where the header names no column")
+            continue
+        yield Row(start, {name: value.strip() for name, value in zip(header, cells) if name}
+                  | {name: "" for name in header[len(cells):] if name})
 
 
 _DELIMITERS = (",", ";", "\t")
@@ -151,7 +157,9 @@ def _json_row(line: str) -> dict[str, str]:
     """The line's object, its values as the text a CSV cell would hold: numbers as written (12.50 stays
     12.50, and 1e2 is no amount, as the API judges the text it is sent), null as nothing."""
     try:
-        value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str)
+        value = json.loads(line, parse_int=str, parse_float=str, parse_constant=str, object_pairs_hook=_object)
+    except _Unreadable:
+        raise
     except ValueError as exc:
         raise _Unreadable(f"not JSON ({exc.msg})") from None
     except RecursionError:
@@ -166,6 +174,16 @@ def _json_row(line: str) -> dict[str, str]:
 
 
 _JSON_NAMES = {bool: "true or false", list: "a list", dict: "an object"}
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object naming each of its members once (json keeps the last of two, as a CSV header naming a
+    column twice would)."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        twice = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
+        raise _Unreadable(f"the object names {', '.join(twice)} more than once")
+    return found
 
 
 async def import_file(db: Database, program: ActiveProgram, kind: str, path: Path, *, now: datetime,

@@ -391,7 +391,7 @@ class _PublicAddresses(httpcore.AsyncNetworkBackend):
                 found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"{host} did not resolve in time") from None
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a name no resolver takes (a label over 63)
             raise httpcore.ConnectError(f"{host} does not resolve: {exc}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
         private = [address for address in addresses if private_address(address)]
@@ -525,8 +525,9 @@ async def prune_deliveries(db: Database, *, before: datetime, program_id: int | 
                                               )).scalars())
             if ids:
                 await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
-                await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
-        removed += len(ids)
+                # Counted as deleted: another server pruning at once may have taken some of them first.
+                removed += (await session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids)))
+                            ).rowcount
         if len(ids) < PRUNE_BATCH:
             return removed
 
