@@ -313,6 +313,9 @@ async def _jobs_line(settings: Settings, db, program, as_of, broker) -> str:
                            private_targets=settings.webhooks_reach_private, broker=broker, program=program.code)
     webhooks = run.webhooks
     return "; ".join([_expiry_text(run.expiry), _evaluation_text(run.evaluation), _rfm_text(run.rfm_scored),
+                      f"{_counted(run.membership_reminders, 'membership reminders')}, "
+                      f"{_counted(run.birthday_gifts, 'birthday gifts')}, "
+                      f"campaigns resumed reached {_counted(run.campaign_members_reached, 'members')}",
                       f"webhooks: {webhooks.delivered} delivered, {webhooks.retrying} to retry, "
                       f"{webhooks.failed} failed, {webhooks.cancelled} cancelled, "
                       f"{run.deliveries_removed} finished over {kept_days} days ago removed"])

@@ -65,7 +65,7 @@ async def test_expiry_runs_at_once_do_not_double(api, db, program, clock):
 
 async def test_the_cli_runs_the_jobs_for_cron(api, db, clock, capsys, monkeypatch, database_url):
     clock.now = at("2026-03-01T10:00:00+08:00")
-    await enroll(api, "alice", joinedAt="2026-01-05T10:00:00+08:00")
+    await enroll(api, "alice", joinedAt="2026-01-05T10:00:00+08:00", birthday="1990-02-01")
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
     argv = ["jobs", "--as-of", "2027-02-01T00:00:00+08:00"]
     assert await asyncio.to_thread(main, argv) == 0
@@ -75,7 +75,7 @@ async def test_the_cli_runs_the_jobs_for_cron(api, db, clock, capsys, monkeypatc
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         "classic: expired 100 points of 1 member, 0 reminders sent; evaluated 0, kept 0, upgraded 0, downgraded 0; "
-        "RFM scored for 1 member; webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled, 0 finished over 30 days "
-        "ago removed",
+        "RFM scored for 1 member; 0 membership reminders, 1 birthday gift, campaigns resumed reached 0 members; "
+        "webhooks: 0 delivered, 0 to retry, 0 failed, 0 cancelled, 0 finished over 30 days ago removed",
         "classic: expired 0 points of 0 members, 0 reminders sent",
     ]

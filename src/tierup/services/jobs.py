@@ -36,8 +36,11 @@ class JobRun:
     expiry: ExpiryRun
     evaluation: Evaluation
     rfm_scored: int
+    membership_reminders: int  # events sent
+    birthday_gifts: int  # birthday benefits claimed for members
+    campaign_members_reached: int  # by campaigns a stop had left running
     webhooks: DeliveryRun
-    deliveries_removed: int = 0  # finished before the retention period
+    deliveries_removed: int  # finished before the retention period
 
 
 async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, private_targets: bool,
@@ -52,15 +55,15 @@ async def run_jobs(db: Database, *, as_of: datetime, deliveries_kept_days: int, 
         expiry = await _measured("expire-points", expire_points(db, active, as_of=as_of, broker=broker))
         evaluation = await _measured("evaluate-tiers", evaluate_tiers(db, active, as_of=as_of, broker=broker))
         scored = await _measured("refresh-rfm", refresh_rfm(db, active, as_of=as_of))
-        await _measured("remind-memberships", remind_memberships(db, active, as_of=as_of, broker=broker))
-        await _measured("birthdays", give_birthday_benefits(db, active, as_of=as_of, broker=broker))
-        await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
+        reminders = await _measured("remind-memberships", remind_memberships(db, active, as_of=as_of, broker=broker))
+        gifts = await _measured("birthdays", give_birthday_benefits(db, active, as_of=as_of, broker=broker))
+        reached = await _measured("resume-campaigns", resume_campaigns(db, active, as_of=as_of, broker=broker))
         # Last, so that what the jobs above announced goes out in this run.
         webhooks = await _measured("deliver-webhooks", deliver_due(db, now=as_of, private_targets=private_targets,
                                                                          program_id=active.id))
         removed = await _measured("prune-webhook-deliveries", prune_deliveries(
             db, before=as_of - timedelta(days=deliveries_kept_days), program_id=active.id))
-        runs.append(JobRun(code, expiry, evaluation, scored, webhooks, removed))
+        runs.append(JobRun(code, expiry, evaluation, scored, reminders, gifts, reached, webhooks, removed))
     return runs
 
 
