@@ -40,7 +40,7 @@ def _flag(env: dict[str, str], name: str) -> bool:
     """On or off; anything else is refused rather than read as off (a flag mistyped would be silently ignored)."""
     value = env.get(name, "").strip().lower()
     if value not in _ON + _OFF:
-        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no), got {env[name]!r}")
+        raise ConfigError(f"{name} must be on or off (1/0, true/false, yes/no, on/off), got {env[name]!r}")
     return value in _ON
 
 

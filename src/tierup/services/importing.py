@@ -15,6 +15,7 @@ drawn.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import csv
 import gc
@@ -181,8 +182,9 @@ def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     column twice would)."""
     found = dict(pairs)
     if len(found) < len(pairs):
-        twice = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
-        raise _Unreadable(f"the object names {', '.join(twice)} more than once")
+        named = collections.Counter(name for name, _ in pairs)
+        raise _Unreadable(f"the object names {', '.join(sorted(n for n, times in named.items() if times > 1))} "
+                          "more than once")
     return found
 
 

@@ -174,10 +174,11 @@ def _join_ahead(session: Session) -> bool:
 def _insert_rows(connection: Connection, table: Table, rows: list[dict], ahead: list | None = None) -> None:
     """One INSERT of rows naming the same columns: executemany, or COPY for many rows on PostgreSQL
     (store.postgres); rows written ahead (`ahead`, SQLite) are sent without waiting, as one JSON parameter
-    (store.sqlite.insert_many), and the statement's future is appended. SQLAlchemy would build a dictionary of parameters for every row
-    before turning it into the driver's tuple, most of what writing an import's deferred rows cost in Python;
-    here each row becomes its tuple at once, by the same compiled statement and the columns' types. Rows that
-    leave a column to its Python-side default take the usual way, which fills it in."""
+    (store.sqlite.insert_many), and the statement's future is appended. SQLAlchemy would build a dictionary
+    of parameters for every row before turning it into the driver's tuple, most of what writing an import's
+    deferred rows cost in Python; here each row becomes its tuple at once, by the same compiled statement and
+    the columns' types. Rows that leave a column to its Python-side default take the usual way, which fills
+    it in."""
     direct = _direct_insert(connection.dialect, table, tuple(rows[0]))
     if direct is None:
         connection.execute(insert(table), rows)
