@@ -126,22 +126,23 @@ async def tier_changes(db, external_id: str) -> list[tuple]:
 
 
 async def imported_and_lived(api, db, program, tmp_path, monkeypatch, database_url, clock, orders_csv: str,
-                             midnights: tuple[str, ...], refunds_csv: str | None = None) -> tuple[dict, dict]:
-    """The lapsing member and `orders_csv` (with `refunds_csv`) imported (imp-cy), and the same history reported
-    live (live-cy) with the daily jobs (points expiry, then tier evaluation) run shortly after each of the
-    `midnights`: a report at that midnight comes first. Returns both members' states."""
+                             midnights: tuple[str, ...], refunds_csv: str | None = None,
+                             members_csv: str = LAPSING_MEMBERS_CSV) -> tuple[dict, dict]:
+    """The lapsing member (of `members_csv`) and `orders_csv` (with `refunds_csv`) imported (imp-cy), and the same
+    history reported live (live-cy) with the daily jobs (points expiry, then tier evaluation) run shortly after
+    each of the `midnights`: a report at that midnight comes first. Returns both cy's states."""
     from tierup.services.expiry import expire_points
     from tierup.services.tiers import evaluate_tiers
 
     monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
-    assert await cli("import", "members", write(tmp_path, "members.csv", LAPSING_MEMBERS_CSV, "imp-")) == 0
+    assert await cli("import", "members", write(tmp_path, "members.csv", members_csv, "imp-")) == 0
     refunds = ["--refunds", write(tmp_path, "refunds.csv", refunds_csv, "imp-")] if refunds_csv else []
     assert await cli("import", "orders", write(tmp_path, "orders.csv", orders_csv, "imp-"), *refunds) == 0
 
     clock.now = datetime.now(timezone.utc)
     jobs = [(datetime.fromisoformat(midnight), 3, None, (), {}) for midnight in midnights]
     for at, _, report, arguments, keywords in sorted(
-            live_reports(LAPSING_MEMBERS_CSV, orders_csv, *filter(None, [refunds_csv])) + jobs, key=lambda s: s[:2]):
+            live_reports(members_csv, orders_csv, *filter(None, [refunds_csv])) + jobs, key=lambda s: s[:2]):
         if report is None:
             await expire_points(db, program, as_of=at)
             await evaluate_tiers(db, program, as_of=at)
@@ -223,6 +224,48 @@ async def test_refunds_imported_with_their_orders_apply_at_their_time(api, db, p
     assert [(old, new, reason) for old, new, _, _, reason in changes] == [
         (None, "REGULAR", "ENROLMENT"), ("REGULAR", "GOLD", "ORDER"), ("GOLD", "SILVER", "EVALUATION"),
         ("SILVER", "REGULAR", "EVALUATION"), ("REGULAR", "SILVER", "ORDER")]
+
+
+async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_without_ending_it(
+        api, db, program, tmp_path, monkeypatch, database_url, clock):
+    """Tiers lapse on any day: a batch of orders runs on past those midnights. A member reporting after theirs
+    is evaluated first, as of it (cy: lowered before C-3, which earns at SILVER's 2×); the others as the batch
+    ends (dee, kept), each as the daily job would have."""
+    from tierup.services import importing
+
+    members = "externalId,joinedAt\n{p}cy,2024-01-01T09:00:00+08:00\n{p}dee,2024-01-01T09:00:00+08:00\n"
+    # cy's GOLD lapses on 2025-02-10 and dee's SILVER on 2025-02-12, between C-2 and C-3 (no lot expires then).
+    orders = """externalId,memberExternalId,amount,paidAt
+{p}C-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
+{p}D-1,{p}dee,300.00,2024-02-12T12:00:00+08:00
+{p}C-2,{p}cy,100.00,2025-02-05T12:00:00+08:00
+{p}C-3,{p}cy,100.00,2025-02-20T12:00:00+08:00
+"""
+    # C-1 net ¥1,600 (under GOLD's ¥2,000) and out of the 12 months by cy's evaluation: lowered to SILVER.
+    refunds = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1,{p}C-1,1000.00,2024-02-20T12:00:00+08:00\n"
+    batches = []
+    record_orders = importing.record_orders
+
+    async def counted(db, program, requests, **keywords):
+        batches.append([request.external_id for request in requests])
+        return await record_orders(db, program, requests, **keywords)
+
+    monkeypatch.setattr(importing, "record_orders", counted)
+    imported, live = await imported_and_lived(
+        api, db, program, tmp_path, monkeypatch, database_url, clock, orders,
+        ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-02-13T00:00:00+08:00"), refunds, members)
+    assert imported == live
+    assert [points for points, _ in imported["orders"]] == [200, 300, 2600]  # newest first: C-3 at 2×
+    assert await state(api, "imp-dee") == await state(api, "live-dee")
+    for name, evaluated in (("cy", ("GOLD", "SILVER", "2025-02-11", "EVALUATION")),
+                            ("dee", ("SILVER", "SILVER", "2025-02-13", "RENEWAL"))):
+        changes = await tier_changes(db, f"imp-{name}")
+        assert changes == await tier_changes(db, f"live-{name}")
+        old, new, at, _, reason = changes[-1]
+        assert (old, new, at, reason) == (*evaluated[:2], datetime.fromisoformat(f"{evaluated[2]}T00:00:00+08:00"),
+                                          evaluated[3])
+    # Split only where lots expired (2025-02-01).
+    assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
 
 
 async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(api, db, program, tmp_path,

@@ -73,6 +73,14 @@ def midnight(day: date, tz: ZoneInfo) -> datetime:
     return utc(datetime.combine(day, time(0), tzinfo=tz))
 
 
+def job_midnight(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The first midnight (program time) at or after `moment`: when the daily jobs, run shortly after each
+    midnight, find what fell due at `moment` (a lot's expiry, the end of a tier's validity)."""
+    day = local_date(moment, tz)
+    at = midnight(day, tz)
+    return at if at >= moment else midnight(day + ONE_DAY, tz)
+
+
 def _inside(items: list, bounds: tuple[datetime | None, datetime | None], at: datetime, key=None) -> list:
     """The items (in time order; `key` gives an item's instant) in [start, end) and not after `at`."""
     start, end = bounds

@@ -31,7 +31,7 @@ from .coupons import issue_coupon
 from .activity import MemberState, insert_once, read_states
 from .ledger import append_entry
 from .programs import ActiveProgram
-from .tiers import upgrade_if_qualified
+from .tiers import evaluate_lapsed, upgrade_if_qualified
 
 
 @dataclass
@@ -95,10 +95,12 @@ class GrowthTracker:
     (recordOrders): a state found there is used instead of reading it, and the state after is put back;
     a use case that fails between the two leaves its members' states out, so the next one reads them.
     `announce=False` (an import of history, which tells nobody): the pictures leave tasks and quests out,
-    which is most of their cost, their differences make no events, and the caller drops the others."""
+    which is most of their cost, their differences make no events, and the caller drops the others.
+    `evaluate_lapsed` (that import, whose batches run past the daily jobs' midnights): a member watched is
+    first evaluated as the daily job would have left it (tiers.evaluate_lapsed)."""
 
     def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None,
-                 *, announce: bool = True):
+                 *, announce: bool = True, evaluate_lapsed: bool = False):
         self.session = session
         self.program = program
         self._journal = journal(session)  # the transaction's, one list throughout
@@ -106,6 +108,7 @@ class GrowthTracker:
         self._watched: dict[int, _Watched] = {}
         self._states = states
         self._announce = announce
+        self._evaluate_lapsed = evaluate_lapsed
 
     async def watch(self, member: Member, at: datetime, *, exclude_report: int | None = None) -> Snapshot:
         """Take the member's picture as it was before the use case's report; the caller holds the lock.
@@ -116,6 +119,8 @@ class GrowthTracker:
         state = self._states.pop(member.id, None) if self._states is not None else None
         if state is None:
             state = (await load_states(self.session, self.program, [member.id], exclude_report=exclude_report))[member.id]
+        if self._evaluate_lapsed and member.tier_valid_until is not None and member.tier_valid_until < at:
+            await evaluate_lapsed(self.session, self.program, member, state, before=at)
         before = self._picture(member, at, state)
         written = self._journal
         report = None

@@ -26,13 +26,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from ..domain.activity import ONE_DAY, midnight
-from ..domain.clock import local_date
+from ..domain.activity import job_midnight
 from ..domain.errors import Rejected
 from ..domain.points import lot_expiries_between
 from ..domain.program import DEFAULT_CHANNEL
@@ -43,7 +41,7 @@ from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import (OrderAmounts, OrderInput, RefundInput, check_order, check_refund, check_refund_of,
                      record_orders, refund_orders)
 from .programs import ActiveProgram
-from .tiers import earliest_validity_end, evaluate_tiers, validity_end
+from .tiers import earliest_validity_end, evaluate_tiers
 
 KINDS = ("members", "orders", "refunds")
 # Columns named as the contract's inputs; the first ones of each kind are required.
@@ -454,8 +452,8 @@ _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refun
 async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str],
                  amounts: dict[str, OrderAmounts], *, daily_jobs: bool, now: datetime,
                  progress: Callable[[int, int], None]) -> dict[str, Imported]:
-    """Members and orders in batches, each ending where a daily job falls due; the refunds among a batch's orders
-    in a batch of their own right after it (the batch ends before an order of a member they concern), and
+    """Members and orders in batches, each ending where points expire (_DailyJobs); the refunds among a batch's
+    orders in a batch of their own right after it (the batch ends before an order of a member they concern), and
     refunds in a row in one batch. `daily_jobs`: run as time passes (orders and refunds)."""
     done: dict[str, Imported] = {}
     for request in requests:
@@ -473,17 +471,21 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
         else:
             end = _before_waiting_refund(requests, start, end, refund_members, referrers)
             await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], amounts, done,
-                         now=now)
-        # The refunds of the stretch, after its orders: no job falls due before them (it ends before the next).
+                         now=now, evaluate_lapsed=jobs is not None)
+        # The refunds of the stretch, after its orders: no lot expires before them (it ends before the next
+        # expiry), and a tier lapsing before one is evaluated in their batch, as in the orders'.
         refunds = [r for r in requests[start:end] if isinstance(r, RefundInput)]
         if refunds:
-            results = await refund_orders(db, program, refunds, now=now, announce=False, limit=BATCH)
+            results = await refund_orders(db, program, refunds, now=now, announce=False, limit=BATCH,
+                                          evaluate_lapsed=jobs is not None)
             _count_all(done["refunds"], refunds, results)
         gc.collect(1)  # what the stretch left (see _collector_paused)
         steps += 1
         await _grown(db, steps)
         progress(end, len(requests))
         start = end
+    if jobs is not None and requests:  # those due in the last batch, for members without a report after them
+        await jobs.run_before(_when(requests[-1]))
     return done
 
 
@@ -518,11 +520,12 @@ async def _referrers(db: Database, program: ActiveProgram) -> dict[str, str]:
 
 
 async def _batch(db: Database, program: ActiveProgram, batch: list, amounts: dict[str, OrderAmounts],
-                 done: dict[str, Imported], *, now: datetime) -> None:
+                 done: dict[str, Imported], *, now: datetime, evaluate_lapsed: bool) -> None:
     kind = _KIND_OF[type(batch[0])]
     if kind == "orders":  # checked with the file: not again
         results = await record_orders(db, program, batch, now=now, announce=False, limit=BATCH,
-                                      checked=[amounts[order.external_id] for order in batch])
+                                      checked=[amounts[order.external_id] for order in batch],
+                                      evaluate_lapsed=evaluate_lapsed)
     else:
         results = await enroll_members(db, program, batch, now=now, announce=False, limit=BATCH)
     _count_all(done[kind], batch, results)
@@ -532,10 +535,13 @@ class _DailyJobs:
     """The daily jobs as they would have run while the imported history happened: shortly after each midnight
     (program time) by which lots expired, their points expire, and tiers whose validity ended are
     re-evaluated, in that order (as `tierup jobs` runs them), before the orders and refunds after that
-    midnight (one at the midnight itself comes first). Each batch of orders ends at the next such midnight, so
-    that every order and refund finds its member's tier and points as they were then. Jobs due after the
-    import's last order or refund are left to `tierup jobs`, which announces what they do; these announce
-    nothing."""
+    midnight (one at the midnight itself comes first), so that every order and refund finds its member's tier
+    and points as they were then. Each batch of orders ends at the next midnight by which lots expired (once a
+    month, as lots expire by the month). Tiers lapse on any day, and a batch runs on past those midnights: the
+    members it reports on are evaluated in it, before their first report after their midnight
+    (tiers.evaluate_lapsed), and the others between batches (evaluate_tiers), which only members without
+    a report since look at. Jobs due after the import's last order or refund are left to `tierup jobs`, which
+    announces what they do; these announce nothing."""
 
     def __init__(self, db: Database, program: ActiveProgram, expiry_midnights: list[datetime]):
         self.db, self.program = db, program
@@ -552,27 +558,22 @@ class _DailyJobs:
         if orders:
             moments.update(lot_expiries_between(orders[0].paid_at, orders[-1].paid_at,
                                                 definition.points_expiry_months, zone))
-        return cls(db, program, sorted({_job_midnight(moment, zone) for moment in moments}))
+        return cls(db, program, sorted({job_midnight(moment, zone) for moment in moments}))
 
     async def batch_end(self, requests: list, start: int, end: int) -> int:
         """Where a batch from `start` (of reports in time order) must end (at most `end`), once the jobs due
-        before its first report have run: at the next job's midnight, and before an upgrade made in the batch
-        could lapse."""
-        first = _when(requests[start])
-        until = await self.run_before(first)
-        definition = self.program.definition
-        if definition.tier_validity_months is not None:
-            until = _soonest(until, validity_end(definition, definition.tiers[-1], first))
+        before its first report have run: at the next expiry's midnight."""
+        until = await self.run_before(_when(requests[start]))
         return bisect.bisect_right(requests, until, start, end, key=_when) if until is not None else end
 
     async def run_before(self, at: datetime) -> datetime | None:
-        """Run every job due before `at`; returns the next job's midnight (None: none is due)."""
+        """Run every job due before `at`; returns the next expiry's midnight (None: none is due)."""
         evaluation = await self._next_evaluation()
         while True:
             expiry = self.expiry_midnights[0] if self.expiry_midnights else None
             due = _soonest(expiry, evaluation)
             if due is None or due >= at:
-                return due
+                return expiry
             if due == expiry:
                 await expire_points(self.db, self.program, as_of=due, since=self.expired_until, announce=False)
                 self.expired_until = self.expiry_midnights.pop(0)
@@ -585,14 +586,7 @@ class _DailyJobs:
         if self.program.definition.tier_validity_months is None:  # permanent tiers: nothing lapses
             return None
         ended = await earliest_validity_end(self.db, self.program)
-        return _job_midnight(ended, self.program.definition.zone) if ended is not None else None
-
-
-def _job_midnight(moment: datetime, zone: ZoneInfo) -> datetime:
-    """The first midnight (program time) at or after `moment`: when the daily job finds it due."""
-    day = local_date(moment, zone)
-    at = midnight(day, zone)
-    return at if at >= moment else midnight(day + ONE_DAY, zone)
+        return job_midnight(ended, self.program.definition.zone) if ended is not None else None
 
 
 def _soonest(*moments: datetime | None) -> datetime | None:

@@ -93,23 +93,27 @@ MAX_ORDERS_PER_BATCH = 500
 
 async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
                         broker: Broker | None = None, announce: bool = True, limit: int = MAX_ORDERS_PER_BATCH,
-                        checked: Sequence[OrderAmounts] | None = None) -> list[OrderResult | Rejected]:
+                        checked: Sequence[OrderAmounts] | None = None,
+                        evaluate_lapsed: bool = False) -> list[OrderResult | Rejected]:
     """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
     itself; results come in input order; events go out after the commit (none when not `announce`: an
     import of history tells neither sockets nor webhooks). `limit`: the most orders the caller may send at
     once (recordOrders' clients; an import sends more). `checked`: each order's amounts, when the caller
-    has checked them with check_order, against the same `now` (an import checks its whole file first)."""
+    has checked them with check_order, against the same `now` (an import checks its whole file first).
+    `evaluate_lapsed`: each member is first evaluated as the daily job would have left it at the order's time
+    (an import of history: growth.GrowthTracker)."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
     results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, checked,
-                                                                now=now, announce=announce))
+                                                                now=now, announce=announce,
+                                                                evaluate_lapsed=evaluate_lapsed))
     await publish(broker, events)
     return results
 
 
 async def _record_batch(db: Database, program: ActiveProgram, requests: list[OrderInput],
                         checked: Sequence[OrderAmounts] | None, *, now: datetime, announce: bool,
-                        deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
+                        evaluate_lapsed: bool, deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
     """recordOrders' transaction. `deferred`: the reports already stored are read at once and the new ones
     written together (reports.Known), instead of one statement each."""
     results: list[OrderResult | Rejected] = []
@@ -132,7 +136,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
                 refusable = _refusable(request, amounts)
                 async with savepoint(session) if refusable else contextlib.nullcontext():
                     results.append(await _record(session, program, request, amounts, now, members, states, known,
-                                                 announce=announce))
+                                                 announce=announce, evaluate_lapsed=evaluate_lapsed))
             except Rejected as rejection:
                 if len(journal(session)) != written:  # stored without a savepoint: what it wrote would stay
                     raise RuntimeError("an order was refused after its report was stored") from rejection
@@ -151,7 +155,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
 
 # What an order can change on its member (the tier it reaches, the growth value its rewards give): a batch's
 # members are written with all of them, in one statement.
-MEMBER_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "growth_value")
+MEMBER_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "growth_value", "qualification_started_at")
 
 
 def _refusable(request: OrderInput, amounts: OrderAmounts) -> bool:
@@ -201,7 +205,7 @@ def check_refund(program: ActiveProgram, request: RefundInput, now: datetime) ->
 
 async def _record(session, program: ActiveProgram, request: OrderInput, amounts: OrderAmounts, now: datetime,
                   members: dict[str, Member] | None = None, states: dict[int, MemberState] | None = None,
-                  known: Known | None = None, *, announce: bool = True) -> OrderResult:
+                  known: Known | None = None, *, announce: bool = True, evaluate_lapsed: bool = False) -> OrderResult:
     """One order; `members`, `states` and `known`, from a batch, hold the members locked, their states so far
     and the batch's reports."""
     amount_fen = amounts.paid_fen
@@ -234,7 +238,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
         # Any order of a referred member may be their earliest, which the referrer's state holds (the referred
         # first orders): in a batch, that state is read again when next needed.
         states.pop(member.referred_by_id, None)
-    growth = GrowthTracker(session, program, states, announce=announce)
+    growth = GrowthTracker(session, program, states, announce=announce, evaluate_lapsed=evaluate_lapsed)
     before = await growth.watch(member, paid_at, exclude_report=stored.report_id)
     if (member.referred_by_id is not None and not growth.activity_before(member.id).orders
             and not await _ordered_before(session, member.id, stored.report_id)):
@@ -329,7 +333,7 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    (result,), events = await _refund_batch(db, program, [request], now=now, announce=announce)
+    (result,), events = await _refund_batch(db, program, [request], now=now, announce=announce, evaluate_lapsed=False)
     await publish(broker, events)
     if isinstance(result, Rejected):
         raise result
@@ -340,22 +344,23 @@ MAX_REFUNDS_PER_BATCH = 500
 
 
 async def refund_orders(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True,
-                        limit: int = MAX_REFUNDS_PER_BATCH) -> list[RefundResult | Rejected]:
+                        broker: Broker | None = None, announce: bool = True, limit: int = MAX_REFUNDS_PER_BATCH,
+                        evaluate_lapsed: bool = False) -> list[RefundResult | Rejected]:
     """Many refunds in one transaction, in order, each by the rules of one (refundOrders; an import's refunds
     between two batches of orders): a rejected refund is refused before it writes anything, so it rejects only
     itself; results come in input order; events go out after the commit (none when not `announce`). `limit`:
-    the most refunds the caller may send at once (an import sends more)."""
+    the most refunds the caller may send at once (an import sends more); `evaluate_lapsed`: as record_orders."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} refunds per batch", "input", "refunds")
-    results, events = await _refund_batch(db, program, requests, now=now, announce=announce)
+    results, events = await _refund_batch(db, program, requests, now=now, announce=announce,
+                                          evaluate_lapsed=evaluate_lapsed)
     await publish(broker, events)
     return [result.within("input", "refunds", index) if isinstance(result, Rejected) else result
             for index, result in enumerate(results)]
 
 
 async def _refund_batch(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        announce: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
+                        announce: bool, evaluate_lapsed: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
     """The refunds' transaction: what they need of their orders (Refunded), their members' states and open lots
     are read for all of them at once and kept up to date as each applies, so that a refund then writes its
     report, its ledger entry and the lots it draws from, three statements."""
@@ -370,7 +375,7 @@ async def _refund_batch(db: Database, program: ActiveProgram, requests: list[Ref
         for request in requests:
             try:
                 result, made = await _refund(session, program, request, now, orders, members, states, lots, known,
-                                             announce=announce)
+                                             announce=announce, evaluate_lapsed=evaluate_lapsed)
             except Rejected as rejection:  # refused before it wrote anything
                 results.append(rejection)
                 continue
@@ -383,7 +388,8 @@ async def _refund_batch(db: Database, program: ActiveProgram, requests: list[Ref
 
 async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime,
                   orders: dict[str, Refunded], members: dict[int, Member], states: dict[int, MemberState],
-                  lots: dict[int, list[Lot]], known: Known, *, announce: bool) -> tuple[RefundResult, list[Event]]:
+                  lots: dict[int, list[Lot]], known: Known, *, announce: bool,
+                  evaluate_lapsed: bool) -> tuple[RefundResult, list[Event]]:
     """One refund of a batch, every check made before it writes; returns it and its events."""
     refund_fen = check_refund(program, request, now)
     order = orders.get(request.order_external_id)
@@ -406,7 +412,7 @@ async def _refund(session, program: ActiveProgram, request: RefundInput, now: da
     if member.referred_by_id is not None:
         # A refunded first order no longer counts for the referrer, whose state is read again when next needed.
         states.pop(member.referred_by_id, None)
-    growth = GrowthTracker(session, program, states, announce=announce)
+    growth = GrowthTracker(session, program, states, announce=announce, evaluate_lapsed=evaluate_lapsed)
     before = await growth.watch(member, request.refunded_at, exclude_report=stored.report_id)
     refunded_before, order.refunded_fen = order.refunded_fen, order.refunded_fen + refund_fen
     growth.refunded(member.id, stored.report_id, order.paid_at, order.amount_fen - refunded_before, refund_fen,

@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..domain.activity import job_midnight
 from ..domain.benefits import unlocked_by
 from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
@@ -19,10 +20,10 @@ from ..domain.money import format_yuan
 from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, order_metrics,
                             plain_number, qualifying_tier)
 from ..events import Broker, Event
-from ..store.db import Database, defer_insert, execute_core, update_alike
+from ..store.db import Database, defer_insert, execute_core, flush, update_alike
 from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
-from .activity import insert_once
+from .activity import MemberState, insert_once
 from .programs import ActiveProgram
 from .webhooks import stage_webhooks
 
@@ -206,6 +207,29 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     if announce:
         await remind_tier_expiring(db, program, as_of=as_of, broker=broker)
     return total
+
+
+async def evaluate_lapsed(session: AsyncSession, program: ActiveProgram, member: Member, state: MemberState, *,
+                          before: datetime) -> None:
+    """Evaluate the member as the daily job would have before `before`, each time its tier's validity ended by a
+    job's midnight before then, as of that midnight, by evaluate_tiers' rules: for an import of history, whose
+    batches run on past those midnights. The metrics are counted from the member's `state` (its orders before
+    `before`), unless a refund reported later changes them. Under permanent tiers nothing lapses, whatever
+    validity a member was given before."""
+    definition = program.definition
+    while member.tier_valid_until is not None and definition.tier_validity_months is not None:
+        as_of = job_midnight(member.tier_valid_until, definition.zone)
+        if as_of >= before:  # a report at the midnight itself comes before the job
+            return
+        orders = state.orders_as_of(as_of)
+        if orders is not None:
+            metrics = order_metrics(definition, orders, as_of=as_of, period_started_at=member.qualification_started_at,
+                                    growth_value=member.growth_value)
+        else:
+            await flush(session)  # member_metrics reads the member's qualification period from its row
+            metrics = (await member_metrics(session, definition, [member], as_of=as_of))[member.id]
+        _evaluated(session, definition, member, definition.tier(member.tier_code), qualifying_tier(metrics, definition),
+                   as_of)
 
 
 def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Member, current: TierRule,
