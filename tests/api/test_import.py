@@ -268,6 +268,23 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
     assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
 
 
+async def test_the_evaluations_a_batch_ran_past_are_made_together_each_as_of_its_midnight(api, db, program, clock):
+    """Between an import's batches the days' evaluations are made at once (tiers.evaluate_lapsed_before), each as
+    of its own midnight: GOLD kept at the first, which renews it for a year, and lowered at the next, as in the
+    lapsing history above, in one call; the midnight of `before` itself is not yet due."""
+    from tierup.services.tiers import evaluate_lapsed_before
+
+    clock.now = datetime.now(timezone.utc)
+    await enroll(api, "ev", joinedAt="2024-01-01T09:00:00+08:00")
+    await order(api, "EV-1", "ev", "2600.00", "2024-02-10T12:00:00+08:00")  # GOLD until 2025-02-10 12:00
+    for before, made in (("2025-02-11T00:00:00", 0), ("2026-02-11T00:00:01", 2), ("2027-01-01T00:00:00", 0)):
+        assert await evaluate_lapsed_before(db, program, before=datetime.fromisoformat(f"{before}+08:00")) == made
+    assert [(old, new, at, until, reason) for old, new, at, until, reason in await tier_changes(db, "ev")][2:] == [
+        ("GOLD", "GOLD", datetime.fromisoformat("2025-02-11T00:00:00+08:00"),
+         datetime.fromisoformat("2026-02-10T12:00:00+08:00"), "RENEWAL"),
+        ("GOLD", "REGULAR", datetime.fromisoformat("2026-02-11T00:00:00+08:00"), None, "EVALUATION")]
+
+
 async def test_an_order_paid_at_the_midnight_of_an_evaluation_comes_before_it(api, db, program, tmp_path,
                                                                              monkeypatch, database_url, clock):
     """The daily job runs shortly after midnight: an order paid at 00:00 is judged at the tier before it, and

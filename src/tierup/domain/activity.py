@@ -81,6 +81,14 @@ def job_midnight(moment: datetime, tz: ZoneInfo) -> datetime:
     return at if at >= moment else midnight(day + ONE_DAY, tz)
 
 
+def midnight_before(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The last midnight (program time) before `moment`: what fell due by it, and only that, has a job's
+    midnight before `moment` (job_midnight)."""
+    day = local_date(moment, tz)
+    at = midnight(day, tz)
+    return at if at < moment else midnight(day - ONE_DAY, tz)
+
+
 def _inside(items: list, bounds: tuple[datetime | None, datetime | None], at: datetime, key=None) -> list:
     """The items (in time order; `key` gives an item's instant) in [start, end) and not after `at`."""
     start, end = bounds

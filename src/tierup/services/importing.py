@@ -41,7 +41,7 @@ from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import (OrderAmounts, OrderInput, RefundInput, check_order, check_refund, check_refund_of,
                      record_orders, refund_orders)
 from .programs import ActiveProgram
-from .tiers import earliest_validity_end, evaluate_tiers
+from .tiers import earliest_validity_end, evaluate_lapsed_before
 
 KINDS = ("members", "orders", "refunds")
 # Columns named as the contract's inputs; the first ones of each kind are required.
@@ -539,9 +539,10 @@ class _DailyJobs:
     and points as they were then. Each batch of orders ends at the next midnight by which lots expired (once a
     month, as lots expire by the month). Tiers lapse on any day, and a batch runs on past those midnights: the
     members it reports on are evaluated in it, before their first report after their midnight
-    (tiers.evaluate_lapsed), and the others between batches (evaluate_tiers), which only members without
-    a report since look at. Jobs due after the import's last order or refund are left to `tierup jobs`, which
-    announces what they do; these announce nothing."""
+    (tiers.evaluate_lapsed), and the others between batches, the days' evaluations together
+    (tiers.evaluate_lapsed_before): only members without a report since their midnight are left to them. Jobs
+    due after the import's last order or refund are left to `tierup jobs`, which announces what they do;
+    these announce nothing."""
 
     def __init__(self, db: Database, program: ActiveProgram, expiry_midnights: list[datetime]):
         self.db, self.program = db, program
@@ -577,8 +578,8 @@ class _DailyJobs:
             if due == expiry:
                 await expire_points(self.db, self.program, as_of=due, since=self.expired_until, announce=False)
                 self.expired_until = self.expiry_midnights.pop(0)
-            if due == evaluation:
-                evaluated = (await evaluate_tiers(self.db, self.program, as_of=due, announce=False)).evaluated
+            else:  # every evaluation before the next expiry (or `at`) at once: evaluations change no points
+                evaluated = await evaluate_lapsed_before(self.db, self.program, before=_soonest(expiry, at))
                 # Nothing was due after all: asking again would find the same midnight.
                 evaluation = await self._next_evaluation() if evaluated else None
 

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..domain.activity import job_midnight
+from ..domain.activity import job_midnight, midnight_before
 from ..domain.benefits import unlocked_by
 from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
@@ -230,6 +230,36 @@ async def evaluate_lapsed(session: AsyncSession, program: ActiveProgram, member:
             metrics = (await member_metrics(session, definition, [member], as_of=as_of))[member.id]
         _evaluated(session, definition, member, definition.tier(member.tier_code), qualifying_tier(metrics, definition),
                    as_of)
+
+
+async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before: datetime) -> int:
+    """The daily evaluations due before `before`, together: every member whose tier lapsed by a job's midnight
+    before then, evaluated as of that midnight (and again at the next, should its renewed validity end by one
+    before `before`) by evaluate_tiers' rules, announcing nothing. For an import of history, between its
+    batches: the evaluations of the days a batch ran past, a transaction for every EVALUATION_BATCH members
+    instead of one a day. Returns how many it made."""
+    definition = program.definition
+    if definition.tier_validity_months is None:
+        return 0
+    lapsed_by = midnight_before(before, definition.zone)
+    made = 0
+    while True:
+        async with db.write() as session:
+            due = list((await session.execute(
+                select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= lapsed_by)
+                .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
+            by_midnight = collections.defaultdict(list)
+            for member in due:
+                by_midnight[job_midnight(member.tier_valid_until, definition.zone)].append(member)
+            for as_of, members in sorted(by_midnight.items()):  # each member's metrics read as of its midnight
+                metrics = await member_metrics(session, definition, members, as_of=as_of)
+                for member in members:
+                    _evaluated(session, definition, member, definition.tier(member.tier_code),
+                               qualifying_tier(metrics[member.id], definition), as_of)
+            update_alike(session, due, EVALUATION_CHANGES)
+        if not due:  # those renewed into another lapse before `before` were looked at again
+            return made
+        made += len(due)
 
 
 def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Member, current: TierRule,
