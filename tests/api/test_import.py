@@ -268,6 +268,40 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
     assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
 
 
+async def test_an_order_judged_by_the_database_after_an_evaluation_in_its_batch_counts_the_new_period(
+        api, db, tmp_path, monkeypatch, database_url, clock):
+    """A refund dated after an order has the database count the order's upgrade (member_metrics); it counts from
+    the qualification period the evaluation right before the order restarted, in the batch and not yet written:
+    O3's ¥800 alone, not ¥2,100 since enrolment (GOLD's ¥2,000)."""
+    monkeypatch.setenv("TIERUP_DATABASE_URL", database_url)
+    members = "externalId,joinedAt\n{p}a,2024-01-01T09:00:00+08:00\n{p}b,2024-01-01T09:00:00+08:00\n"
+    assert await cli("import", "members", write(tmp_path, "members.csv", members, "imp-")) == 0
+    first = ("externalId,memberExternalId,amount,paidAt\n{p}O1,{p}a,1200.00,2024-02-20T12:00:00+08:00\n"
+             "{p}O2,{p}a,100.00,2024-03-01T12:00:00+08:00\n")  # GOLD (¥1,000 in 12 months) until 2025-02-20
+    assert await cli("import", "orders", write(tmp_path, "first.csv", first, "imp-")) == 0
+    clock.now = datetime.now(timezone.utc)
+    await refund(api, "imp-R2", "imp-O2", "50", "2025-06-01T12:00:00+08:00")
+    # In one batch: a is lowered to SILVER as of 2025-02-21 (¥1,300 since enrolment, ¥100 in the 12 months),
+    # right before O3.
+    later = ("externalId,memberExternalId,amount,paidAt\n{p}OX,{p}b,50.00,2025-02-15T12:00:00+08:00\n"
+             "{p}O3,{p}a,800.00,2025-02-25T12:00:00+08:00\n")
+    assert await cli("import", "orders", write(tmp_path, "later.csv", later, "imp-")) == 0
+    assert [(old, new, at, reason) for old, new, at, _, reason in await tier_changes(db, "imp-a")] == [
+        (None, "REGULAR", datetime.fromisoformat("2024-01-01T09:00:00+08:00"), "ENROLMENT"),
+        ("REGULAR", "GOLD", datetime.fromisoformat("2024-02-20T12:00:00+08:00"), "ORDER"),
+        ("GOLD", "SILVER", datetime.fromisoformat("2025-02-21T00:00:00+08:00"), "EVALUATION")]
+
+
+async def test_evaluating_lapsed_tiers_in_a_batch_takes_orders_paid_with_money_alone(db, program, clock):
+    """An order paid with a coupon, points or stored value may be refused after its member's evaluation, which
+    its savepoint's rollback would take with it: record_orders refuses to evaluate for such orders."""
+    from tierup.services.orders import OrderInput, record_orders
+
+    paid = OrderInput("X-1", "nobody", "10.00", datetime.fromisoformat("2026-01-01T12:00:00+08:00"), points_used=10)
+    with pytest.raises(ValueError, match="money alone"):
+        await record_orders(db, program, [paid], now=clock(), evaluate_lapsed=True)
+
+
 async def test_the_evaluations_a_batch_ran_past_are_made_together_each_as_of_its_midnight(api, db, program, clock):
     """Between an import's batches the days' evaluations are made at once (tiers.evaluate_lapsed_before), each as
     of its own midnight: GOLD kept at the first, which renews it for a year, and lowered at the next, as in the

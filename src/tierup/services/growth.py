@@ -31,7 +31,7 @@ from .coupons import issue_coupon
 from .activity import MemberState, insert_once, read_states
 from .ledger import append_entry
 from .programs import ActiveProgram
-from .tiers import evaluate_lapsed, upgrade_if_qualified
+from .tiers import evaluate_if_lapsed, upgrade_if_qualified
 
 
 @dataclass
@@ -97,7 +97,7 @@ class GrowthTracker:
     `announce=False` (an import of history, which tells nobody): the pictures leave tasks and quests out,
     which is most of their cost, their differences make no events, and the caller drops the others.
     `evaluate_lapsed` (that import, whose batches run past the daily jobs' midnights): a member watched is
-    first evaluated as the daily job would have left it (tiers.evaluate_lapsed)."""
+    first evaluated as the daily job would have left it (tiers.evaluate_if_lapsed)."""
 
     def __init__(self, session: AsyncSession, program: ActiveProgram, states: dict[int, MemberState] | None = None,
                  *, announce: bool = True, evaluate_lapsed: bool = False):
@@ -120,7 +120,7 @@ class GrowthTracker:
         if state is None:
             state = (await load_states(self.session, self.program, [member.id], exclude_report=exclude_report))[member.id]
         if self._evaluate_lapsed and member.tier_valid_until is not None and member.tier_valid_until < at:
-            await evaluate_lapsed(self.session, self.program, member, state, before=at)
+            await evaluate_if_lapsed(self.session, self.program, member, state, before=at)
         before = self._picture(member, at, state)
         written = self._journal
         report = None

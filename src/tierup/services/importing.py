@@ -537,12 +537,12 @@ class _DailyJobs:
     re-evaluated, in that order (as `tierup jobs` runs them), before the orders and refunds after that
     midnight (one at the midnight itself comes first), so that every order and refund finds its member's tier
     and points as they were then. Each batch of orders ends at the next midnight by which lots expired (once a
-    month, as lots expire by the month). Tiers lapse on any day, and a batch runs on past those midnights: the
-    members it reports on are evaluated in it, before their first report after their midnight
-    (tiers.evaluate_lapsed), and the others between batches, the days' evaluations together
-    (tiers.evaluate_lapsed_before): only members without a report since their midnight are left to them. Jobs
-    due after the import's last order or refund are left to `tierup jobs`, which announces what they do;
-    these announce nothing."""
+    month at most, as lots expire by the month). Tiers lapse on any day, and a batch runs on past those
+    midnights: the members it reports on are evaluated in it, before their first report after their midnight
+    (or a referred member's first order, for a referrer: tiers.evaluate_if_lapsed), and the others between
+    batches, the days' evaluations together (tiers.evaluate_lapsed_before): only members without a report
+    since their midnight are left to them. Jobs due after the import's last order or refund are left to
+    `tierup jobs`, which announces what they do; these announce nothing."""
 
     def __init__(self, db: Database, program: ActiveProgram, expiry_midnights: list[datetime]):
         self.db, self.program = db, program
@@ -580,7 +580,8 @@ class _DailyJobs:
                 self.expired_until = self.expiry_midnights.pop(0)
             else:  # every evaluation before the next expiry (or `at`) at once: evaluations change no points
                 evaluated = await evaluate_lapsed_before(self.db, self.program, before=_soonest(expiry, at))
-                # Nothing was due after all: asking again would find the same midnight.
+                # Every tier lapsed by then was evaluated, so the next evaluation is later; were none (it cannot
+                # be), asking again would find the same midnight for ever.
                 evaluation = await self._next_evaluation() if evaluated else None
 
     async def _next_evaluation(self) -> datetime | None:

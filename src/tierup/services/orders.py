@@ -101,9 +101,12 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
     once (recordOrders' clients; an import sends more). `checked`: each order's amounts, when the caller
     has checked them with check_order, against the same `now` (an import checks its whole file first).
     `evaluate_lapsed`: each member is first evaluated as the daily job would have left it at the order's time
-    (an import of history: growth.GrowthTracker)."""
+    (an import of history: growth.GrowthTracker), for orders paid with money alone, which are never refused
+    once their member is locked: a savepoint rolled back would take the evaluation with it."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
+    if evaluate_lapsed and any(r.coupon_codes or r.points_used or r.stored_value_used is not None for r in requests):
+        raise ValueError("evaluate_lapsed takes orders paid with money alone")
     results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, checked,
                                                                 now=now, announce=announce,
                                                                 evaluate_lapsed=evaluate_lapsed))
@@ -153,8 +156,9 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
     return results, events
 
 
-# What an order can change on its member (the tier it reaches, the growth value its rewards give): a batch's
-# members are written with all of them, in one statement.
+# What an order can change on its member (the tier it reaches, the growth value its rewards give, and an
+# import's evaluation before it the qualification period): a batch's members are written with all of them, in
+# one statement.
 MEMBER_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "growth_value", "qualification_started_at")
 
 

@@ -149,6 +149,7 @@ async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, me
         metrics = order_metrics(definition, orders, as_of=at, period_started_at=member.qualification_started_at,
                                 growth_value=member.growth_value)
     else:
+        await flush(session)  # member_metrics reads the qualification period from the member's row
         metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
     target = qualifying_tier(metrics, definition)
     if target.rank <= definition.tier(member.tier_code).rank:
@@ -209,8 +210,8 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     return total
 
 
-async def evaluate_lapsed(session: AsyncSession, program: ActiveProgram, member: Member, state: MemberState, *,
-                          before: datetime) -> None:
+async def evaluate_if_lapsed(session: AsyncSession, program: ActiveProgram, member: Member, state: MemberState,
+                             *, before: datetime) -> None:
     """Evaluate the member as the daily job would have before `before`, each time its tier's validity ended by a
     job's midnight before then, as of that midnight, by evaluate_tiers' rules: for an import of history, whose
     batches run on past those midnights. The metrics are counted from the member's `state` (its orders before
@@ -257,9 +258,11 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
                     _evaluated(session, definition, member, definition.tier(member.tier_code),
                                qualifying_tier(metrics[member.id], definition), as_of)
             update_alike(session, due, EVALUATION_CHANGES)
-        if not due:  # those renewed into another lapse before `before` were looked at again
-            return made
         made += len(due)
+        # Done unless more were due than a batch takes, or one was renewed into another lapse before `before`.
+        if len(due) < EVALUATION_BATCH and all(m.tier_valid_until is None or m.tier_valid_until > lapsed_by
+                                               for m in due):
+            return made
 
 
 def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Member, current: TierRule,
