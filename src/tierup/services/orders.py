@@ -105,8 +105,6 @@ async def record_orders(db: Database, program: ActiveProgram, requests: list[Ord
     once their member is locked: a savepoint rolled back would take the evaluation with it."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
-    if evaluate_lapsed and any(r.coupon_codes or r.points_used or r.stored_value_used is not None for r in requests):
-        raise ValueError("evaluate_lapsed takes orders paid with money alone")
     results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, checked,
                                                                 now=now, announce=announce,
                                                                 evaluate_lapsed=evaluate_lapsed))
@@ -137,6 +135,8 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: list[Ord
             try:
                 amounts = checked[index] if checked is not None else check_order(program, request, now)
                 refusable = _refusable(request, amounts)
+                if refusable and evaluate_lapsed:  # a programming error: the batch rolls back whole
+                    raise ValueError("evaluate_lapsed takes orders paid with money alone")
                 async with savepoint(session) if refusable else contextlib.nullcontext():
                     results.append(await _record(session, program, request, amounts, now, members, states, known,
                                                  announce=announce, evaluate_lapsed=evaluate_lapsed))

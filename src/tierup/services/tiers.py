@@ -145,18 +145,24 @@ async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, me
     definition = program.definition
     if definition.next_tier(member.tier_code) is None:
         return None  # at the top of the ladder: nothing to measure
-    if orders is not None:
-        metrics = order_metrics(definition, orders, as_of=at, period_started_at=member.qualification_started_at,
-                                growth_value=member.growth_value)
-    else:
-        await flush(session)  # member_metrics reads the qualification period from the member's row
-        metrics = (await member_metrics(session, definition, [member], as_of=at))[member.id]
-    target = qualifying_tier(metrics, definition)
+    target = qualifying_tier(await _metrics_of(session, definition, member, orders, at), definition)
     if target.rank <= definition.tier(member.tier_code).rank:
         return None
     move_to_tier(session, definition, member, target, at=at, reason=reason, report_id=report_id,
                  valid_until=validity_end(definition, target, at))
     return target
+
+
+async def _metrics_of(session: AsyncSession, definition: ProgramDefinition, member: Member,
+                      orders: Sequence[tuple[datetime, int]] | None, at: datetime) -> MemberMetrics:
+    """The member's metrics at `at`: counted in memory from `orders` when the caller holds them (as they count at
+    `at`), else by member_metrics, once the member is written (its row holds the qualification period, which
+    the transaction may have restarted)."""
+    if orders is not None:
+        return order_metrics(definition, orders, as_of=at, period_started_at=member.qualification_started_at,
+                             growth_value=member.growth_value)
+    await flush(session)
+    return (await member_metrics(session, definition, [member], as_of=at))[member.id]
 
 
 @dataclass(frozen=True)
@@ -185,9 +191,7 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
     while True:
         events: list[Event] = []
         async with db.write() as session:
-            due = list((await session.execute(
-                select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= as_of)
-                .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
+            due = await _lapsed_by(session, program, as_of)
             if not due:
                 break
             metrics = await member_metrics(session, definition, due, as_of=as_of)
@@ -222,13 +226,7 @@ async def evaluate_if_lapsed(session: AsyncSession, program: ActiveProgram, memb
         as_of = job_midnight(member.tier_valid_until, definition.zone)
         if as_of >= before:  # a report at the midnight itself comes before the job
             return
-        orders = state.orders_as_of(as_of)
-        if orders is not None:
-            metrics = order_metrics(definition, orders, as_of=as_of, period_started_at=member.qualification_started_at,
-                                    growth_value=member.growth_value)
-        else:
-            await flush(session)  # member_metrics reads the member's qualification period from its row
-            metrics = (await member_metrics(session, definition, [member], as_of=as_of))[member.id]
+        metrics = await _metrics_of(session, definition, member, state.orders_as_of(as_of), as_of)
         _evaluated(session, definition, member, definition.tier(member.tier_code), qualifying_tier(metrics, definition),
                    as_of)
 
@@ -246,9 +244,7 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
     made = 0
     while True:
         async with db.write() as session:
-            due = list((await session.execute(
-                select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= lapsed_by)
-                .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
+            due = await _lapsed_by(session, program, lapsed_by)
             by_midnight = collections.defaultdict(list)
             for member in due:
                 by_midnight[job_midnight(member.tier_valid_until, definition.zone)].append(member)
@@ -263,6 +259,13 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
         if len(due) < EVALUATION_BATCH and all(m.tier_valid_until is None or m.tier_valid_until > lapsed_by
                                                for m in due):
             return made
+
+
+async def _lapsed_by(session: AsyncSession, program: ActiveProgram, moment: datetime) -> list[Member]:
+    """The next EVALUATION_BATCH members (by id) whose tier validity ended by `moment`, locked."""
+    return list((await session.execute(
+        select(Member).where(Member.program_id == program.id, Member.tier_valid_until <= moment)
+        .order_by(Member.id).limit(EVALUATION_BATCH).with_for_update())).scalars())
 
 
 def _evaluated(session: AsyncSession, definition: ProgramDefinition, member: Member, current: TierRule,
