@@ -1,13 +1,16 @@
 """No query in a loop: a page of members costs the same statements for 1 member as for 100."""
 
+import contextlib
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any, Iterator
 
 import pytest
 from sqlalchemy import event, select
 
 from conftest import POSTGRES_URL
 from helpers import publish_classic, publish_classic_ladder_only
+from tierup.services.expiry import expire_points
 from tierup.services.growth import load_states
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, record_order, record_orders
@@ -271,29 +274,63 @@ async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20
     assert counts[2] == counts[20]
 
 
+@contextlib.contextmanager
+def statements_run(db) -> Iterator[list[tuple[str, Any]]]:
+    """The statements the database is sent inside the block, with their parameters."""
+    statements: list[tuple[str, Any]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
+
+
+async def query_plan(session, statement: str, parameters: Any) -> list[str]:
+    """SQLite's plan of a statement: a step per row, such as "SEARCH members USING INDEX …"."""
+    return [row[-1] for row in (await (await session.connection()).exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + statement, parameters)).all()]
+
+
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="PostgreSQL plans by statistics: a small table is scanned whatever its indexes")
 async def test_one_members_state_is_read_by_indexes_without_scanning_a_table(db, program, clock):
     """Every order reported alone, every refund, reads its member's state: a scan of a table there (the members,
     for those a member referred) costs each report more the larger the program grows."""
     await enroll_member(db, program, EnrolmentInput(external_id="ref-ann"), now=clock())
-    statements = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany):
-        statements.append((statement, parameters))
-
     async with db.write() as session:
         ann = (await session.execute(select(Member).where(Member.external_id == "ref-ann"))).scalar_one()
-        event.listen(db.engine.sync_engine, "before_cursor_execute", keep)
-        try:
+        with statements_run(db) as statements:
             await load_states(session, program, [ann.id])
-        finally:
-            event.remove(db.engine.sync_engine, "before_cursor_execute", keep)
         (statement, parameters), = statements
-        plan = [row[-1] for row in (await (await session.connection()).exec_driver_sql(
-            "EXPLAIN QUERY PLAN " + statement, parameters)).all()]
+        plan = await query_plan(session, statement, parameters)
     scans = [step for step in plan if step.startswith("SCAN ") and not step.startswith("SCAN anon_")]
     assert any(step.startswith("SEARCH members USING") and "ix_members_referred_by" in step for step in plan)
     assert scans == []
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="PostgreSQL plans by statistics: a small table is scanned whatever its indexes")
+@pytest.mark.parametrize("since", [None, datetime(2027, 1, 1, tzinfo=timezone.utc)], ids=["job", "import"])
+async def test_the_expiry_job_finds_its_members_by_when_their_lots_expire_without_scanning_the_ledger(db, program,
+                                                                                                     since):
+    """The job runs every interval (and an import runs it every month of the history it brings): a scan of the
+    ledger there costs each run more the longer the program has run. With `since` (the import's), the members
+    are found among the lots due after it alone."""
+    joined = datetime(2026, 1, 5, 2, tzinfo=timezone.utc)
+    await enroll_member(db, program, EnrolmentInput(external_id="ann", joined_at=joined), now=joined)
+    with statements_run(db) as statements:
+        run = await expire_points(db, program, as_of=datetime(2027, 2, 1, tzinfo=timezone.utc), since=since)
+    assert (run.members_affected, run.points_expired) == (1, 100)  # the welcome points, earned in January 2026
+    finding = [(statement, parameters) for statement, parameters in statements
+               if statement.startswith("SELECT DISTINCT points_entries.member_id")]
+    assert len(finding) == 2  # the members with lots due, then those with lots due within the reminders' 30 days
+    async with db.read() as session:
+        for statement, parameters in finding:
+            plan = await query_plan(session, statement, parameters)
+            assert [step for step in plan if step.startswith("SCAN ")] == []
+            assert any("USING INDEX ix_points_entries_expiring (program_id=? AND expires_at" in step for step in plan)
 
 
 async def test_states_of_more_members_than_one_statement_names_are_read_alike(db, clock, monkeypatch):

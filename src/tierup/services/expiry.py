@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy import select
 
@@ -46,9 +47,7 @@ async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime
         async with db.write() as session:
             await session.execute(select(Member.id).where(Member.id.in_(batch)).order_by(Member.id).with_for_update())
             # Read under the locks, at once: the entries are then written together (their ids reserved).
-            lots, balances = await lots_of(session, batch), await balances_of(session, batch)
-            due = {member_id: [lot for lot in lots[member_id] if lot.expires_at is not None and lot.expires_at <= as_of]
-                   for member_id in batch}
+            due, balances = await lots_of(session, batch, due_by=as_of), await balances_of(session, batch)
             expiring = [member_id for member_id in batch if due[member_id]]
             # The entries' ids are reserved together (the first call reserves them all; nothing is written
             # between), so they and their draws are deferred and written in one statement each.
@@ -74,8 +73,13 @@ async def lot_expiries(db: Database, program: ActiveProgram) -> set[datetime]:
 
 
 def _month(lots: list[Lot], program: ActiveProgram) -> str:
-    latest = max(lot.expires_at for lot in lots)
-    return local(latest, program.definition.zone).strftime("%Y-%m-%d")
+    return _local_day(max(lot.expires_at for lot in lots), program.definition.zone)
+
+
+@functools.lru_cache(maxsize=64)
+def _local_day(moment: datetime, zone: tzinfo) -> str:
+    """Lots expire by the month: a run's thousands of members share a few of these."""
+    return local(moment, zone).strftime("%Y-%m-%d")
 
 
 async def _members_with_lots(db: Database, program: ActiveProgram, *, until: datetime,
@@ -98,10 +102,10 @@ async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: dateti
     for start in range(0, len(candidates), BATCH):
         async with db.write() as session:
             batch_start = len(events)
-            lots = await lots_of(session, candidates[start:start + BATCH])
+            lots = await lots_of(session, candidates[start:start + BATCH], due_by=horizon)
             for member_id, member_lots in lots.items():
                 for lot in member_lots:
-                    if lot.expires_at is None or not as_of < lot.expires_at <= horizon:
+                    if lot.expires_at <= as_of:
                         continue
                     if await insert_once(session, Notification, member_id=member_id, kind="POINTS_EXPIRING",
                                          key=f"lot:{lot.entry_id}", sent_at=as_of) is None:

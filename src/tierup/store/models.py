@@ -125,6 +125,8 @@ class PointsEntry(Base):
         Index("ix_points_entries_member", "member_id", "id"),
         Index("ix_points_entries_member_kind_occurred", "member_id", "kind", "occurred_at"),
         Index("ix_points_entries_report", "report_id"),
+        # The expiry job finds the lots due in its range of time by it, not by a scan of the whole ledger.
+        Index("ix_points_entries_expiring", "program_id", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,22 @@
+"""points_entries indexed by program and expiry: the expiry job and the import find the members whose lots
+fall due in a range of time (services.expiry) by a range of the index instead of a scan of the whole ledger
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-28 02:50:00.000000
+"""
+from alembic import op
+
+
+revision = '0013'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_points_entries_expiring', table_name='points_entries')
