@@ -268,6 +268,68 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
     assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
 
 
+async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluations_after_it(
+        api, db, program, tmp_path, monkeypatch, database_url, clock):
+    """Between two batches of an import, lots expire (the batch ended there) and tiers lapsed before are
+    evaluated: those jobs change the members but nothing their states hold except the balance, so the next
+    batch goes on from the states the last one kept instead of reading them again (cy's after the expiry on
+    2025-02-01, dee's after her evaluation on 2025-02-13 and the expiry on 2025-03-01), and the history still
+    ends as it does reported live."""
+    from tierup.services import growth, importing
+
+    members = "externalId,joinedAt\n{p}cy,2024-01-01T09:00:00+08:00\n{p}dee,2024-01-01T09:00:00+08:00\n"
+    orders = """externalId,memberExternalId,amount,paidAt
+{p}C-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
+{p}D-1,{p}dee,300.00,2024-02-12T12:00:00+08:00
+{p}C-2,{p}cy,100.00,2025-02-05T12:00:00+08:00
+{p}C-3,{p}cy,100.00,2025-02-20T12:00:00+08:00
+{p}D-2,{p}dee,100.00,2025-03-05T12:00:00+08:00
+"""
+    refunds = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1,{p}C-1,1000.00,2024-02-20T12:00:00+08:00\n"
+    batches, read = [], []  # each batch of orders, and the members whose states it read
+    running: list[set[int]] = []  # what the batch running reads, while one runs
+    record_orders, load_states = importing.record_orders, growth.load_states
+
+    async def counted(db, program, requests, **keywords):
+        batches.append([request.external_id for request in requests])
+        read.append(set())
+        running.append(read[-1])
+        try:
+            return await record_orders(db, program, requests, **keywords)
+        finally:
+            running.clear()
+
+    async def reading(session, program, member_ids, **keywords):
+        for members in running:
+            members.update(member_ids)
+        return await load_states(session, program, member_ids, **keywords)
+
+    monkeypatch.setattr(importing, "record_orders", counted)
+    monkeypatch.setattr(growth, "load_states", reading)
+    imported, live = await imported_and_lived(
+        api, db, program, tmp_path, monkeypatch, database_url, clock, orders,
+        ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-02-13T00:00:00+08:00",
+         "2025-03-01T00:00:00+08:00"), refunds, members)
+    assert imported == live
+    assert await state(api, "imp-dee") == await state(api, "live-dee")
+    assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"], ["imp-D-2"]]
+    from tierup.store.models import Member, PointsEntry
+
+    async with db.read() as session:
+        ids = dict((await session.execute(select(Member.external_id, Member.id))).all())
+        expired = (await session.execute(
+            select(Member.external_id, PointsEntry.occurred_at).join(Member, Member.id == PointsEntry.member_id)
+            .where(PointsEntry.kind == "EXPIRE", Member.external_id.like("imp-%"))
+            .order_by(Member.external_id, PointsEntry.occurred_at))).all()
+    assert read == [{ids["imp-cy"], ids["imp-dee"]}, set(), set()]
+    february, march = (datetime.fromisoformat(f"2025-0{month}-01T00:00:00+08:00") for month in (2, 3))
+    assert [tuple(row) for row in expired] == [("imp-cy", february), ("imp-cy", march), ("imp-dee", february),
+                                               ("imp-dee", march)]
+    renewed = datetime.fromisoformat("2025-02-13T00:00:00+08:00")
+    assert [(old, new, at, reason) for old, new, at, _, reason in await tier_changes(db, "imp-dee")][-1] == (
+        "SILVER", "SILVER", renewed, "RENEWAL")
+
+
 async def test_an_order_judged_by_the_database_after_an_evaluation_in_its_batch_counts_the_new_period(
         api, db, tmp_path, monkeypatch, database_url, clock):
     """A refund dated after an order has the database count the order's upgrade (member_metrics); it counts from

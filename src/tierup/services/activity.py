@@ -16,9 +16,10 @@ from ..domain.clock import local_date
 from ..domain.program import ProgramDefinition
 from ..domain.quests import points_counted_from
 from ..domain.tasks import Completion, Completions
-from ..store.db import execute_core, insert_once_statement, member_changed
+from ..store.db import Database, execute_core, insert_once_statement, keep_value, kept_value, member_changed
 from ..store.types import UtcDateTime
 from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
+from .programs import ActiveProgram
 
 
 async def load_activity(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],
@@ -52,6 +53,32 @@ class MemberState:
     def orders_as_of(self, at: datetime) -> list[tuple[datetime, int]] | None:
         """The orders as tier metrics count them at `at`, or None when a refund reported later changes them."""
         return self.activity.orders if self.refunded_until is None or self.refunded_until <= at else None
+
+
+def held_states(db: Database, session: AsyncSession, program: ActiveProgram,
+                members: Iterable[Member]) -> dict[int, MemberState]:
+    """The states a batch before kept for these members (keep_states) that still hold, taken: a batch goes on
+    from them instead of reading them again. A job that changes members but not what their states hold, or
+    only their balance (tier evaluation, points expiry), takes them before it changes the members and keeps
+    them again after, so that an import's next batch need not read them again either."""
+    found = {}
+    for member in members:
+        state = kept_value(db, session, member, program.version)
+        if state is not None:
+            found[member.id] = state
+    return found
+
+
+def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable[Member],
+                states: dict[int, MemberState]) -> None:
+    """At the end of a batch (or of a job, held_states): keep the states it leaves for its members, for the next
+    batch. A state a failed order took out is not there, and is read again. Nor is a referrer's kept: a
+    referred member's order reported late can move the referrer's referred first orders without
+    changing the referrer."""
+    for member in members:
+        state = states.get(member.id)
+        if state is not None and not state.activity.referral_first_orders:
+            keep_value(session, member, program.version, state)
 
 
 async def read_states(session: AsyncSession, definition: ProgramDefinition, member_ids: Iterable[int],

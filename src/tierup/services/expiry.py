@@ -13,7 +13,7 @@ from ..domain.points import Lot
 from ..events import Broker, Event
 from ..store.db import Database, reserve_id
 from ..store.models import Member, Notification, PointsEntry
-from .activity import insert_once
+from .activity import held_states, insert_once, keep_states
 from .growth import publish
 from .ledger import append_entry, balances_of, lots_of
 from .programs import ActiveProgram
@@ -45,21 +45,27 @@ async def expire_points(db: Database, program: ActiveProgram, *, as_of: datetime
     for start in range(0, len(due_members), BATCH):
         batch = due_members[start:start + BATCH]
         async with db.write() as session:
-            await session.execute(select(Member.id).where(Member.id.in_(batch)).order_by(Member.id).with_for_update())
+            locked = (await session.execute(select(Member).where(Member.id.in_(batch)).order_by(Member.id)
+                                            .with_for_update())).scalars().all()
             # Read under the locks, at once: the entries are then written together (their ids reserved).
             due, balances = await lots_of(session, batch, due_by=as_of), await balances_of(session, batch)
-            expiring = [member_id for member_id in batch if due[member_id]]
+            expiring = [member for member in locked if due[member.id]]
+            states = held_states(db, session, program, expiring)  # an import's: they hold, but for the balance
             # The entries' ids are reserved together (the first call reserves them all; nothing is written
             # between), so they and their draws are deferred and written in one statement each.
-            for member_id in expiring:
-                total = sum(lot.remaining for lot in due[member_id])
-                await append_entry(session, program, member_id, "EXPIRE", -total,
-                                   f"{total} points expired (earned before {_month(due[member_id], program)})",
-                                   source="EXPIRY", occurred_at=as_of, balance=balances[member_id],
-                                   draws=[(lot.entry_id, lot.remaining) for lot in due[member_id]],
+            for member in expiring:
+                lots = due[member.id]
+                total = sum(lot.remaining for lot in lots)
+                await append_entry(session, program, member.id, "EXPIRE", -total,
+                                   f"{total} points expired (earned before {_month(lots, program)})",
+                                   source="EXPIRY", occurred_at=as_of, balance=balances[member.id],
+                                   draws=[(lot.entry_id, lot.remaining) for lot in lots],
                                    entry_id=await reserve_id(session, PointsEntry.__table__, len(expiring)))
+                if member.id in states:
+                    states[member.id].balance = balances[member.id] - total
                 members += 1
                 points += total
+            keep_states(session, program, expiring, states)
     reminders = await remind_expiring(db, program, as_of=as_of, broker=broker) if announce else 0
     return ExpiryRun(members, points, reminders)
 

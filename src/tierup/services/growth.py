@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,10 +24,10 @@ from ..domain.program import Badge, Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
 from ..events import Broker, Event
-from ..store.db import Database, Written, defer_insert, journal, keep_value, kept_value
+from ..store.db import Database, Written, defer_insert, journal
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
 from .coupons import issue_coupon
-from .activity import MemberState, insert_once, read_states
+from .activity import MemberState, held_states, insert_once, read_states
 from .ledger import append_entry
 from .programs import ActiveProgram
 from .tiers import evaluate_if_lapsed, upgrade_if_qualified
@@ -54,27 +53,11 @@ async def batch_states(db: Database, session: AsyncSession, program: ActiveProgr
                        members: list[Member]) -> dict[int, MemberState]:
     """The states of a batch's members, locked: those a batch before kept (keep_states) while they hold, the
     others read in one statement."""
-    found = {}
-    for member in members:
-        state = kept_value(db, session, member, program.version)
-        if state is not None:
-            found[member.id] = state
+    found = held_states(db, session, program, members)
     missing = sorted(member.id for member in members if member.id not in found)
     if missing:
         found.update(await load_states(session, program, missing))
     return found
-
-
-def keep_states(session: AsyncSession, program: ActiveProgram, members: Iterable[Member],
-                states: dict[int, MemberState]) -> None:
-    """At the end of a batch: keep the states it leaves for its members, for the next batch. A state a failed
-    order took out is not there, and is read again. Nor is a referrer's kept: a
-    referred member's order reported late can move the referrer's referred first orders without
-    changing the referrer."""
-    for member in members:
-        state = states.get(member.id)
-        if state is not None and not state.activity.referral_first_orders:
-            keep_value(session, member, program.version, state)
 
 
 @dataclass

@@ -27,7 +27,8 @@ from .ledger import append_entry, earned_by_order, lots_of
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
 from .coupons import use_coupons_on_order
-from .growth import GrowthTracker, MemberState, batch_states, keep_states, publish
+from .activity import keep_states
+from .growth import GrowthTracker, MemberState, batch_states, publish
 from .memberships import earning_multiplier
 from .reports import Known, Stored, batch_known_first, known_reports, store_report, with_channel
 from .stored_value import append_stored_value, check_spend, stored_value_balance

@@ -23,7 +23,7 @@ from ..events import Broker, Event
 from ..store.db import Database, defer_insert, execute_core, flush, update_alike
 from ..store.models import Member, Notification, Report, TierChange
 from ..store.types import UtcDateTime
-from .activity import MemberState, insert_once
+from .activity import MemberState, held_states, insert_once, keep_states
 from .programs import ActiveProgram
 from .webhooks import stage_webhooks
 
@@ -245,6 +245,7 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
     while True:
         async with db.write() as session:
             due = await _lapsed_by(session, program, lapsed_by)
+            states = held_states(db, session, program, due)  # an evaluation changes nothing they hold
             by_midnight = collections.defaultdict(list)
             for member in due:
                 by_midnight[job_midnight(member.tier_valid_until, definition.zone)].append(member)
@@ -254,6 +255,7 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
                     _evaluated(session, definition, member, definition.tier(member.tier_code),
                                qualifying_tier(metrics[member.id], definition), as_of)
             update_alike(session, due, EVALUATION_CHANGES)
+            keep_states(session, program, due, states)
         made += len(due)
         # Done unless more were due than a batch takes, or one was renewed into another lapse before `before`.
         if len(due) < EVALUATION_BATCH and all(m.tier_valid_until is None or m.tier_valid_until > lapsed_by
