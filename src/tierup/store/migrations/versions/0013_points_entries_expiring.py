@@ -15,7 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'])
+    if op.get_bind().dialect.name != 'postgresql':
+        op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'])
+        return
+    # The ledger is the largest table: built concurrently, the index leaves it open to writes meanwhile
+    # (`tierup serve` migrates as it starts). CONCURRENTLY runs outside a transaction.
+    with op.get_context().autocommit_block():
+        op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'],
+                        postgresql_concurrently=True)
 
 
 def downgrade() -> None:
