@@ -331,6 +331,12 @@ async def test_the_expiry_job_finds_its_members_by_when_their_lots_expire_withou
             plan = await query_plan(session, statement, parameters)
             assert [step for step in plan if step.startswith("SCAN ")] == []
             assert any("USING INDEX ix_points_entries_expiring (program_id=? AND expires_at" in step for step in plan)
+    # Run again, it finds nobody: ann's lot expired and holds nothing, so her lots are not read again.
+    with statements_run(db) as statements:
+        again = await expire_points(db, program, as_of=datetime(2027, 2, 1, tzinfo=timezone.utc), since=since)
+    assert (again.members_affected, again.points_expired) == (0, 0)
+    assert [statement for statement, _ in statements if "FROM points_entries" in statement] == [
+        statement for statement, _ in finding]
 
 
 async def test_states_of_more_members_than_one_statement_names_are_read_alike(db, clock, monkeypatch):
