@@ -19,11 +19,17 @@ def upgrade() -> None:
         op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'])
         return
     # The ledger is the largest table: built concurrently, the index leaves it open to writes meanwhile
-    # (`tierup serve` migrates as it starts). CONCURRENTLY runs outside a transaction.
+    # (`tierup serve` migrates as it starts). CONCURRENTLY runs outside a transaction, and a build that failed
+    # or was stopped leaves an invalid index of that name behind, dropped first.
     with op.get_context().autocommit_block():
+        op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_points_entries_expiring')
         op.create_index('ix_points_entries_expiring', 'points_entries', ['program_id', 'expires_at'],
                         postgresql_concurrently=True)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_points_entries_expiring', table_name='points_entries')
+    if op.get_bind().dialect.name != 'postgresql':
+        op.drop_index('ix_points_entries_expiring', table_name='points_entries')
+        return
+    with op.get_context().autocommit_block():
+        op.drop_index('ix_points_entries_expiring', table_name='points_entries', postgresql_concurrently=True)
