@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 
 from conftest import POSTGRES_URL
 from helpers import publish_classic, publish_classic_ladder_only
-from tierup.services.expiry import expire_points
+from tierup.services.expiry import expire_points, remind_expiring
 from tierup.services.growth import load_states
 from tierup.services.members import EnrolmentInput, enroll_member
 from tierup.services.orders import OrderInput, record_order, record_orders
@@ -245,7 +245,7 @@ async def test_a_batch_of_refunds_reads_what_its_orders_need_once(db, program, c
 async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20(db, program, clock):
     """The expiry job reads a batch's lots and balances at once and writes its EXPIRE entries and their draws
     together: what each member is left with is exact, and the statements do not grow with the members."""
-    from tierup.services.expiry import expire_points
+    from tierup.services.expiry import expire_points, remind_expiring
     from tierup.services.ledger import balances_of
     from tierup.store.models import LotDraw, PointsEntry
 
@@ -337,6 +337,21 @@ async def test_the_expiry_job_finds_its_members_by_when_their_lots_expire_withou
     assert (again.members_affected, again.points_expired) == (0, 0)
     assert [statement for statement, _ in statements if "FROM points_entries" in statement] == [
         statement for statement, _ in finding]
+
+
+async def test_expiry_reminders_are_inserted_together_whatever_their_number(db, program):
+    """A month's start reminds every member of the lots expiring within 30 days: one INSERT for them all
+    (SQLAlchemy sends a multi-row INSERT for every thousand), not one a reminder, which cost the job half a
+    millisecond each. Run again, the same INSERT finds them all there and nobody is reminded twice."""
+    joined = datetime(2026, 1, 5, 2, tzinfo=timezone.utc)
+    for name in ("ann", "bo", "cy"):
+        await enroll_member(db, program, EnrolmentInput(external_id=name, joined_at=joined), now=joined)
+    as_of = datetime(2027, 1, 10, tzinfo=timezone.utc)  # the welcome lots expire on 2027-02-01 (program time)
+    for expected in (3, 0):
+        with statements_run(db) as statements:
+            assert await remind_expiring(db, program, as_of=as_of) == expected
+        inserts = [statement for statement, _ in statements if statement.startswith("INSERT INTO notifications")]
+        assert len(inserts) == 1
 
 
 async def test_states_of_more_members_than_one_statement_names_are_read_alike(db, clock, monkeypatch):

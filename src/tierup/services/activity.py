@@ -18,7 +18,7 @@ from ..domain.quests import points_counted_from
 from ..domain.tasks import Completion, Completions
 from ..store.db import Database, execute_core, insert_once_statement, keep_value, kept_value, member_changed
 from ..store.types import UtcDateTime
-from ..store.models import Member, MemberBadge, PointsEntry, QuestPass, Report, TaskCompletion
+from ..store.models import Member, MemberBadge, Notification, PointsEntry, QuestPass, Report, TaskCompletion
 from .programs import ActiveProgram
 
 
@@ -239,3 +239,20 @@ async def insert_once(session: AsyncSession, model, **values) -> int | None:
         member_changed(session, values["member_id"])
     statement = insert_once_statement(session.get_bind().dialect.name, model)
     return (await execute_core(session, statement, values)).scalar_one_or_none()
+
+
+Reminder = tuple[int, str, str]  # a notification's unique key: member, kind, key
+
+
+async def new_reminders(session: AsyncSession, reminders: list[Reminder], *, sent_at: datetime) -> set[Reminder]:
+    """The Notification rows of many reminders inserted once each, together (insert_once a row at a time cost a
+    job half a millisecond a reminder): those that were new, to send. One already there, from a run before or
+    one at the same time elsewhere, is not sent again."""
+    if not reminders:
+        return set()
+    for member_id, _, _ in reminders:
+        member_changed(session, member_id)
+    statement = insert_once_statement(session.get_bind().dialect.name, Notification,
+                                      returning=("member_id", "kind", "key"))
+    rows = [dict(member_id=member_id, kind=kind, key=key, sent_at=sent_at) for member_id, kind, key in reminders]
+    return {tuple(row) for row in await execute_core(session, statement, rows)}

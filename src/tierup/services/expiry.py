@@ -12,8 +12,8 @@ from ..domain.clock import local
 from ..domain.points import Lot
 from ..events import Broker, Event
 from ..store.db import Database, reserve_id
-from ..store.models import LotDraw, Member, Notification, PointsEntry
-from .activity import held_states, insert_once, keep_states
+from ..store.models import LotDraw, Member, PointsEntry
+from .activity import held_states, keep_states, new_reminders
 from .growth import publish
 from .ledger import append_entry, balances_of, lots_of
 from .programs import ActiveProgram
@@ -114,13 +114,12 @@ async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: dateti
         async with db.write() as session:
             batch_start = len(events)
             lots = await lots_of(session, candidates[start:start + BATCH], due_by=horizon)
-            for member_id, member_lots in lots.items():
-                for lot in member_lots:
-                    if lot.expires_at <= as_of:
-                        continue
-                    if await insert_once(session, Notification, member_id=member_id, kind="POINTS_EXPIRING",
-                                         key=f"lot:{lot.entry_id}", sent_at=as_of) is None:
-                        continue
+            expiring = [(member_id, lot) for member_id, member_lots in lots.items() for lot in member_lots
+                        if lot.expires_at > as_of]
+            new = await new_reminders(session, [(member_id, "POINTS_EXPIRING", f"lot:{lot.entry_id}")
+                                                for member_id, lot in expiring], sent_at=as_of)
+            for member_id, lot in expiring:
+                if (member_id, "POINTS_EXPIRING", f"lot:{lot.entry_id}") in new:
                     when = local(lot.expires_at, program.definition.zone).strftime("%Y-%m-%d %H:%M")
                     events.append(Event(program.id, member_id, "POINTS_EXPIRING",
                                         f"{lot.remaining} points expire at {when}", as_of))

@@ -20,9 +20,9 @@ from ..domain.money import format_yuan, to_yuan
 from ..domain.program import MembershipPlan, ProgramDefinition
 from ..events import Broker, Event
 from ..store.db import Database
-from ..store.models import Member, Notification
+from ..store.models import Member
 from ..store.queries import lock_member
-from .activity import insert_once
+from .activity import new_reminders
 from .growth import publish
 from .programs import ActiveProgram
 from .reports import store_report
@@ -118,11 +118,11 @@ async def remind_memberships(db: Database, program: ActiveProgram, *, as_of: dat
     week = timedelta(days=REMINDER_DAYS)
     async with db.write() as session:
         for kind, window in (("MEMBERSHIP_EXPIRING", (as_of, as_of + week)), ("MEMBERSHIP_LAPSED", (as_of - week, as_of))):
-            for member in await _ending(session, program, *window):
-                key = member.membership_until.isoformat()[:19]
-                if await insert_once(session, Notification, member_id=member.id, kind=kind, key=key,
-                                     sent_at=as_of) is not None:
-                    events.append(_reminder(program, member, kind, as_of))
+            members = await _ending(session, program, *window)
+            reminders = [(member.id, kind, member.membership_until.isoformat()[:19]) for member in members]
+            new = await new_reminders(session, reminders, sent_at=as_of)
+            events.extend(_reminder(program, member, kind, as_of)
+                          for member, reminder in zip(members, reminders) if reminder in new)
         await stage_webhooks(session, program, events, now=as_of)
     await publish(broker, events)
     return len(events)

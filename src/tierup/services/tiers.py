@@ -21,9 +21,9 @@ from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_w
                             plain_number, qualifying_tier)
 from ..events import Broker, Event
 from ..store.db import Database, defer_insert, execute_core, flush, update_alike
-from ..store.models import Member, Notification, Report, TierChange
+from ..store.models import Member, Report, TierChange
 from ..store.types import UtcDateTime
-from .activity import MemberState, held_states, insert_once, keep_states
+from .activity import MemberState, held_states, keep_states, new_reminders
 from .programs import ActiveProgram
 from .webhooks import stage_webhooks
 
@@ -324,13 +324,11 @@ async def remind_tier_expiring(db: Database, program: ActiveProgram, *, as_of: d
             Member.program_id == program.id, Member.tier_valid_until > as_of,
             Member.tier_valid_until <= horizon))).scalars())
         metrics = await member_metrics(session, definition, members, as_of=as_of)
-        for member in members:
-            key = member.tier_valid_until.isoformat()[:19]
-            if await insert_once(session, Notification, member_id=member.id, kind="TIER_EXPIRING", key=key,
-                                 sent_at=as_of) is None:
-                continue
-            events.append(Event(program.id, member.id, "TIER_EXPIRING",
-                                _keep_message(definition, member, metrics[member.id]), as_of))
+        reminders = [(member.id, "TIER_EXPIRING", member.tier_valid_until.isoformat()[:19]) for member in members]
+        new = await new_reminders(session, reminders, sent_at=as_of)
+        events.extend(Event(program.id, member.id, "TIER_EXPIRING",
+                            _keep_message(definition, member, metrics[member.id]), as_of)
+                      for member, reminder in zip(members, reminders) if reminder in new)
         await stage_webhooks(session, program, events, now=as_of)
     if broker is not None and events:
         await broker.publish(events)

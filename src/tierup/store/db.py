@@ -84,7 +84,7 @@ def journal(session: AsyncSession | Session) -> list[Written]:
     return sync.info.setdefault("tierup_journal", [])
 
 
-async def execute_core(session: AsyncSession, statement, parameters: dict | None = None):
+async def execute_core(session: AsyncSession, statement, parameters: dict | list[dict] | None = None):
     """Run a statement of plain columns on the session's connection, in its transaction: the ORM's
     execution layer (entities, identity map) costs more than such a statement takes to run."""
     info = session.sync_session.info
@@ -216,12 +216,16 @@ def _dependency_order(metadata: MetaData) -> dict[Table, int]:
 
 
 @functools.lru_cache(maxsize=32)
-def insert_once_statement(dialect: str, model, index_elements: tuple[str, ...] | None = None):
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id for `model`, built once per dialect: the values come as
-    parameters, so the compiled statement is found in SQLAlchemy's cache instead of being keyed on them
-    row by row. `index_elements`: the one unique key whose conflict means "stored before" (any, if None)."""
+def insert_once_statement(dialect: str, model, index_elements: tuple[str, ...] | None = None,
+                          returning: tuple[str, ...] = ("id",)):
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id (or the columns `returning` names) for `model`, built once per
+    dialect: the values come as parameters, so the compiled statement is found in SQLAlchemy's cache instead
+    of being keyed on them row by row. `index_elements`: the one unique key whose conflict means "stored
+    before" (any, if None). Run with many rows, SQLAlchemy sends them as multi-row INSERTs, and the rows
+    returned are those that were new."""
     insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert_into(model).on_conflict_do_nothing(index_elements=index_elements).returning(model.id)
+    return insert_into(model).on_conflict_do_nothing(index_elements=index_elements).returning(
+        *(model.__table__.c[name] for name in returning))
 
 
 def _drop_deferred(session: AsyncSession) -> None:
