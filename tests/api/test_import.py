@@ -4,6 +4,7 @@ second run adds nothing."""
 
 import asyncio
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -113,6 +114,51 @@ LAPSING_ORDERS_CSV = """externalId,memberExternalId,amount,paidAt
 {p}L-2,{p}cy,100.00,2025-03-01T12:00:00+08:00
 {p}L-3,{p}cy,300.00,2026-03-01T12:00:00+08:00
 """
+
+
+# Two members whose tiers lapse between C-2 and C-3: cy's GOLD on 2025-02-10, dee's SILVER on 2025-02-12 (no lot
+# expires then). C-1 net ¥1,600 (under GOLD's ¥2,000) and out of the 12 months by cy's evaluation: lowered to
+# SILVER.
+TWO_LAPSING_MEMBERS_CSV = "externalId,joinedAt\n{p}cy,2024-01-01T09:00:00+08:00\n{p}dee,2024-01-01T09:00:00+08:00\n"
+TWO_LAPSING_ORDERS_CSV = """externalId,memberExternalId,amount,paidAt
+{p}C-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
+{p}D-1,{p}dee,300.00,2024-02-12T12:00:00+08:00
+{p}C-2,{p}cy,100.00,2025-02-05T12:00:00+08:00
+{p}C-3,{p}cy,100.00,2025-02-20T12:00:00+08:00
+"""
+TWO_LAPSING_REFUNDS_CSV = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1,{p}C-1,1000.00,2024-02-20T12:00:00+08:00\n"
+
+
+@dataclass
+class ImportedBatch:
+    orders: list[str]  # their externalIds
+    states_read: set[int] = field(default_factory=set)  # the members whose states it read from the database
+
+
+def watch_batches(monkeypatch) -> list[ImportedBatch]:
+    """The batches of orders an import runs, each as it ran."""
+    from tierup.services import growth, importing
+
+    batches: list[ImportedBatch] = []
+    running: list[ImportedBatch] = []  # the batch running, while one runs
+    record_orders, load_states = importing.record_orders, growth.load_states
+
+    async def counted(db, program, requests, **keywords):
+        running.append(ImportedBatch([request.external_id for request in requests]))
+        batches.append(running[0])
+        try:
+            return await record_orders(db, program, requests, **keywords)
+        finally:
+            running.clear()
+
+    async def reading(session, program, member_ids, **keywords):
+        for batch in running:
+            batch.states_read.update(member_ids)
+        return await load_states(session, program, member_ids, **keywords)
+
+    monkeypatch.setattr(importing, "record_orders", counted)
+    monkeypatch.setattr(growth, "load_states", reading)
+    return batches
 
 
 async def tier_changes(db, external_id: str) -> list[tuple]:
@@ -231,29 +277,11 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
     """Tiers lapse on any day: a batch of orders runs on past those midnights. A member reporting after theirs
     is evaluated first, as of it (cy: lowered before C-3, which earns at SILVER's 2×); the others as the batch
     ends (dee, kept), each as the daily job would have."""
-    from tierup.services import importing
-
-    members = "externalId,joinedAt\n{p}cy,2024-01-01T09:00:00+08:00\n{p}dee,2024-01-01T09:00:00+08:00\n"
-    # cy's GOLD lapses on 2025-02-10 and dee's SILVER on 2025-02-12, between C-2 and C-3 (no lot expires then).
-    orders = """externalId,memberExternalId,amount,paidAt
-{p}C-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
-{p}D-1,{p}dee,300.00,2024-02-12T12:00:00+08:00
-{p}C-2,{p}cy,100.00,2025-02-05T12:00:00+08:00
-{p}C-3,{p}cy,100.00,2025-02-20T12:00:00+08:00
-"""
-    # C-1 net ¥1,600 (under GOLD's ¥2,000) and out of the 12 months by cy's evaluation: lowered to SILVER.
-    refunds = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1,{p}C-1,1000.00,2024-02-20T12:00:00+08:00\n"
-    batches = []
-    record_orders = importing.record_orders
-
-    async def counted(db, program, requests, **keywords):
-        batches.append([request.external_id for request in requests])
-        return await record_orders(db, program, requests, **keywords)
-
-    monkeypatch.setattr(importing, "record_orders", counted)
+    batches = watch_batches(monkeypatch)
     imported, live = await imported_and_lived(
-        api, db, program, tmp_path, monkeypatch, database_url, clock, orders,
-        ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-02-13T00:00:00+08:00"), refunds, members)
+        api, db, program, tmp_path, monkeypatch, database_url, clock, TWO_LAPSING_ORDERS_CSV,
+        ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-02-13T00:00:00+08:00"),
+        TWO_LAPSING_REFUNDS_CSV, TWO_LAPSING_MEMBERS_CSV)
     assert imported == live
     assert [points for points, _ in imported["orders"]] == [200, 300, 2600]  # newest first: C-3 at 2×
     assert await state(api, "imp-dee") == await state(api, "live-dee")
@@ -265,7 +293,7 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
         assert (old, new, at, reason) == (*evaluated[:2], datetime.fromisoformat(f"{evaluated[2]}T00:00:00+08:00"),
                                           evaluated[3])
     # Split only where lots expired (2025-02-01).
-    assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
+    assert [batch.orders for batch in batches] == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
 
 
 async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluations_after_it(
@@ -275,44 +303,15 @@ async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluation
     batch goes on from the states the last one kept instead of reading them again (cy's after the expiry on
     2025-02-01, dee's after her evaluation on 2025-02-13 and the expiry on 2025-03-01), and the history still
     ends as it does reported live."""
-    from tierup.services import growth, importing
-
-    members = "externalId,joinedAt\n{p}cy,2024-01-01T09:00:00+08:00\n{p}dee,2024-01-01T09:00:00+08:00\n"
-    orders = """externalId,memberExternalId,amount,paidAt
-{p}C-1,{p}cy,2600.00,2024-02-10T12:00:00+08:00
-{p}D-1,{p}dee,300.00,2024-02-12T12:00:00+08:00
-{p}C-2,{p}cy,100.00,2025-02-05T12:00:00+08:00
-{p}C-3,{p}cy,100.00,2025-02-20T12:00:00+08:00
-{p}D-2,{p}dee,100.00,2025-03-05T12:00:00+08:00
-"""
-    refunds = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1,{p}C-1,1000.00,2024-02-20T12:00:00+08:00\n"
-    batches, read = [], []  # each batch of orders, and the members whose states it read
-    running: list[set[int]] = []  # what the batch running reads, while one runs
-    record_orders, load_states = importing.record_orders, growth.load_states
-
-    async def counted(db, program, requests, **keywords):
-        batches.append([request.external_id for request in requests])
-        read.append(set())
-        running.append(read[-1])
-        try:
-            return await record_orders(db, program, requests, **keywords)
-        finally:
-            running.clear()
-
-    async def reading(session, program, member_ids, **keywords):
-        for members in running:
-            members.update(member_ids)
-        return await load_states(session, program, member_ids, **keywords)
-
-    monkeypatch.setattr(importing, "record_orders", counted)
-    monkeypatch.setattr(growth, "load_states", reading)
+    batches = watch_batches(monkeypatch)
+    orders = TWO_LAPSING_ORDERS_CSV + "{p}D-2,{p}dee,100.00,2025-03-05T12:00:00+08:00\n"
     imported, live = await imported_and_lived(
         api, db, program, tmp_path, monkeypatch, database_url, clock, orders,
         ("2025-02-01T00:00:00+08:00", "2025-02-11T00:00:00+08:00", "2025-02-13T00:00:00+08:00",
-         "2025-03-01T00:00:00+08:00"), refunds, members)
+         "2025-03-01T00:00:00+08:00"), TWO_LAPSING_REFUNDS_CSV, TWO_LAPSING_MEMBERS_CSV)
     assert imported == live
     assert await state(api, "imp-dee") == await state(api, "live-dee")
-    assert batches == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"], ["imp-D-2"]]
+    assert [batch.orders for batch in batches] == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"], ["imp-D-2"]]
     from tierup.store.models import Member, PointsEntry
 
     async with db.read() as session:
@@ -321,7 +320,7 @@ async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluation
             select(Member.external_id, PointsEntry.occurred_at).join(Member, Member.id == PointsEntry.member_id)
             .where(PointsEntry.kind == "EXPIRE", Member.external_id.like("imp-%"))
             .order_by(Member.external_id, PointsEntry.occurred_at))).all()
-    assert read == [{ids["imp-cy"], ids["imp-dee"]}, set(), set()]
+    assert [batch.states_read for batch in batches] == [{ids["imp-cy"], ids["imp-dee"]}, set(), set()]
     february, march = (datetime.fromisoformat(f"2025-0{month}-01T00:00:00+08:00") for month in (2, 3))
     assert [tuple(row) for row in expired] == [("imp-cy", february), ("imp-cy", march), ("imp-dee", february),
                                                ("imp-dee", march)]

@@ -116,10 +116,10 @@ async def remind_expiring(db: Database, program: ActiveProgram, *, as_of: dateti
             lots = await lots_of(session, candidates[start:start + BATCH], due_by=horizon)
             expiring = [(member_id, lot) for member_id, member_lots in lots.items() for lot in member_lots
                         if lot.expires_at > as_of]
-            new = await new_reminders(session, [(member_id, "POINTS_EXPIRING", f"lot:{lot.entry_id}")
-                                                for member_id, lot in expiring], sent_at=as_of)
-            for member_id, lot in expiring:
-                if (member_id, "POINTS_EXPIRING", f"lot:{lot.entry_id}") in new:
+            reminders = [(member_id, "POINTS_EXPIRING", f"lot:{lot.entry_id}") for member_id, lot in expiring]
+            new = await new_reminders(session, reminders, sent_at=as_of)
+            for (member_id, lot), reminder in zip(expiring, reminders):
+                if reminder in new:
                     when = local(lot.expires_at, program.definition.zone).strftime("%Y-%m-%d %H:%M")
                     events.append(Event(program.id, member_id, "POINTS_EXPIRING",
                                         f"{lot.remaining} points expire at {when}", as_of))
