@@ -197,3 +197,41 @@ async def test_a_batch_failing_in_a_group_leaves_no_trace_in_the_state_the_next_
     assert third.points == 200  # at SILVER's 2× (¥300 reached it), not GOLD's 3×
     member = await member_view(api, "ann")
     assert (member["tier"]["code"], member["points"]["balance"]) == ("SILVER", 100 + 300 + 50 + 200)
+
+
+@sqlite_only
+async def test_refund_batches_and_a_single_order_in_one_group_each_take_ids_of_their_own(
+        api, db, program, clock, monkeypatch):
+    """A batch with refunds gives its reports and ledger entries their ids before they are written (counted on
+    from the highest); the use cases after it in the group's transaction let SQLite number their rows. So the
+    numbering ends with the batch: a second batch in the same group counts again after the single order's
+    report, and nothing runs twice for a clash of ids."""
+    from tierup.services import orders as order_service
+    from tierup.services.orders import RefundInput, record_orders, refund_orders
+
+    for name in ("ann", "bob"):
+        await enroll(api, name)
+    await record_orders(db, program, [report("G-1", "ann", "100"), report("G-2", "bob", "100")], now=clock())
+    batch = order_service._record_batch
+    runs = []
+
+    async def counted(*args, deferred, **keywords):
+        runs.append(deferred)
+        return await batch(*args, deferred=deferred, **keywords)
+
+    monkeypatch.setattr(order_service, "_record_batch", counted)
+    holder = Holder(db)
+    first = asyncio.create_task(holder())
+    await holder.inside.wait()
+    tasks = [asyncio.create_task(refund_orders(db, program, [RefundInput("GF-1", "G-1", "40", PAID)], now=clock())),
+             asyncio.create_task(record_order(db, program, report("G-3", "bob", "100"), now=clock())),
+             asyncio.create_task(refund_orders(db, program, [RefundInput("GF-2", "G-2", "40", PAID)], now=clock()))]
+    await settled(tasks)
+    holder.release.set()
+    await first
+    first_refund, order, second_refund = [await task for task in tasks]
+    assert (first_refund[0].points_reversed, order.points, second_refund[0].points_reversed) == (40, 100, 40)
+    assert runs == [True, True]  # neither batch ran again
+    assert [await recorded(db, name) for name in ("GF-1", "G-3", "GF-2")] == [1, 1, 1]
+    # The welcome's 100, the first order's 100 and its task's 50, less the refund's 40; bob's G-3 earned 100.
+    assert [(await member_view(api, name))["points"]["balance"] for name in ("ann", "bob")] == [210, 310]

@@ -131,12 +131,12 @@ TWO_LAPSING_REFUNDS_CSV = "externalId,orderExternalId,amount,refundedAt\n{p}CR-1
 
 @dataclass
 class ImportedBatch:
-    orders: list[str]  # their externalIds
+    reports: list[str]  # its orders' and refunds' externalIds, in the order applied
     states_read: set[int] = field(default_factory=set)  # the members whose states it read from the database
 
 
 def watch_batches(monkeypatch) -> list[ImportedBatch]:
-    """The batches of orders an import runs, each as it ran."""
+    """The batches of orders and refunds an import runs, each as it ran."""
     from tierup.services import growth, importing
 
     batches: list[ImportedBatch] = []
@@ -292,8 +292,8 @@ async def test_tiers_lapsing_among_a_batch_are_evaluated_at_their_midnights_with
         old, new, at, _, reason = changes[-1]
         assert (old, new, at, reason) == (*evaluated[:2], datetime.fromisoformat(f"{evaluated[2]}T00:00:00+08:00"),
                                           evaluated[3])
-    # Split only where lots expired (2025-02-01).
-    assert [batch.orders for batch in batches] == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"]]
+    # Split only where lots expired (2025-02-01), the refund among the orders.
+    assert [batch.reports for batch in batches] == [["imp-C-1", "imp-D-1", "imp-CR-1"], ["imp-C-2", "imp-C-3"]]
 
 
 async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluations_after_it(
@@ -311,7 +311,8 @@ async def test_the_states_a_batch_kept_hold_across_the_expiry_and_the_evaluation
          "2025-03-01T00:00:00+08:00"), TWO_LAPSING_REFUNDS_CSV, TWO_LAPSING_MEMBERS_CSV)
     assert imported == live
     assert await state(api, "imp-dee") == await state(api, "live-dee")
-    assert [batch.orders for batch in batches] == [["imp-C-1", "imp-D-1"], ["imp-C-2", "imp-C-3"], ["imp-D-2"]]
+    assert [batch.reports for batch in batches] == [["imp-C-1", "imp-D-1", "imp-CR-1"], ["imp-C-2", "imp-C-3"],
+                                                    ["imp-D-2"]]
     from tierup.store.models import Member, PointsEntry
 
     async with db.read() as session:

@@ -12,7 +12,9 @@ batches of orders, some paid long before they are reported, with orders refused 
 stored (too many points used, an unknown coupon) and repeats of the batch's or recent ids (as they were,
 corrected, or with other content); batches reported at the same moment as single orders (one group
 commit on SQLite, side-by-side transactions on PostgreSQL); refunds, a few at once (refund_orders, which reads
-what they need of their orders at once and tells each member's state what a refund changed), some sent again;
+what they need of their orders at once and tells each member's state what a refund changed), some sent again,
+and some after the orders of a batch, in it (as an import sends its history: the batch's entries numbered, the
+refunds of its own orders applied in memory);
 check-ins, activities, reviews, point adjustments and task claims; and as each month begins, tier evaluation
 and points expiry. Members who shop most in the first half shop least in the second, so tiers are reached,
 renewed and lost.
@@ -141,6 +143,8 @@ def history(seed: int) -> list[Step]:
             batch: list[OrderInput] = []
             for _ in range(rnd.randint(1, 4)):
                 batch.append(again(batch) if sent and rnd.random() < 0.2 else order(someone()))
+            if rnd.random() < 0.3:  # refunds after them, of theirs or of recent orders
+                batch += refunds(now)
             steps.append(Step("ORDERS", now, batch))
         elif roll < 0.55:  # a batch and two single orders, each of another family
             batch_family, *single_families = rnd.sample(FAMILIES, 3)
@@ -217,11 +221,13 @@ class Telling:
             name: self.prefix + value for name in ("external_id", "member_external_id", "order_external_id")
             if isinstance(value := getattr(request, name, None), str)})
 
-    async def orders(self, requests: list[OrderInput], now: datetime) -> list:
+    async def orders(self, requests: list[OrderInput | RefundInput], now: datetime) -> list:
+        """Orders, and refunds among them."""
         requests = [self.sent(request) for request in requests]
         if self.batched:
             return await record_orders(self.db, self.program, requests, now=now)
-        return [await settled(record_order(self.db, self.program, request, now=now)) for request in requests]
+        return [await settled((refund_order if isinstance(request, RefundInput) else record_order)(
+            self.db, self.program, request, now=now)) for request in requests]
 
     async def at_once(self, batch: list[OrderInput], singles: tuple[OrderInput, ...], now: datetime) -> list:
         """The batch and the single orders at the same moment; one after the other when not batched."""

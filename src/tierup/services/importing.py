@@ -2,7 +2,7 @@
 
 The whole file is checked before anything is written: a file with a bad row imports nothing, and
 every bad row is named with its line number. Rows are then applied in time order through the
-same use cases as live reports (enrolment, recordOrders in batches, refunds), so what an import
+same use cases as live reports (enrolment; recordOrders in batches, with the refunds among them), so what an import
 leaves — tiers at the right times, the multipliers of the time, lots and their expiry, tasks,
 quests, badges — is what reporting the same history live would have left, with points expiring and
 tiers whose validity ended re-evaluated at the time, as the daily job would have. Orders and their refunds
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sqlalchemy import select
-from sqlalchemy.orm import aliased
 
 from ..domain.activity import job_midnight
 from ..domain.errors import Rejected
@@ -39,7 +38,7 @@ from ..store.models import Coupon, Member, MemberBadge, PointsEntry, QuestPass, 
 from .expiry import expire_points, lot_expiries
 from .members import EnrolmentInput, check_enrolment, enroll_members
 from .orders import (OrderAmounts, OrderInput, RefundInput, check_order, check_refund, check_refund_of,
-                     record_orders, refund_orders)
+                     record_orders)
 from .programs import ActiveProgram
 from .tiers import earliest_validity_end, evaluate_lapsed_before
 
@@ -205,9 +204,8 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
         problems: list[str] = []
         advice: list[str] = []
         # The orders imported with the refunds (None: a bad row, whose refunds are not judged); None when their
-        # file could not be read at all. And each refund's member, for the batches.
+        # file could not be read at all.
         imported: dict[str, OrderInput | None] | None = {}
-        refund_members: dict[str, str] = {}
         amounts: dict[str, OrderAmounts] = {}  # each good order's amounts as its check found them, by externalId
         for kind in KINDS:  # orders before their refunds, which may name them
             if kind not in paths:
@@ -218,7 +216,7 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
                 found = refused.problems
                 imported = None if kind == "orders" else imported
             else:
-                checked[kind], found = await _checked(db, program, kind, rows, now, imported, refund_members, amounts,
+                checked[kind], found = await _checked(db, program, kind, rows, now, imported, amounts,
                                                       advice)
                 if kind == "orders" and "refunds" in paths:
                     imported = {row.values["externalId"]: None for row in rows if row.values.get("externalId")}
@@ -229,17 +227,17 @@ async def import_files(db: Database, program: ActiveProgram, paths: dict[str, Pa
             raise ImportRefused(problems[:MAX_PROBLEMS_SHOWN], len(problems), advice)
         # Sorted by time, an order before a refund of the same moment (the sort keeps the files' order).
         requests = sorted((request for kind in KINDS for request in checked.get(kind, [])), key=_when)
-        done = await _apply(db, program, requests, refund_members, amounts, daily_jobs="members" not in paths,
+        done = await _apply(db, program, requests, amounts, daily_jobs="members" not in paths,
                             now=now, progress=progress or (lambda done, total: None))
         return {kind: done.get(kind, Imported()) for kind in paths}
 
 
 async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[Row], now: datetime,
-                   imported: dict[str, OrderInput | None] | None, refund_members: dict[str, str],
+                   imported: dict[str, OrderInput | None] | None,
                    amounts: dict[str, OrderAmounts], advice: list[str]) -> tuple[list, list[str]]:
     """The good rows as the use cases' inputs, in time order (the rows themselves are let go: half an import's
     memory), and a problem for every bad row, in file order; good orders' `amounts` noted. Refunds are judged
-    against their orders (those `imported` with them, or stored), and their members noted in `refund_members`.
+    against their orders (those `imported` with them, or stored).
     `advice` takes what to do about many problems at once."""
     problems: list[str] = []
     requests = [(row, _request(kind, row, program, now, problems, amounts)) for row in rows]
@@ -253,7 +251,7 @@ async def _checked(db: Database, program: ActiveProgram, kind: str, rows: list[R
                           "(tierup import members FILE)")
         problems += unknown
     elif kind == "refunds" and imported is not None:
-        problems += await _refund_problems(db, program, requests, imported, amounts, now, refund_members)
+        problems += await _refund_problems(db, program, requests, imported, amounts, now)
     problems.sort(key=lambda problem: int(problem.split(":", 1)[0].removeprefix("line ")))  # file order
     return sorted((request for _, request in requests if request is not None), key=_when), problems
 
@@ -368,20 +366,18 @@ async def _unknown_members(db: Database, program: ActiveProgram, orders: list[Or
 @dataclass
 class _Refundable:
     """An order as the checks of its refunds need it."""
-    member: str  # its member's externalId
     paid_at: datetime
     left_fen: int  # what is left to refund on it
 
 
 async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[tuple[Row, RefundInput | None]],
-                           imported: dict[str, OrderInput | None], amounts: dict[str, OrderAmounts], now: datetime,
-                           members: dict[str, str]) -> list[str]:
+                           imported: dict[str, OrderInput | None], amounts: dict[str, OrderAmounts], now: datetime
+                           ) -> list[str]:
     """A refund must name an order (stored, or `imported` with it), come after it was paid and take no more than
-    is left to refund on it, the file's refunds counted in time order, as they will apply; `members` takes
-    each refund's member."""
+    is left to refund on it, the file's refunds counted in time order, as they will apply."""
     good = sorted(((row, refund) for row, refund in refunds if refund is not None), key=lambda pair: _when(pair[1]))
     names = {refund.order_external_id for _, refund in good}
-    orders = {name: _Refundable(order.member_external_id, order.paid_at, amounts[name].paid_fen)
+    orders = {name: _Refundable(order.paid_at, amounts[name].paid_fen)
               for name in names if (order := imported.get(name)) is not None}
     # A stored order (one of the file imported before, too) is judged as stored: its stored refunds count.
     orders.update(await _stored_orders(db, program, names, {refund.external_id for _, refund in good}))
@@ -393,7 +389,6 @@ async def _refund_problems(db: Database, program: ActiveProgram, refunds: list[t
                 problems.append(f"line {row.line}: orderExternalId: no order {refund.order_external_id!r} in "
                                 f"program {program.code}")
             continue
-        members[refund.external_id] = order.member
         refund_fen = check_refund(program, refund, now)
         try:
             check_refund_of(program, refund, refund_fen, paid_at=order.paid_at, left_fen=order.left_fen)
@@ -411,10 +406,9 @@ async def _stored_orders(db: Database, program: ActiveProgram, names: set[str], 
     listed = sorted(names)
     async with db.read() as session:
         for start in range(0, len(listed), 5000):
-            orders = {order_id: (name, _Refundable(member, occurred_at, amount_fen or 0))
-                      for name, order_id, occurred_at, amount_fen, member in await session.execute(
-                          select(Report.external_id, Report.id, Report.occurred_at, Report.amount_fen,
-                                 Member.external_id).join(Member, Member.id == Report.member_id).where(
+            orders = {order_id: (name, _Refundable(occurred_at, amount_fen or 0))
+                      for name, order_id, occurred_at, amount_fen in await session.execute(
+                          select(Report.external_id, Report.id, Report.occurred_at, Report.amount_fen).where(
                               Report.program_id == program.id, Report.kind == "ORDER",
                               Report.external_id.in_(listed[start:start + 5000])))}
             for order_id, refund, amount_fen in await session.execute(
@@ -449,37 +443,22 @@ HISTORY_TABLES = tuple(model.__tablename__ for model in (Report, Member, PointsE
 _KIND_OF = {EnrolmentInput: "members", OrderInput: "orders", RefundInput: "refunds"}
 
 
-async def _apply(db: Database, program: ActiveProgram, requests: list, refund_members: dict[str, str],
-                 amounts: dict[str, OrderAmounts], *, daily_jobs: bool, now: datetime,
-                 progress: Callable[[int, int], None]) -> dict[str, Imported]:
-    """Members and orders in batches, each ending where points expire (_DailyJobs); the refunds among a batch's
-    orders in a batch of their own right after it (the batch ends before an order of a member they concern), and
-    refunds in a row in one batch. `daily_jobs`: run as time passes (orders and refunds)."""
+async def _apply(db: Database, program: ActiveProgram, requests: list, amounts: dict[str, OrderAmounts], *,
+                 daily_jobs: bool, now: datetime, progress: Callable[[int, int], None]) -> dict[str, Imported]:
+    """Members, or orders with their refunds in time order, in batches, each ending where points expire
+    (_DailyJobs). `daily_jobs`: run as time passes (orders and refunds)."""
     done: dict[str, Imported] = {}
     for request in requests:
         done.setdefault(_KIND_OF[type(request)], Imported()).rows += 1
     jobs = await _DailyJobs.of(db, program, [r for r in requests if isinstance(r, OrderInput)]) if daily_jobs else None
-    referrers = await _referrers(db, program) if refund_members else {}
     progress(0, len(requests))
     start = steps = 0
     while start < len(requests):
         end = min(start + BATCH, len(requests))
         if jobs is not None:
             end = await jobs.batch_end(requests, start, end)
-        if isinstance(requests[start], RefundInput):
-            end = next((index for index in range(start, end) if not isinstance(requests[index], RefundInput)), end)
-        else:
-            end = _before_waiting_refund(requests, start, end, refund_members, referrers)
-            await _batch(db, program, [r for r in requests[start:end] if not isinstance(r, RefundInput)], amounts, done,
-                         now=now, evaluate_lapsed=jobs is not None)
-        # The refunds of the stretch, after its orders: no lot expires before them (it ends before the next
-        # expiry), and a tier lapsing before one is evaluated in their batch, as in the orders'.
-        refunds = [r for r in requests[start:end] if isinstance(r, RefundInput)]
-        if refunds:
-            results = await refund_orders(db, program, refunds, now=now, announce=False, limit=BATCH,
-                                          evaluate_lapsed=jobs is not None)
-            _count_all(done["refunds"], refunds, results)
-        gc.collect(1)  # what the stretch left (see _collector_paused)
+        await _batch(db, program, requests[start:end], amounts, done, now=now, evaluate_lapsed=jobs is not None)
+        gc.collect(1)  # what the batch left (see _collector_paused)
         steps += 1
         await _grown(db, steps)
         progress(end, len(requests))
@@ -489,46 +468,17 @@ async def _apply(db: Database, program: ActiveProgram, requests: list, refund_me
     return done
 
 
-def _before_waiting_refund(requests: list, start: int, end: int, refund_members: dict[str, str],
-                           referrers: dict[str, str]) -> int:
-    """Where a batch from `start` (an order) must end (at most `end`): its refunds apply after its orders, which
-    changes nothing for a refund as long as no order after it in the batch is of a member it concerns: its own,
-    or one linked by a referral (a referred member's first order pays the referrer and moves the referrer's
-    tasks, and a refunded first order no longer counts for them). The batch ends at the first refund one is."""
-    waiting: dict[str, int] = {}  # a member's first refund in the batch so far
-    for index in range(start, end):
-        request = requests[index]
-        if isinstance(request, RefundInput):
-            member = refund_members[request.external_id]
-            waiting.setdefault(member, index)
-            if member in referrers:
-                waiting.setdefault(referrers[member], index)
-        elif waiting:
-            concerned = [waiting[member] for member in (request.member_external_id,
-                                                        referrers.get(request.member_external_id)) if member in waiting]
-            if concerned:
-                return min(concerned)
-    return end
-
-
-async def _referrers(db: Database, program: ActiveProgram) -> dict[str, str]:
-    """Referred members' referrers, by externalId."""
-    referrer = aliased(Member)
-    async with db.read() as session:
-        return dict((await session.execute(select(Member.external_id, referrer.external_id).join(
-            referrer, referrer.id == Member.referred_by_id).where(Member.program_id == program.id))).all())
-
-
 async def _batch(db: Database, program: ActiveProgram, batch: list, amounts: dict[str, OrderAmounts],
                  done: dict[str, Imported], *, now: datetime, evaluate_lapsed: bool) -> None:
-    kind = _KIND_OF[type(batch[0])]
-    if kind == "orders":  # checked with the file: not again
-        results = await record_orders(db, program, batch, now=now, announce=False, limit=BATCH,
-                                      checked=[amounts[order.external_id] for order in batch],
-                                      evaluate_lapsed=evaluate_lapsed)
-    else:
-        results = await enroll_members(db, program, batch, now=now, announce=False, limit=BATCH)
-    _count_all(done[kind], batch, results)
+    if isinstance(batch[0], EnrolmentInput):
+        _count_all(done, batch, await enroll_members(db, program, batch, now=now, announce=False, limit=BATCH))
+        return
+    # Orders and their refunds: checked with the file, not again.
+    results = await record_orders(db, program, batch, now=now, announce=False, limit=BATCH,
+                                  checked=[amounts.get(request.external_id) if isinstance(request, OrderInput)
+                                           else None for request in batch],
+                                  evaluate_lapsed=evaluate_lapsed)
+    _count_all(done, batch, results)
 
 
 class _DailyJobs:
@@ -618,11 +568,12 @@ async def _grown(db: Database, steps: int) -> None:
         await db.refresh_statistics(HISTORY_TABLES)
 
 
-def _count_all(done: Imported, requests: list, results: list) -> None:
+def _count_all(done: dict[str, Imported], requests: list, results: list) -> None:
     for request, result in zip(requests, results):
+        counted = done[_KIND_OF[type(request)]]
         if isinstance(result, Rejected):
-            done.refused.append(f"{request.external_id}: {result}")
+            counted.refused.append(f"{request.external_id}: {result}")
         elif result.duplicate:
-            done.duplicates += 1
+            counted.duplicates += 1
         else:
-            done.new += 1
+            counted.new += 1

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..domain.points import Lot, draw_fifo, lot_expiry
-from ..store.db import Written, defer_insert, execute_core, journal, member_changed
+from ..store.db import Written, defer_insert, execute_core, journal, member_changed, numbered, reserve_id
 from ..store.models import LotDraw, PointsEntry
 from .programs import ActiveProgram
 
@@ -75,12 +75,16 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
 
     A positive entry becomes a lot expiring by the program's rule; nothing is read back from it, so
     it is deferred (written with the transaction's next statement) and None is returned. A negative
-    entry draws its points from lots, `draws` when the caller chose them (expiry), else first-to-expire
-    first; it is written at once and its id returned, or, with `draws` and an `entry_id` the caller
-    reserved (store.db.reserve_id), deferred with its draws.
+    entry draws its points from lots, `draws` when the caller chose them (expiry, a refund's reversal), else
+    first-to-expire first; it is written at once and its id returned, or, with `draws` and an `entry_id` the
+    caller reserved (store.db.reserve_id), deferred with its draws. In a transaction whose entries are
+    numbered (store.db.numbering) each entry takes a reserved id, returned, and a deduction whose draws
+    the caller chose is deferred too.
     """
     if entry_id is not None and (amount >= 0 or draws is None):
         raise ValueError("a reserved entry_id is for a deduction whose draws the caller chose")
+    if entry_id is None and numbered(session, PointsEntry.__table__):
+        entry_id = await reserve_id(session, PointsEntry.__table__, _IDS_AT_ONCE)
     if balance is None:
         balance = await balance_of(session, member_id)
     if amount > 0 and expires_at is None:
@@ -88,13 +92,16 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
     row = dict(program_id=program.id, member_id=member_id, kind=kind, source=source, amount=amount,
                balance_after=balance + amount, reason=reason[:300], occurred_at=occurred_at,
                expires_at=expires_at if amount > 0 else None, report_id=report_id, shortfall=shortfall)
+    if entry_id is not None:
+        row["id"] = entry_id
     member_changed(session, member_id)
-    journal(session).append(Written("ENTRY", member_id, kind, occurred_at, amount, source=source))
+    journal(session).append(Written("ENTRY", member_id, kind, occurred_at, amount, source=source, entry_id=entry_id,
+                                    expires_at=row["expires_at"]))
     if amount >= 0:
         defer_insert(session, PointsEntry.__table__, row)
-        return None
+        return entry_id
     if entry_id is not None and draws is not None:
-        defer_insert(session, PointsEntry.__table__, {"id": entry_id, **row})
+        defer_insert(session, PointsEntry.__table__, row)
         for lot, take in draws:
             defer_insert(session, LotDraw.__table__, dict(member_id=member_id, entry_id=entry_id, lot_entry_id=lot,
                                                           amount=take))
@@ -109,3 +116,4 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
 
 
 _INSERT_ENTRY = insert(PointsEntry).returning(PointsEntry.id)
+_IDS_AT_ONCE = 500  # entry ids reserved in one statement for a numbered transaction (a batch's orders and refunds)

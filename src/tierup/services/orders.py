@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,9 +20,10 @@ from ..domain.money import format_yuan, refunded_share, to_yuan
 from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL, TierRule
 from ..domain.points import Lot, draw_fifo, drawn_from, points_to_reverse, reversal_within_balance
-from ..store.db import Database, batch_step, execute_core, journal, member_changed, savepoint, update_alike
+from ..store.db import (Database, Written, batch_step, execute_core, journal, member_changed, numbering, savepoint,
+                        update_alike)
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
-from ..store.queries import lock_member, lock_members, lock_members_by_id
+from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, earned_by_order, lots_of
 from .programs import ActiveProgram
 from .checkout import LineInput, check_lines, points_problem
@@ -92,69 +93,105 @@ async def record_order(db: Database, program: ActiveProgram, request: OrderInput
 MAX_ORDERS_PER_BATCH = 500
 
 
-async def record_orders(db: Database, program: ActiveProgram, requests: list[OrderInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True, limit: int = MAX_ORDERS_PER_BATCH,
-                        checked: Sequence[OrderAmounts] | None = None,
-                        evaluate_lapsed: bool = False) -> list[OrderResult | Rejected]:
+async def record_orders(db: Database, program: ActiveProgram, requests: Sequence[OrderInput | RefundInput], *,
+                        now: datetime, broker: Broker | None = None, announce: bool = True,
+                        limit: int = MAX_ORDERS_PER_BATCH, checked: Sequence[OrderAmounts | None] | None = None,
+                        evaluate_lapsed: bool = False) -> list[OrderResult | RefundResult | Rejected]:
     """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
     itself; results come in input order; events go out after the commit (none when not `announce`: an
-    import of history tells neither sockets nor webhooks). `limit`: the most orders the caller may send at
-    once (recordOrders' clients; an import sends more). `checked`: each order's amounts, when the caller
-    has checked them with check_order, against the same `now` (an import checks its whole file first).
-    `evaluate_lapsed`: each member is first evaluated as the daily job would have left it at the order's time
-    (an import of history: growth.GrowthTracker), for orders paid with money alone, which are never refused
-    once their member is locked: a savepoint rolled back would take the evaluation with it."""
+    import of history tells neither sockets nor webhooks). Refunds among them (an import's history, in time
+    order) apply in their place, as refund_orders applies them. `limit`: the most orders the caller may send
+    at once (recordOrders' clients; an import sends more). `checked`: each order's amounts (None for a
+    refund), when the caller has checked them with check_order, against the same `now` (an import checks its
+    whole file first). `evaluate_lapsed`: each member is first evaluated as the daily job would have left it
+    at the order's time (an import of history: growth.GrowthTracker), for orders paid with money alone, which
+    are never refused once their member is locked: a savepoint rolled back would take the evaluation with it."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} orders per batch", "input", "orders")
     results, events = await batch_known_first(functools.partial(_record_batch, db, program, requests, checked,
                                                                 now=now, announce=announce,
                                                                 evaluate_lapsed=evaluate_lapsed))
     await publish(broker, events)
-    return results
+    return [result.within("input", _LISTED[type(request)], index) if isinstance(result, Rejected) else result
+            for index, (request, result) in enumerate(zip(requests, results))]
 
 
-async def _record_batch(db: Database, program: ActiveProgram, requests: list[OrderInput],
-                        checked: Sequence[OrderAmounts] | None, *, now: datetime, announce: bool,
-                        evaluate_lapsed: bool, deferred: bool) -> tuple[list[OrderResult | Rejected], list[Event]]:
-    """recordOrders' transaction. `deferred`: the reports already stored are read at once and the new ones
-    written together (reports.Known), instead of one statement each."""
-    results: list[OrderResult | Rejected] = []
-    async with db.write() as session:
-        # The batch's members and their states are read once; each order then keeps them up to date.
-        members = await lock_members(session, program.id, {r.member_external_id for r in requests})
+async def _record_batch(db: Database, program: ActiveProgram, requests: Sequence[OrderInput | RefundInput],
+                        checked: Sequence[OrderAmounts | None] | None, *, now: datetime, announce: bool,
+                        evaluate_lapsed: bool, deferred: bool) -> tuple[list[OrderResult | RefundResult | Rejected],
+                                                                        list[Event]]:
+    """The transaction of a batch of orders, refunds, or both in time order. `deferred`: the orders already
+    stored are read at once and the new ones written together (reports.Known), instead of one statement each.
+    The batch's members, their states, and what its refunds need of their orders are read once, and each
+    report then keeps them up to date."""
+    results: list[OrderResult | RefundResult | Rejected] = []
+    events: list[Event] = []
+    orders = [r for r in requests if isinstance(r, OrderInput)]
+    refunding = [r for r in requests if isinstance(r, RefundInput)]
+    # With refunds, the batch's entries are numbered, and its reports too when they are all deferred (_Refunds).
+    numbered = (PointsEntry.__table__, *([Report.__table__] if deferred else [])) if refunding else ()
+    async with db.write() as session, numbering(session, numbered):
+        refunds = await _Refunds.read(session, program, refunding)
+        members = await lock_members(session, program.id, {r.member_external_id for r in orders},
+                                     refunds.member_ids())
+        refunds.members.update((member.id, member) for member in members.values())
+        await refunds.read_amounts(session, {members[r.member_external_id].id for r in orders
+                                             if r.external_id in refunds.named and r.member_external_id in members})
         locked = list(members.values())
-        known = await known_reports(session, program, "ORDER", {r.external_id for r in requests}) if deferred else None
+        known = await known_reports(session, program, "ORDER", {r.external_id for r in orders}) if deferred else None
         # Only the states of members with an order not stored before: a batch sent again (an import run again
         # after it stopped half-way) has most of its orders answered as repeats, which read no state.
-        ordering = {r.member_external_id for r in requests if known is None or r.external_id not in known.reports}
-        states = await batch_states(db, session, program, [m for m in locked if m.external_id in ordering])
+        ordering = {r.member_external_id for r in orders if known is None or r.external_id not in known.reports}
+        refunded = refunds.member_ids()
+        states = await batch_states(db, session, program, [m for m in locked if m.external_id in ordering
+                                                           or m.id in refunded])
         for index, request in enumerate(requests):
             await batch_step(session, index)
             written = len(journal(session))
-            refusable = False
-            stored_before = known is not None and request.external_id in known.reports
             try:
-                amounts = checked[index] if checked is not None else check_order(program, request, now)
-                refusable = _refusable(request, amounts)
-                if refusable and evaluate_lapsed:  # a programming error: the batch rolls back whole
-                    raise ValueError("evaluate_lapsed takes orders paid with money alone")
-                async with savepoint(session) if refusable else contextlib.nullcontext():
-                    results.append(await _record(session, program, request, amounts, now, members, states, known,
-                                                 announce=announce, evaluate_lapsed=evaluate_lapsed))
-            except Rejected as rejection:
-                if len(journal(session)) != written:  # stored without a savepoint: what it wrote would stay
-                    raise RuntimeError("an order was refused after its report was stored") from rejection
-                # Refused before writing, or rolled back: its member reads again from the database when next needed.
-                members.pop(request.member_external_id, None)
-                if known is not None and not stored_before:
-                    known.forget(request.external_id)
-                results.append(rejection.within("input", "orders", index))
-        events = [event for result in results if isinstance(result, OrderResult) for event in result.events
-                  ] if announce else []
+                if isinstance(request, RefundInput):
+                    result, made = await _refund(session, program, request, now, refunds, states, deferred=deferred,
+                                                 announce=announce, evaluate_lapsed=evaluate_lapsed)
+                    refunds.wrote(journal(session)[written:])
+                else:
+                    result = await _batch_order(session, program, request, checked[index] if checked else None, now,
+                                                members, states, known, announce=announce,
+                                                evaluate_lapsed=evaluate_lapsed)
+                    made = list(result.events)
+                    refunds.recorded(request.external_id, result, journal(session)[written:])
+            except Rejected as rejection:  # refused before it wrote anything, or rolled back
+                results.append(rejection)
+                continue
+            results.append(result)
+            events += made if announce else []
         await stage_webhooks(session, program, events, now=now)
         keep_states(session, program, locked, states)
         update_alike(session, locked, MEMBER_CHANGES)
     return results, events
+
+
+async def _batch_order(session, program: ActiveProgram, request: OrderInput, amounts: OrderAmounts | None,
+                       now: datetime, members: dict[str, Member], states: dict[int, MemberState],
+                       known: Known | None, *, announce: bool, evaluate_lapsed: bool) -> OrderResult:
+    """One order of a batch: in a savepoint of its own when it may be refused once its report is stored."""
+    written = len(journal(session))
+    stored_before = known is not None and request.external_id in known.reports
+    try:
+        amounts = amounts if amounts is not None else check_order(program, request, now)
+        refusable = _refusable(request, amounts)
+        if refusable and evaluate_lapsed:  # a programming error: the batch rolls back whole
+            raise ValueError("evaluate_lapsed takes orders paid with money alone")
+        async with savepoint(session) if refusable else contextlib.nullcontext():
+            return await _record(session, program, request, amounts, now, members, states, known,
+                                 announce=announce, evaluate_lapsed=evaluate_lapsed)
+    except Rejected as rejection:
+        if len(journal(session)) != written:  # stored without a savepoint: what it wrote would stay
+            raise RuntimeError("an order was refused after its report was stored") from rejection
+        # Refused before writing, or rolled back: its member reads again from the database when next needed.
+        members.pop(request.member_external_id, None)
+        if known is not None and not stored_before:
+            known.forget(request.external_id)
+        raise
 
 
 # What an order can change on its member (the tier it reaches, the growth value its rewards give, and an
@@ -326,6 +363,9 @@ class RefundInput:
     store_code: str | None = None
 
 
+_LISTED = {OrderInput: "orders", RefundInput: "refunds"}  # where a batch's rejection names its report
+
+
 @dataclass(frozen=True)
 class RefundResult:
     order_id: int
@@ -338,7 +378,8 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    (result,), events = await _refund_batch(db, program, [request], now=now, announce=announce, evaluate_lapsed=False)
+    (result,), events = await _record_batch(db, program, [request], None, now=now, announce=announce,
+                                            evaluate_lapsed=False, deferred=True)
     await publish(broker, events)
     if isinstance(result, Rejected):
         raise result
@@ -351,64 +392,37 @@ MAX_REFUNDS_PER_BATCH = 500
 async def refund_orders(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
                         broker: Broker | None = None, announce: bool = True, limit: int = MAX_REFUNDS_PER_BATCH,
                         evaluate_lapsed: bool = False) -> list[RefundResult | Rejected]:
-    """Many refunds in one transaction, in order, each by the rules of one (refundOrders; an import's refunds
-    between two batches of orders): a rejected refund is refused before it writes anything, so it rejects only
-    itself; results come in input order; events go out after the commit (none when not `announce`). `limit`:
-    the most refunds the caller may send at once (an import sends more); `evaluate_lapsed`: as record_orders."""
+    """Many refunds in one transaction, in order, each by the rules of one (refundOrders): a rejected refund is
+    refused before it writes anything, so it rejects only itself; results come in input order; events go out
+    after the commit (none when not `announce`). `limit`: the most refunds the caller may send at once;
+    `evaluate_lapsed`: as record_orders."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} refunds per batch", "input", "refunds")
-    results, events = await _refund_batch(db, program, requests, now=now, announce=announce,
-                                          evaluate_lapsed=evaluate_lapsed)
-    await publish(broker, events)
-    return [result.within("input", "refunds", index) if isinstance(result, Rejected) else result
-            for index, result in enumerate(results)]
+    return await record_orders(db, program, requests, now=now, broker=broker, announce=announce, limit=limit,
+                               evaluate_lapsed=evaluate_lapsed)
 
 
-async def _refund_batch(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        announce: bool, evaluate_lapsed: bool) -> tuple[list[RefundResult | Rejected], list[Event]]:
-    """The refunds' transaction: what they need of their orders (Refunded), their members' states and open lots
-    are read for all of them at once and kept up to date as each applies, so that a refund then writes its
-    report, its ledger entry and the lots it draws from, three statements."""
-    results: list[RefundResult | Rejected] = []
-    events: list[Event] = []
-    async with db.write() as session:
-        orders, members = await Refunded.lock(session, program, {r.order_external_id for r in requests})
-        locked = list(members.values())
-        states = await batch_states(db, session, program, locked)
-        lots = await lots_of(session, list(members))
-        known = await known_reports(session, program, "REFUND", {r.external_id for r in requests})
-        for request in requests:
-            try:
-                result, made = await _refund(session, program, request, now, orders, members, states, lots, known,
-                                             announce=announce, evaluate_lapsed=evaluate_lapsed)
-            except Rejected as rejection:  # refused before it wrote anything
-                results.append(rejection)
-                continue
-            results.append(result)
-            events += made if announce else []
-        await stage_webhooks(session, program, events, now=now)
-        keep_states(session, program, locked, states)
-    return results, events
-
-
-async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime,
-                  orders: dict[str, Refunded], members: dict[int, Member], states: dict[int, MemberState],
-                  lots: dict[int, list[Lot]], known: Known, *, announce: bool,
+async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime, refunds: _Refunds,
+                  states: dict[int, MemberState], *, deferred: bool, announce: bool,
                   evaluate_lapsed: bool) -> tuple[RefundResult, list[Event]]:
-    """One refund of a batch, every check made before it writes; returns it and its events."""
+    """One refund of a batch, every check made before it writes; returns it and its events. `deferred`: its
+    report is deferred with the batch's rows."""
     refund_fen = check_refund(program, request, now)
-    order = orders.get(request.order_external_id)
+    order = refunds.orders.get(request.order_external_id)
     if order is None:
         raise Rejected.one(ErrorCode.NOT_FOUND, f"no order {request.order_external_id!r} in this program",
                            "input", "orderExternalId")
-    member = members[order.member_id]
+    member = refunds.members[order.member_id]
     payload = with_channel({"order": request.order_external_id, "amount": refund_fen,
                             "refundedAt": request.refunded_at}, request.channel, request.store_code)
+    known = refunds.known
     if request.external_id not in known.reports:  # a new refund (else a repeat, or a clash store_report names)
         check_refund_of(program, request, refund_fen, paid_at=order.paid_at,
                         left_fen=order.amount_fen - order.refunded_fen)
     stored = await store_report(session, program, "REFUND", request.external_id, payload,
-                                occurred_at=request.refunded_at, now=now, member_id=member.id, order_id=order.id,
+                                occurred_at=request.refunded_at, now=now,
+                                known=known if deferred else None,
+                                member_id=member.id, order_id=order.id,
                                 amount_fen=refund_fen, channel=request.channel, store_code=request.store_code)
     if stored.duplicate:
         return RefundResult(order.id, member.id, duplicate=True), []
@@ -422,15 +436,11 @@ async def _refund(session, program: ActiveProgram, request: RefundInput, now: da
     refunded_before, order.refunded_fen = order.refunded_fen, order.refunded_fen + refund_fen
     growth.refunded(member.id, stored.report_id, order.paid_at, order.amount_fen - refunded_before, refund_fen,
                     request.refunded_at)
-    written = len(journal(session))
     taken, shortfall = await _points_back(session, program, request, order, refunded_before, refund_fen,
-                                          stored.report_id, before.balance, lots)
+                                          stored.report_id, before.balance, refunds.lots)
     returned = await _stored_value_back(session, program, request, order, refunded_before, refund_fen,
                                         stored.report_id)
     await growth.settle(request.refunded_at)
-    for w in journal(session)[written:]:
-        if w.what == "ENTRY" and w.amount > 0:  # a new lot (points returned, a reward): read again when needed
-            lots.pop(w.member_id, None)
     return (RefundResult(order.id, member.id, duplicate=False, points_reversed=taken, shortfall=shortfall),
             growth.events + returned)
 
@@ -505,14 +515,29 @@ class Refunded:
     stored_value_spent: int = 0  # in fen
 
     @classmethod
-    async def lock(cls, session, program: ActiveProgram, external_ids: set[str]
-                   ) -> tuple[dict[str, Refunded], dict[int, Member]]:
-        """The orders named, by externalId, and their members, locked before what was refunded is read (two
-        refunds of one order never both take what is left of it): five statements whatever their number."""
-        found = {name: cls(*row) for name, *row in await execute_core(
+    async def find(cls, session, program: ActiveProgram, external_ids: set[str]) -> dict[str, Refunded]:
+        """The orders named, by externalId, before their members are locked."""
+        return {name: cls(*row) for name, *row in await execute_core(
             session, _ORDERS, {"program_id": program.id, "external_ids": sorted(external_ids)})}
-        members = await lock_members_by_id(session, program.id, {order.member_id for order in found.values()})
-        by_id = {order.id: order for order in found.values()}
+
+    @classmethod
+    def recorded(cls, result: OrderResult, written: list[Written]) -> Refunded:
+        """An order as the batch recording it wrote it (`written`, its ledger entries numbered): what the
+        statements below would read of it."""
+        earned = next((w for w in written if w.what == "ENTRY" and w.kind == "EARN" and w.source == "ORDER"
+                       and w.member_id == result.member_id), None)
+        return cls(result.order_id, result.member_id, result.stored.values["occurred_at"],
+                   result.stored.values["amount_fen"], earned=earned.amount if earned is not None else 0,
+                   lot_id=earned.entry_id if earned is not None else None, points_spent=result.points_used,
+                   stored_value_spent=result.stored_value_fen)
+
+    @staticmethod
+    async def read_amounts(session, orders: Iterable[Refunded]) -> None:
+        """What has been refunded, earned and spent of each order, read once their members are locked (two
+        refunds of one order never both take what is left of it): three statements whatever their number."""
+        by_id = {order.id: order for order in orders}
+        if not by_id:
+            return
         ids = {"ids": sorted(by_id)}
         # int(): PostgreSQL sums a BIGINT column as NUMERIC.
         for order_id, refunded in await execute_core(session, _REFUNDED, ids):
@@ -521,7 +546,66 @@ class Refunded:
             by_id[order_id].earned, by_id[order_id].lot_id = int(earned), lot_id
         for order_id, ledger, spent in await execute_core(session, _SPENT, ids):
             setattr(by_id[order_id], f"{ledger}_spent", -int(spent))
-        return found, members
+
+
+@dataclass
+class _Refunds:
+    """What a batch's refunds need, kept up to date as the batch goes: their orders by externalId, the batch's
+    members by id, the open lots of their members while known, and the refunds stored before the batch (Known).
+
+    The refunds apply in memory: the batch's ledger entries are numbered (store.db.numbering), so an
+    order the batch records (an import's history, in time order) is known to the refunds after it as it was
+    written (Refunded.recorded), the lots the batch's orders earn join their members' known lots, and a
+    refund's report and reversal are deferred with the batch's rows. Such a refund costs no statement, where
+    one written at once would write everything the batch deferred before it and read back its ids."""
+
+    orders: dict[str, Refunded] = field(default_factory=dict)
+    members: dict[int, Member] = field(default_factory=dict)
+    lots: dict[int, list[Lot]] = field(default_factory=dict)
+    known: Known | None = None
+    named: set[str] = field(default_factory=set)  # the orders the refunds name
+
+    @classmethod
+    async def read(cls, session, program: ActiveProgram, requests: list[RefundInput]) -> _Refunds:
+        """The stored orders the refunds name, and the refunds stored before; their members are then locked
+        with the batch's, and read_amounts reads the rest."""
+        if not requests:
+            return cls()
+        named = {r.order_external_id for r in requests}
+        return cls(await Refunded.find(session, program, named), named=named,
+                   known=await known_reports(session, program, "REFUND", {r.external_id for r in requests}))
+
+    def member_ids(self) -> set[int]:
+        return {order.member_id for order in self.orders.values()}
+
+    async def read_amounts(self, session, recorded_by: set[int]) -> None:
+        """What the stored orders' refunds need, and the open lots of their members and of `recorded_by`, the
+        members of the orders the batch records that its refunds name."""
+        await Refunded.read_amounts(session, self.orders.values())
+        members = self.member_ids() | recorded_by
+        if members:
+            self.lots = await lots_of(session, sorted(members))
+
+    def recorded(self, external_id: str, result: OrderResult, written: list[Written]) -> None:
+        """An order the batch recorded, which wrote `written`."""
+        if not self.named:  # no refund in the batch
+            return
+        if external_id in self.named and not result.duplicate:
+            self.orders[external_id] = Refunded.recorded(result, written)
+        self.wrote(written)
+
+    def wrote(self, written: list[Written]) -> None:
+        """After a report: a lot it numbered joins its member's known lots; a member with a lot not numbered,
+        or with points drawn other than by a refund's reversal (which keeps the lots up to date itself), has
+        their lots read again when needed."""
+        for w in written:
+            if w.what != "ENTRY" or w.amount == 0 or (w.amount < 0 and w.source == "REFUND"):
+                continue
+            lots = self.lots.get(w.member_id)
+            if lots is not None and w.amount > 0 and w.entry_id is not None:
+                lots.append(Lot(w.entry_id, w.amount, w.expires_at))
+            elif lots is not None:
+                del self.lots[w.member_id]
 
 
 _ORDERS = select(Report.external_id, Report.id, Report.member_id, Report.occurred_at, Report.amount_fen).where(

@@ -75,6 +75,8 @@ class Written:
     with_photos: bool = False
     report_id: int | None = None
     reference: str | None = None  # an ACTIVITY report's kind
+    entry_id: int | None = None  # an entry's id, when known before it is written (numbering)
+    expires_at: datetime | None = None  # a lot's expiry
 
 
 def journal(session: AsyncSession | Session) -> list[Written]:
@@ -100,6 +102,7 @@ async def execute_core(session: AsyncSession, statement, parameters: dict | list
 _DEFERRED = "tierup_deferred"
 _RESERVED = "tierup_reserved_ids"
 _AHEAD = "tierup_written_ahead"
+_NUMBERED = "tierup_numbered"  # tables whose deferred rows all take reserved ids (numbering)
 
 
 def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> None:
@@ -117,8 +120,10 @@ def write_deferred(session: Session) -> None:
     pending = session.info.pop(_DEFERRED, None)
     if not pending and not written_ahead:
         return
-    if session.get_bind().dialect.name == "sqlite":
-        session.info.pop(_RESERVED, None)  # SQLite's next ids follow the rows now written (see reserve_id)
+    if session.get_bind().dialect.name == "sqlite":  # its next ids follow the rows now written (see reserve_id)
+        numbered_tables = session.info.get(_NUMBERED, ())
+        session.info[_RESERVED] = {name: ids for name, ids in session.info.get(_RESERVED, {}).items()
+                                   if name in numbered_tables}
     if pending:
         _write(session, pending)
 
@@ -265,22 +270,52 @@ def update_alike(session: AsyncSession, rows: Iterable[Any], columns: tuple[str,
                 flag_modified(row, column)
 
 
+@asynccontextmanager
+async def numbering(session: AsyncSession, tables: Iterable[Table]) -> AsyncIterator[None]:
+    """Inside, every row a use case writes into `tables` takes an id reserved for it (reserve_id), which it then
+    knows before the row is written (numbered() tells). On SQLite a table's rows take reserved ids all, or none:
+    a row SQLite numbers takes the highest id plus one, which may be one reserved for a row not written yet. So
+    the ids of a numbered table are counted on from one reservation to the next rather than counted again after
+    every write, and only inside: the rest of a transaction that use cases share (group commit) goes on as
+    before, its rows numbered by SQLite."""
+    info = session.sync_session.info
+    names = {table.name for table in tables}
+    info[_NUMBERED] = names
+    try:
+        yield
+    finally:
+        info.pop(_NUMBERED, None)
+        for name in names:  # counted again by the next to reserve, after the rows given ids are written
+            info.get(_RESERVED, {}).pop(name, None)
+
+
+def numbered(session: AsyncSession, table: Table) -> bool:
+    return table.name in session.sync_session.info.get(_NUMBERED, ())
+
+
 async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
     """An id for a deferred row of `table` (whose key is its `id`); `wanted`: how many the caller expects to
     ask for, reserved in one statement. PostgreSQL hands them out from the table's sequence. SQLite gives
     a new row the highest id plus one, so ids are counted on from the highest and reserved only until the
-    deferred rows are written, when the next ones are counted again."""
-    ids = session.sync_session.info.get(_RESERVED, {}).get(table.name)
-    if not ids:
-        if session.get_bind().dialect.name == "postgresql":
-            statement = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
-                func.generate_series(1, max(wanted, 1)))
-            ids = deque((await (await session.connection()).execute(statement)).scalars())
-        else:  # after the deferred rows are written (execute_core), which hold ids handed out before
-            highest = (await execute_core(session, select(func.max(table.c.id)))).scalar_one() or 0
-            ids = deque(range(highest + 1, highest + 1 + max(wanted, 1)))
-        session.sync_session.info.setdefault(_RESERVED, {})[table.name] = ids
-    return ids.popleft()
+    deferred rows are written, when the next ones are counted again; inside `numbering`, the ids of its tables
+    are counted on instead."""
+    pools = session.sync_session.info.setdefault(_RESERVED, {})
+    found = next(pools.get(table.name, iter(())), None)
+    if found is not None:
+        return found
+    if session.get_bind().dialect.name == "postgresql":
+        statement = select(func.nextval(func.pg_get_serial_sequence(table.name, "id"))).select_from(
+            func.generate_series(1, max(wanted, 1)))
+        ids = iter((await (await session.connection()).execute(statement)).scalars().all())
+    elif numbered(session, table):  # no row of it is deferred yet (all take ids from here): none to write first
+        highest = (await (await session.connection()).execute(select(func.max(table.c.id)))).scalar_one() or 0
+        ids = itertools.count(highest + 1)
+    else:  # after the deferred rows are written (execute_core), which hold ids handed out before
+        highest = (await execute_core(session, select(func.max(table.c.id)))).scalar_one() or 0
+        ids = iter(range(highest + 1, highest + 1 + max(wanted, 1)))
+        pools = session.sync_session.info.setdefault(_RESERVED, {})  # execute_core may have let the others go
+    pools[table.name] = ids
+    return next(ids)
 
 
 @asynccontextmanager
