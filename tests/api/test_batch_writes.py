@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from conftest import POSTGRES_URL
 from helpers import publish_classic
 from tierup.domain.tiers import order_metrics
 from tierup.services.activity import read_states
@@ -183,6 +184,80 @@ async def test_two_batches_racing_for_the_same_keys_store_one_and_refuse_the_oth
         stored = (await session.execute(select(Report.member_id, func.count()).where(Report.kind == "ORDER")
                                         .group_by(Report.member_id))).all()
     assert [count for _, count in stored] == [25]
+
+
+async def _held_at_the_lock(db, program, monkeypatch, first, second) -> tuple:
+    """Run `first` until it has locked its members, then `second` until it waits for a lock `first` holds (on
+    PostgreSQL, which runs them side by side) or has committed; then let `first` go on. Their answers."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from tierup.services import orders as order_service
+
+    lock_members, locked, go_on = order_service.lock_members, asyncio.Event(), asyncio.Event()
+
+    async def held(*args, **keywords):
+        found = await lock_members(*args, **keywords)
+        if not locked.is_set():
+            locked.set()
+            await go_on.wait()
+        return found
+
+    monkeypatch.setattr(order_service, "lock_members", held)
+    held_task = asyncio.create_task(first())
+    await locked.wait()
+    waiting_task = asyncio.create_task(second())
+    for _ in range(1000):  # until the second waits on the first's lock, or is done
+        async with db.read() as session:
+            waiting = (await session.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                "'Lock'"))).scalar_one()
+        if waiting or waiting_task.done():
+            break
+        await asyncio.sleep(0.01)
+    go_on.set()
+    return await _settled(held_task), await _settled(waiting_task)
+
+
+async def _settled(task):
+    from tierup.domain.errors import Rejected
+
+    try:
+        return await task
+    except Rejected as rejection:
+        return rejection
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="SQLite runs one write transaction at a time")
+@pytest.mark.parametrize("batched", [False, True], ids=["refundOrder", "refundOrders"])
+async def test_a_refund_sent_again_while_the_first_holds_its_member_is_answered_as_a_repeat(
+        db, program, monkeypatch, batched):
+    """A client sends a refund again before its first answer came. The second transaction finds the order, then
+    waits for the member's lock while the first stores the refund; the refunds stored before are read under
+    the lock, so it finds the refund there and answers it as a repeat, neither refused as taking more than is
+    left to refund nor failing on the key. The same refund id for another member's order at the same time is
+    refused as DUPLICATE."""
+    from tierup.services.orders import refund_orders
+
+    for name in ("ann", "bob", "cy"):
+        await _member(db, program, name)
+        await record_orders(db, program, [OrderInput(f"O-{name}", name, "100", START)], now=START)
+
+    async def refund(external_id: str, order: str):
+        request = RefundInput(external_id, order, "100", START)
+        if batched:
+            return (await refund_orders(db, program, [request], now=START))[0]
+        return await refund_order(db, program, request, now=START)
+
+    first, again = await _held_at_the_lock(db, program, monkeypatch, lambda: refund("F-1", "O-ann"),
+                                           lambda: refund("F-1", "O-ann"))
+    assert (first.duplicate, first.points_reversed, again.duplicate) == (False, 100, True)
+    monkeypatch.undo()
+    # bob's refund holds bob; cy's, under the same id, stores it meanwhile.
+    first, other = await _held_at_the_lock(db, program, monkeypatch, lambda: refund("F-2", "O-bob"),
+                                           lambda: refund("F-2", "O-cy"))
+    assert (first.problems[0].code.value, other.duplicate) == ("DUPLICATE", False)
 
 
 @pytest.fixture

@@ -83,8 +83,9 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
     """
     if entry_id is not None and (amount >= 0 or draws is None):
         raise ValueError("a reserved entry_id is for a deduction whose draws the caller chose")
-    if entry_id is None and numbered(session, PointsEntry.__table__):
-        entry_id = await reserve_id(session, PointsEntry.__table__, _IDS_AT_ONCE)
+    expected = numbered(session, PointsEntry.__table__)
+    if entry_id is None and expected:
+        entry_id = await reserve_id(session, PointsEntry.__table__, expected)
     if balance is None:
         balance = await balance_of(session, member_id)
     if amount > 0 and expires_at is None:
@@ -116,4 +117,3 @@ async def append_entry(session: AsyncSession, program: ActiveProgram, member_id:
 
 
 _INSERT_ENTRY = insert(PointsEntry).returning(PointsEntry.id)
-_IDS_AT_ONCE = 500  # entry ids reserved in one statement for a numbered transaction (a batch's orders and refunds)

@@ -100,7 +100,8 @@ async def record_orders(db: Database, program: ActiveProgram, requests: Sequence
     """Many orders in one transaction, each by the same rules as one: a rejected order rolls back only
     itself; results come in input order; events go out after the commit (none when not `announce`: an
     import of history tells neither sockets nor webhooks). Refunds among them (an import's history, in time
-    order) apply in their place, as refund_orders applies them. `limit`: the most orders the caller may send
+    order) apply in their place, as refund_orders applies them; a rejection names its report by its place among
+    all of them (["input", "orders" or "refunds", index]). `limit`: the most orders the caller may send
     at once (recordOrders' clients; an import sends more). `checked`: each order's amounts (None for a
     refund), when the caller has checked them with check_order, against the same `now` (an import checks its
     whole file first). `evaluate_lapsed`: each member is first evaluated as the daily job would have left it
@@ -128,15 +129,18 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: Sequence
     events: list[Event] = []
     orders = [r for r in requests if isinstance(r, OrderInput)]
     refunding = [r for r in requests if isinstance(r, RefundInput)]
-    # With refunds, the batch's entries are numbered, and its reports too when they are all deferred (_Refunds).
-    numbered = (PointsEntry.__table__, *([Report.__table__] if deferred else [])) if refunding else ()
+    # With refunds, the batch's entries are numbered (about two a report: an order's points and a reward, a
+    # refund's reversal and the points it gives back), and its reports too when they are all deferred (_Refunds).
+    numbered = ({PointsEntry.__table__: 2 * len(requests)} | ({Report.__table__: len(requests)} if deferred else {})
+                if refunding else {})
     async with db.write() as session, numbering(session, numbered):
         refunds = await _Refunds.read(session, program, refunding)
         members = await lock_members(session, program.id, {r.member_external_id for r in orders},
                                      refunds.member_ids())
         refunds.members.update((member.id, member) for member in members.values())
-        await refunds.read_amounts(session, {members[r.member_external_id].id for r in orders
-                                             if r.external_id in refunds.named and r.member_external_id in members})
+        await refunds.read_amounts(session, program, {members[r.member_external_id].id for r in orders
+                                                      if r.external_id in refunds.named
+                                                      and r.member_external_id in members})
         locked = list(members.values())
         known = await known_reports(session, program, "ORDER", {r.external_id for r in orders}) if deferred else None
         # Only the states of members with an order not stored before: a batch sent again (an import run again
@@ -378,8 +382,8 @@ class RefundResult:
 async def refund_order(db: Database, program: ActiveProgram, request: RefundInput, *, now: datetime,
                        broker: Broker | None = None, announce: bool = True) -> RefundResult:
     """Reverse spend and points in proportion (floored). The tier stays until the next evaluation."""
-    (result,), events = await _record_batch(db, program, [request], None, now=now, announce=announce,
-                                            evaluate_lapsed=False, deferred=True)
+    (result,), events = await batch_known_first(functools.partial(_record_batch, db, program, [request], None,
+                                                                  now=now, announce=announce, evaluate_lapsed=False))
     await publish(broker, events)
     if isinstance(result, Rejected):
         raise result
@@ -390,16 +394,14 @@ MAX_REFUNDS_PER_BATCH = 500
 
 
 async def refund_orders(db: Database, program: ActiveProgram, requests: list[RefundInput], *, now: datetime,
-                        broker: Broker | None = None, announce: bool = True, limit: int = MAX_REFUNDS_PER_BATCH,
-                        evaluate_lapsed: bool = False) -> list[RefundResult | Rejected]:
+                        broker: Broker | None = None, announce: bool = True,
+                        limit: int = MAX_REFUNDS_PER_BATCH) -> list[RefundResult | Rejected]:
     """Many refunds in one transaction, in order, each by the rules of one (refundOrders): a rejected refund is
     refused before it writes anything, so it rejects only itself; results come in input order; events go out
-    after the commit (none when not `announce`). `limit`: the most refunds the caller may send at once;
-    `evaluate_lapsed`: as record_orders."""
+    after the commit (none when not `announce`). `limit`: the most refunds the caller may send at once."""
     if len(requests) > limit:
         raise Rejected.one(ErrorCode.INVALID, f"at most {limit} refunds per batch", "input", "refunds")
-    return await record_orders(db, program, requests, now=now, broker=broker, announce=announce, limit=limit,
-                               evaluate_lapsed=evaluate_lapsed)
+    return await record_orders(db, program, requests, now=now, broker=broker, announce=announce, limit=limit)
 
 
 async def _refund(session, program: ActiveProgram, request: RefundInput, now: datetime, refunds: _Refunds,
@@ -564,24 +566,30 @@ class _Refunds:
     lots: dict[int, list[Lot]] = field(default_factory=dict)
     known: Known | None = None
     named: set[str] = field(default_factory=set)  # the orders the refunds name
+    external_ids: set[str] = field(default_factory=set)  # the refunds'
 
     @classmethod
     async def read(cls, session, program: ActiveProgram, requests: list[RefundInput]) -> _Refunds:
-        """The stored orders the refunds name, and the refunds stored before; their members are then locked
-        with the batch's, and read_amounts reads the rest."""
+        """The stored orders the refunds name (an order never changes); their members are then locked with the
+        batch's, and read_amounts reads the rest."""
         if not requests:
             return cls()
         named = {r.order_external_id for r in requests}
         return cls(await Refunded.find(session, program, named), named=named,
-                   known=await known_reports(session, program, "REFUND", {r.external_id for r in requests}))
+                   external_ids={r.external_id for r in requests})
 
     def member_ids(self) -> set[int]:
         return {order.member_id for order in self.orders.values()}
 
-    async def read_amounts(self, session, recorded_by: set[int]) -> None:
-        """What the stored orders' refunds need, and the open lots of their members and of `recorded_by`, the
-        members of the orders the batch records that its refunds name."""
+    async def read_amounts(self, session, program: ActiveProgram, recorded_by: set[int]) -> None:
+        """Under the members' locks: what the stored orders' refunds need, the refunds stored before (one that
+        another transaction stored while this one waited for the lock is a repeat), and the open lots of the
+        orders' members and of `recorded_by`, the members of the orders the batch records that its refunds
+        name."""
+        if not self.external_ids:
+            return
         await Refunded.read_amounts(session, self.orders.values())
+        self.known = await known_reports(session, program, "REFUND", self.external_ids)
         members = self.member_ids() | recorded_by
         if members:
             self.lots = await lots_of(session, sorted(members))

@@ -128,10 +128,10 @@ def write_deferred(session: Session) -> None:
         _write(session, pending)
 
 
-# The orders of a batch after which its rows so far are written ahead: an import's batch of 5,000 orders then
-# writes while it works; fewer a time cost more statements, more leave more to write at its end (250 and 1,000
-# were slower). Batches of enrolments and refunds write at their end: importing members written ahead was slower
-# (the rows of an enrolment are many for the little Python it runs), refunds the same.
+# The reports of a batch after which its rows so far are written ahead: an import's batch of 5,000 orders (and
+# the refunds among them) then writes while it works; fewer a time cost more statements, more leave more to write
+# at its end (250 and 1,000 were slower). Batches of enrolments write at their end: importing members written
+# ahead was slower (the rows of an enrolment are many for the little Python it runs).
 WRITE_AHEAD = 500
 
 
@@ -146,7 +146,8 @@ def write_ahead(session: Session) -> None:
     goes on; the next statement (write_deferred), or the end of the transaction, waits for them and raises
     what they raised. A long batch's rows are written while it works out the next ones, instead of after
     them, on the other core. The ids reserved stay reserved: before anything else writes into their tables,
-    write_deferred runs, which counts them again. Elsewhere, the rows stay deferred."""
+    write_deferred runs, which counts them again (or, inside `numbering`, counts on). Elsewhere, the rows stay
+    deferred."""
     if session.get_bind().dialect.name == "sqlite" and _DEFERRED in session.info:
         _write(session, session.info.pop(_DEFERRED), ahead=session.info.setdefault(_AHEAD, []))
 
@@ -271,15 +272,16 @@ def update_alike(session: AsyncSession, rows: Iterable[Any], columns: tuple[str,
 
 
 @asynccontextmanager
-async def numbering(session: AsyncSession, tables: Iterable[Table]) -> AsyncIterator[None]:
+async def numbering(session: AsyncSession, tables: dict[Table, int]) -> AsyncIterator[None]:
     """Inside, every row a use case writes into `tables` takes an id reserved for it (reserve_id), which it then
-    knows before the row is written (numbered() tells). On SQLite a table's rows take reserved ids all, or none:
+    knows before the row is written; numbered() tells how many rows of the table the use case expects to write,
+    which PostgreSQL reserves at once (the ids of a sequence reserved and not used are lost). On SQLite a table's rows take reserved ids all, or none:
     a row SQLite numbers takes the highest id plus one, which may be one reserved for a row not written yet. So
     the ids of a numbered table are counted on from one reservation to the next rather than counted again after
     every write, and only inside: the rest of a transaction that use cases share (group commit) goes on as
     before, its rows numbered by SQLite."""
     info = session.sync_session.info
-    names = {table.name for table in tables}
+    names = {table.name: expected for table, expected in tables.items()}
     info[_NUMBERED] = names
     try:
         yield
@@ -289,8 +291,9 @@ async def numbering(session: AsyncSession, tables: Iterable[Table]) -> AsyncIter
             info.get(_RESERVED, {}).pop(name, None)
 
 
-def numbered(session: AsyncSession, table: Table) -> bool:
-    return table.name in session.sync_session.info.get(_NUMBERED, ())
+def numbered(session: AsyncSession, table: Table) -> int:
+    """The rows of `table` the use case expects to write inside `numbering`; 0 outside it."""
+    return session.sync_session.info.get(_NUMBERED, {}).get(table.name, 0)
 
 
 async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
