@@ -102,7 +102,7 @@ async def execute_core(session: AsyncSession, statement, parameters: dict | list
 _DEFERRED = "tierup_deferred"
 _RESERVED = "tierup_reserved_ids"
 _AHEAD = "tierup_written_ahead"
-_NUMBERED = "tierup_numbered"  # tables whose deferred rows all take reserved ids (numbering)
+_NUMBERED = "tierup_numbered"  # tables whose rows all take reserved ids, with the rows expected (numbering)
 
 
 def defer_insert(session: AsyncSession | Session, table: Table, row: dict) -> None:
@@ -274,12 +274,13 @@ def update_alike(session: AsyncSession, rows: Iterable[Any], columns: tuple[str,
 @asynccontextmanager
 async def numbering(session: AsyncSession, tables: dict[Table, int]) -> AsyncIterator[None]:
     """Inside, every row a use case writes into `tables` takes an id reserved for it (reserve_id), which it then
-    knows before the row is written; numbered() tells how many rows of the table the use case expects to write,
-    which PostgreSQL reserves at once (the ids of a sequence reserved and not used are lost). On SQLite a table's rows take reserved ids all, or none:
-    a row SQLite numbers takes the highest id plus one, which may be one reserved for a row not written yet. So
-    the ids of a numbered table are counted on from one reservation to the next rather than counted again after
-    every write, and only inside: the rest of a transaction that use cases share (group commit) goes on as
-    before, its rows numbered by SQLite."""
+    knows before the row is written. `tables` name the rows the use case expects to write into each, which
+    PostgreSQL reserves at once (ids of a sequence reserved and not used are lost); numbered() tells them.
+
+    On SQLite a table's rows take reserved ids all, or none: a row SQLite numbers takes the highest id plus one,
+    which may be one reserved for a row not written yet. So the ids of a numbered table are counted on from one
+    reservation to the next rather than counted again after every write, and only inside: the rest of a
+    transaction that use cases share (group commit) goes on as before, its rows numbered by SQLite."""
     info = session.sync_session.info
     names = {table.name: expected for table, expected in tables.items()}
     info[_NUMBERED] = names
