@@ -220,6 +220,14 @@ async def test_an_evaluation_costs_the_same_statements_for_2_members_as_for_20(d
     assert counts[2] == counts[20], counts
 
 
+async def _enrolled(db, program, names: list[str], ordering: list[str], paid: datetime) -> None:
+    """The members `names`, each of `ordering` with a ¥100 order O-{name} paid at `paid`."""
+    for name in names:
+        await enroll_member(db, program, EnrolmentInput(external_id=name), now=paid)
+    await record_orders(db, program, [OrderInput(f"O-{name}", name, Decimal(100), paid) for name in ordering],
+                        now=paid)
+
+
 async def test_a_batch_of_refunds_reads_what_its_orders_need_once(db, program, clock):
     """refund_orders reads its orders, their members, what was refunded, earned and spent, and the members'
     states and open lots once for the batch; each refund then defers its report, its REVERSE entry and the
@@ -231,10 +239,7 @@ async def test_a_batch_of_refunds_reads_what_its_orders_need_once(db, program, c
     counts = {}
     for refunds in (2, 20):
         names = [f"r{refunds}-{i}" for i in range(refunds)]
-        for name in names:
-            await enroll_member(db, program, EnrolmentInput(external_id=name), now=paid)
-        await record_orders(db, program, [OrderInput(f"O-{name}", name, Decimal(100), paid) for name in names],
-                            now=paid)
+        await _enrolled(db, program, names, names, paid)
         with count_statements() as statements:
             results = await refund_orders(db, program, [RefundInput(f"F-{name}", f"O-{name}", Decimal(40), paid)
                                                         for name in names], now=paid)
@@ -255,11 +260,8 @@ async def test_refunds_among_a_batchs_orders_cost_no_statement_each(db, program,
     counts = {}
     for refunds in (2, 20):
         names = [f"i{refunds}-{i}" for i in range(refunds)]
-        for name in names:
-            await enroll_member(db, program, EnrolmentInput(external_id=name), now=paid)
         # Half the orders refunded were stored before the batch, half are the batch's own.
-        await record_orders(db, program, [OrderInput(f"O-{name}", name, Decimal(100), paid) for name in names[::2]],
-                            now=paid)
+        await _enrolled(db, program, names, names[::2], paid)
         batch = [OrderInput(f"O-{name}", name, Decimal(100), paid) for name in names[1::2]]
         batch += [RefundInput(f"F-{name}", f"O-{name}", Decimal(40), paid) for name in names]
         with count_statements() as statements:
@@ -279,7 +281,6 @@ async def test_refunds_among_a_batchs_orders_cost_no_statement_each(db, program,
 async def test_expiring_points_costs_the_same_statements_for_2_members_as_for_20(db, program, clock):
     """The expiry job reads a batch's lots and balances at once and writes its EXPIRE entries and their draws
     together: what each member is left with is exact, and the statements do not grow with the members."""
-    from tierup.services.expiry import expire_points, remind_expiring
     from tierup.services.ledger import balances_of
     from tierup.store.models import LotDraw, PointsEntry
 

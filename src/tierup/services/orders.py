@@ -135,8 +135,8 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: Sequence
                 if refunding else {})
     async with db.write() as session, numbering(session, numbered):
         refunds = await _Refunds.read(session, program, refunding)
-        members = await lock_members(session, program.id, {r.member_external_id for r in orders},
-                                     refunds.member_ids())
+        refunded = refunds.member_ids()  # of the orders stored before
+        members = await lock_members(session, program.id, {r.member_external_id for r in orders}, refunded)
         refunds.members.update((member.id, member) for member in members.values())
         await refunds.read_amounts(session, program, {members[r.member_external_id].id for r in orders
                                                       if r.external_id in refunds.named
@@ -146,7 +146,6 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: Sequence
         # Only the states of members with an order not stored before: a batch sent again (an import run again
         # after it stopped half-way) has most of its orders answered as repeats, which read no state.
         ordering = {r.member_external_id for r in orders if known is None or r.external_id not in known.reports}
-        refunded = refunds.member_ids()
         states = await batch_states(db, session, program, [m for m in locked if m.external_id in ordering
                                                            or m.id in refunded])
         for index, request in enumerate(requests):

@@ -121,9 +121,9 @@ def write_deferred(session: Session) -> None:
     if not pending and not written_ahead:
         return
     if session.get_bind().dialect.name == "sqlite":  # its next ids follow the rows now written (see reserve_id)
-        numbered_tables = session.info.get(_NUMBERED, ())
-        session.info[_RESERVED] = {name: ids for name, ids in session.info.get(_RESERVED, {}).items()
-                                   if name in numbered_tables}
+        pools, numbered_tables = session.info.get(_RESERVED, {}), session.info.get(_NUMBERED, ())
+        for name in [name for name in pools if name not in numbered_tables]:
+            del pools[name]
     if pending:
         _write(session, pending)
 
@@ -317,7 +317,6 @@ async def reserve_id(session: AsyncSession, table: Table, wanted: int) -> int:
     else:  # after the deferred rows are written (execute_core), which hold ids handed out before
         highest = (await execute_core(session, select(func.max(table.c.id)))).scalar_one() or 0
         ids = iter(range(highest + 1, highest + 1 + max(wanted, 1)))
-        pools = session.sync_session.info.setdefault(_RESERVED, {})  # execute_core may have let the others go
     pools[table.name] = ids
     return next(ids)
 
