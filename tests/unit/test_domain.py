@@ -9,7 +9,8 @@ import pytest
 from tierup.domain.clock import add_months, months_before
 from tierup.domain.money import MoneyError, format_yuan, to_fen
 from tierup.domain.points import points_for_order, points_to_reverse, reversal_within_balance
-from tierup.domain.tiers import MemberMetrics, counting_since, describe_condition, plain_number, qualifying_tier
+from tierup.domain.tiers import (MemberMetrics, counting_since, counts_growth_value, describe_condition, plain_number,
+                                 qualifying_tier, tier_reached_above)
 from tierup.domain.program import Condition, ProgramDefinition, TierRule
 from tierup.programs import ProgramError, bundled_program_path, load_program_file, parse_program_text
 
@@ -92,6 +93,23 @@ def test_classic_thresholds(figures, tier):
 ])
 def test_nine_levels_thresholds(figures, tier):
     assert qualifying_tier(figures, NINE).code == tier
+
+
+@pytest.mark.parametrize("figures, current, reached", [
+    (metrics(cumulative=2000), "REGULAR", "GOLD"),
+    (metrics(cumulative=2000), "SILVER", "GOLD"),
+    (metrics(cumulative=2000), "GOLD", None),  # what the member holds is not reached again
+    (metrics(cumulative=2000), "DIAMOND", None),  # nor anything below it
+    (metrics(cumulative=499), "REGULAR", None),
+    (metrics(cumulative=5000), "DIAMOND", None),  # the top of the ladder has nothing above it
+])
+def test_an_upgrade_looks_only_above_the_tier_held(figures, current, reached):
+    found = tier_reached_above(figures, CLASSIC, CLASSIC.tier(current))
+    assert (found and found.code) == reached
+
+
+def test_a_ladder_counts_growth_value_only_where_a_tier_names_it():
+    assert (counts_growth_value(CLASSIC), counts_growth_value(NINE)) == (False, True)
 
 
 FRACTIONAL = ProgramDefinition(code="fractional", name="Fractional", currency="CNY", time_zone="Asia/Shanghai", tiers=(

@@ -152,10 +152,25 @@ def _measured(tier: TierRule) -> tuple[tuple[Callable, int | None, int | Decimal
 def qualifying_tier(metrics: MemberMetrics, program: ProgramDefinition) -> TierRule:
     """The highest tier of the ladder the metrics reach (looked for from the top: most members reach the
     lower ones, whose conditions then need no measuring)."""
-    for tier in reversed(program.tiers):
-        if qualifies(metrics, tier):
-            return tier
-    return program.entry_tier
+    return tier_reached_above(metrics, program, program.entry_tier) or program.entry_tier
+
+
+def tier_reached_above(metrics: MemberMetrics, program: ProgramDefinition, tier: TierRule) -> TierRule | None:
+    """The highest tier above `tier` the metrics reach, None when they reach none: an upgrade from `tier` need not
+    measure the tiers below it."""
+    for rank in range(len(program.tiers) - 1, tier.rank, -1):
+        if qualifies(metrics, program.tiers[rank]):
+            return program.tiers[rank]
+    return None
+
+
+def counts_growth_value(program: ProgramDefinition) -> bool:
+    """Whether any tier of the ladder is reached by growth value: if none is, rewards that raise it move no tier."""
+    return derived(_counts_growth_value, program)
+
+
+def _counts_growth_value(program: ProgramDefinition) -> bool:
+    return any(condition.metric == "growth_value" for tier in program.tiers for condition in tier.conditions)
 
 
 def metric_windows(program: ProgramDefinition) -> tuple[frozenset[int], frozenset[int]]:

@@ -18,9 +18,9 @@ from ..domain.clock import add_months, leaves_window, local, months_before, utc
 from ..domain.program import ProgramDefinition, TierRule
 from ..domain.money import format_yuan
 from ..domain.tiers import (METRICS, MemberMetrics, condition_progress, metric_windows, order_metrics,
-                            plain_number, qualifying_tier)
+                            plain_number, qualifying_tier, tier_reached_above)
 from ..events import Broker, Event
-from ..store.db import Database, defer_insert, execute_core, flush, update_alike
+from ..store.db import Database, defer_insert, execute_core, flush, write_members
 from ..store.models import Member, Report, TierChange
 from ..store.types import UtcDateTime
 from .activity import MemberState, held_states, keep_states, new_reminders
@@ -143,10 +143,11 @@ async def upgrade_if_qualified(session: AsyncSession, program: ActiveProgram, me
     toward GOLD.
     """
     definition = program.definition
-    if definition.next_tier(member.tier_code) is None:
+    current = definition.tier(member.tier_code)
+    if current.rank == len(definition.tiers) - 1:
         return None  # at the top of the ladder: nothing to measure
-    target = qualifying_tier(await _metrics_of(session, definition, member, orders, at), definition)
-    if target.rank <= definition.tier(member.tier_code).rank:
+    target = tier_reached_above(await _metrics_of(session, definition, member, orders, at), definition, current)
+    if target is None:
         return None
     move_to_tier(session, definition, member, target, at=at, reason=reason, report_id=report_id,
                  valid_until=validity_end(definition, target, at))
@@ -201,7 +202,7 @@ async def evaluate_tiers(db: Database, program: ActiveProgram, *, as_of: datetim
                 if announce:
                     events += _evaluation_events(program, member, current, target, as_of)
                 outcomes[_evaluated(session, definition, member, current, target, as_of)] += 1
-            update_alike(session, due, EVALUATION_CHANGES)
+            await write_members(session, due, EVALUATION_CHANGES)
             total = Evaluation(total.evaluated + len(due), total.upgraded + outcomes["upgraded"],
                                total.downgraded + outcomes["downgraded"], total.kept + outcomes["kept"])
             await stage_webhooks(session, program, events, now=as_of)
@@ -254,7 +255,7 @@ async def evaluate_lapsed_before(db: Database, program: ActiveProgram, *, before
                 for member in members:
                     _evaluated(session, definition, member, definition.tier(member.tier_code),
                                qualifying_tier(metrics[member.id], definition), as_of)
-            update_alike(session, due, EVALUATION_CHANGES)
+            await write_members(session, due, EVALUATION_CHANGES)
             keep_states(session, program, due, states)
         made += len(due)
         # Done unless more were due than a batch takes, or one was renewed into another lapse before `before`.
@@ -296,7 +297,7 @@ def _evaluation_events(program: ActiveProgram, member: Member, current: TierRule
 
 
 # What an evaluation changes on its members (kept, raised or lowered): written with all of them, in one
-# statement for the batch (store.db.update_alike).
+# statement for the batch (store.db.write_members).
 EVALUATION_CHANGES = ("tier_code", "tier_since", "tier_valid_until", "qualification_started_at")
 
 
