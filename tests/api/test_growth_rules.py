@@ -2,8 +2,10 @@
 
 from datetime import datetime
 
+from sqlalchemy import select
 
 from helpers import enroll, member_view, order, row_counts
+from tierup.store.models import Member
 
 REVIEW = """mutation($input: RecordReviewInput!) { recordReview(input: $input) {
   duplicate member { points { balance } tasks(kind: BASIC) { status task { code } } } userErrors { field code message } } }"""
@@ -112,3 +114,36 @@ async def test_quests_are_listed_while_they_run(api, clock):
     assert running == [{"code": "SPRING_QUEST", "startsAt": "2026-03-01T00:00:00+08:00",
                         "endsAt": "2026-07-01T00:00:00+08:00", "levels": [{"target": 200}, {"target": 1000},
                                                                            {"target": 3000}]}]
+
+
+async def test_an_orders_rewards_measure_its_tiers_again_only_where_growth_value_counts(db, clock, monkeypatch):
+    """A first order completes a task whose reward is growth value. The classic ladder reaches no tier by growth
+    value, so the member's tiers are measured once, for the order; the nine-level ladder's V3 is reached by it, so
+    they are measured again after the reward (reaching V3 so is test_qualification_period's)."""
+    from decimal import Decimal
+
+    from tierup.programs import bundled_program_path, load_program_file
+    from tierup.services import tiers
+    from tierup.services.members import EnrolmentInput, enroll_member
+    from tierup.services.orders import OrderInput, record_order
+    from tierup.services.programs import publish_program
+
+    measured = []
+    measure = tiers._metrics_of
+
+    async def counted(session, definition, member, orders, at):
+        measured.append(definition.code)
+        return await measure(session, definition, member, orders, at)
+
+    monkeypatch.setattr(tiers, "_metrics_of", counted)
+    when = clock()
+    growth = {}
+    for code in ("classic", "nine-levels"):
+        program = (await publish_program(db, load_program_file(bundled_program_path(code)), published_by="test",
+                                         now=when)).program
+        await enroll_member(db, program, EnrolmentInput(external_id=f"{code}-first"), now=when)
+        await record_order(db, program, OrderInput(f"{code}-1", f"{code}-first", Decimal("20.00"), when), now=when)
+        async with db.read() as session:
+            growth[code] = await session.scalar(select(Member.growth_value).where(Member.external_id == f"{code}-first"))
+    assert growth == {"classic": 10, "nine-levels": 30}  # each FIRST_ORDER's reward
+    assert measured == ["classic", "nine-levels", "nine-levels"]

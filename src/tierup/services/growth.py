@@ -23,6 +23,7 @@ from ..domain.clock import local_date
 from ..domain.program import Badge, Reward
 from ..domain.quests import QuestState, due_levels, quest_active, quest_state
 from ..domain.tasks import Completion, TaskState, due_tasks, reward_points, task_states
+from ..domain.tiers import counts_growth_value
 from ..events import Broker, Event
 from ..store.db import Database, Written, defer_insert, journal
 from ..store.models import Member, MemberBadge, QuestPass, TaskCompletion
@@ -146,13 +147,14 @@ class GrowthTracker:
             raise RuntimeError("the member's state has taken what was written since its picture")
         return watched.state.activity
 
-    async def settle(self, at: datetime) -> dict[int, Snapshot]:
+    async def settle(self, at: datetime, *, measured: int | None = None) -> dict[int, Snapshot]:
         """Complete due tasks and quest levels for every watched member, record what changed as
-        events, and return each member's picture after."""
+        events, and return each member's picture after. `measured`: the member whose tier the use case has
+        just measured at `at` (an order's upgrade)."""
         after_by_member = {}
         for member_id, watched in self._watched.items():
             state = await self._now(watched)
-            await self._advance(watched.member, at, state)
+            await self._advance(watched.member, at, state, measured=member_id == measured)
             if watched.state is state:  # _advance kept it up to date with what it wrote
                 watched.applied = len(self._journal)
             state.balance = self._balance(watched)
@@ -238,9 +240,9 @@ class GrowthTracker:
             quests={q.code: quest_state(q, state.activity, state.passes.get(q.code, set()), definition.zone)
                     for q in definition.quests})
 
-    async def _advance(self, member: Member, at: datetime, state: MemberState) -> None:
+    async def _advance(self, member: Member, at: datetime, state: MemberState, *, measured: bool) -> None:
         """Complete what is due and pass what is passed, keeping the state up to date in memory
-        (all but the balance, which the journal tells)."""
+        (all but the balance, which the journal tells). `measured`: the member's tier was just measured at `at`."""
         activity, completions, passes = state.activity, state.completions, state.passes
         definition = self.program.definition
         tz = definition.zone
@@ -271,7 +273,9 @@ class GrowthTracker:
                                                f"{quest.title}: level {level.level} ({level.title}) passed", at))
                 await self.pay(member, level.reward, level.reward.points, at, source="QUEST",
                                reason=f"Quest {quest.code} level {level.level}", state=state)
-        if member.growth_value != growth_before:  # rewards raised growth value, which tiers may count
+        # Rewards raised growth value, which tiers may count. Where none does, a member whose tiers were measured at
+        # `at` already would be measured on the same figures again: nothing else a reward changes is a tier metric.
+        if member.growth_value != growth_before and (counts_growth_value(definition) or not measured):
             await upgrade_if_qualified(self.session, self.program, member, at=at, report_id=None, reason="GROWTH",
                                        orders=state.orders_as_of(at))
 

@@ -21,7 +21,7 @@ from ..events import Broker, Event
 from ..domain.program import DEFAULT_CHANNEL, TierRule
 from ..domain.points import Lot, draw_fifo, drawn_from, points_to_reverse, reversal_within_balance
 from ..store.db import (Database, Written, batch_step, execute_core, journal, member_changed, numbering, savepoint,
-                        update_alike)
+                        write_members)
 from ..store.models import Member, PointsEntry, Report, StoredValueEntry
 from ..store.queries import lock_member, lock_members
 from .ledger import append_entry, earned_by_order, lots_of
@@ -169,7 +169,7 @@ async def _record_batch(db: Database, program: ActiveProgram, requests: Sequence
             events += made if announce else []
         await stage_webhooks(session, program, events, now=now)
         keep_states(session, program, locked, states)
-        update_alike(session, locked, MEMBER_CHANGES)
+        await write_members(session, locked, MEMBER_CHANGES)
     return results, events
 
 
@@ -314,7 +314,7 @@ async def _record(session, program: ActiveProgram, request: OrderInput, amounts:
     upgraded_to = await upgrade_if_qualified(session, program, member, at=paid_at,
                                              report_id=stored.report_id, reason="ORDER",
                                              orders=growth.known_orders(member.id, paid_at))
-    await growth.settle(paid_at)
+    await growth.settle(paid_at, measured=member.id)
     return OrderResult(stored.report_id, member.id, duplicate=False, points=points, upgraded_to=upgraded_to,
                        events=tuple(growth.events + paid_with), stored=stored, points_used=request.points_used,
                        stored_value_fen=amounts.stored_value_fen)
