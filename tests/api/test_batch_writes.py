@@ -441,3 +441,23 @@ async def test_a_batch_of_refunds_rejects_only_the_bad_ones_and_counts_its_own_r
     assert refunds == [("F-1", 3000), ("F-5", 7000)]
     assert reversed_ == [-first, -(earned[0] - first)]
     assert rows_after == rows_before + 2
+
+
+async def test_members_written_together_leave_a_change_of_another_column_to_the_flush(db, program):
+    """write_members writes the members changed only in the columns it names, with one UPDATE, and the ORM forgets
+    them; a member changed in another column too is left to the flush, which writes all of its changes."""
+    ann, bob = await _member(db, program, "ann"), await _member(db, program, "bob")
+    async with db.write() as session:
+        loaded = {m.external_id: m for m in (await session.execute(
+            select(Member).where(Member.id.in_([ann.id, bob.id])))).scalars()}
+        loaded["ann"].tier_code = "SILVER"
+        loaded["bob"].tier_code, loaded["bob"].display_name = "GOLD", "Bob"
+        with count_statements() as statements:
+            await store.write_members(session, loaded.values(), ("tier_code", "growth_value"))
+        assert statements[0] == 1
+        assert [m.external_id for m in loaded.values() if m in session] == ["bob"]
+    async with db.read() as session:
+        stored = (await session.execute(select(Member.external_id, Member.tier_code, Member.display_name, Member.version)
+                                        .where(Member.id.in_([ann.id, bob.id])).order_by(Member.external_id))).all()
+    # Both changed members' versions rise, as a flush's would.
+    assert [tuple(row) for row in stored] == [("ann", "SILVER", None, ann.version + 1), ("bob", "GOLD", "Bob", bob.version + 1)]

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
-from sqlalchemy import MetaData, Table, event, exc, func, insert, select, text, update
+from sqlalchemy import MetaData, Table, bindparam, event, exc, func, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.util.concurrency import await_
 
 from ..observability import SQL_STATEMENTS
@@ -260,15 +259,31 @@ def _deferred_before_query(state) -> None:
     write_deferred(state.session)
 
 
-def update_alike(session: AsyncSession, rows: Iterable[Any], columns: tuple[str, ...]) -> None:
-    """Have the changed ones among `rows` (ORM objects) update the same `columns` at the flush, changed or not:
-    the ORM writes rows with the same set of columns in one statement (executemany) and the others one by one,
-    so a batch whose members changed in different ways would pay a statement for most of them."""
-    dirty = session.sync_session.dirty
-    for row in rows:
-        if row in dirty:
-            for column in columns:
-                flag_modified(row, column)
+async def write_members(session: AsyncSession, members: Iterable[Member], columns: tuple[str, ...]) -> None:
+    """Write the changed ones among a batch's `members` with one UPDATE of `columns`, changed or not, and have
+    the ORM forget them. Its flush would write them too, one statement for each set of columns changed, at
+    about twenty microseconds of Python a member: a twentieth of what an import's order costs. A member with
+    a change outside `columns` is left to the flush. The transaction reads a member forgotten again when it next
+    needs it."""
+    await session.run_sync(_write_members, members, columns)
+
+
+def _write_members(session: Session, members: Iterable[Member], columns: tuple[str, ...]) -> None:
+    written = [member for member in members if _changed_within(member, columns)]
+    if not written:
+        return
+    table = Member.__table__
+    session.connection().execute(update(table).where(table.c.id == bindparam("member_id")),
+                                 [{"member_id": member.id, **{column: getattr(member, column) for column in columns}}
+                                  for member in written])
+    for member in written:
+        member_changed(session, member.id)  # as the flush marks the rows it writes (_rows_changed)
+        session.expunge(member)
+
+
+def _changed_within(member: Member, columns: tuple[str, ...]) -> bool:
+    state = inspect(member)
+    return state.modified and state.committed_state.keys() <= set(columns)
 
 
 @asynccontextmanager
