@@ -457,7 +457,9 @@ async def test_members_written_together_leave_a_change_of_another_column_to_the_
         assert statements[0] == 1
         assert [m.external_id for m in loaded.values() if m in session] == ["bob"]
     async with db.read() as session:
-        stored = (await session.execute(select(Member.external_id, Member.tier_code, Member.display_name, Member.version)
-                                        .where(Member.id.in_([ann.id, bob.id])).order_by(Member.external_id))).all()
+        stored = (await session.execute(
+            select(Member.external_id, Member.tier_code, Member.display_name, Member.version)
+            .where(Member.id.in_([ann.id, bob.id])).order_by(Member.external_id))).all()
     # Both changed members' versions rise, as a flush's would.
-    assert [tuple(row) for row in stored] == [("ann", "SILVER", None, ann.version + 1), ("bob", "GOLD", "Bob", bob.version + 1)]
+    assert [tuple(row) for row in stored] == [("ann", "SILVER", None, ann.version + 1),
+                                              ("bob", "GOLD", "Bob", bob.version + 1)]

@@ -144,6 +144,7 @@ async def test_an_orders_rewards_measure_its_tiers_again_only_where_growth_value
         await enroll_member(db, program, EnrolmentInput(external_id=f"{code}-first"), now=when)
         await record_order(db, program, OrderInput(f"{code}-1", f"{code}-first", Decimal("20.00"), when), now=when)
         async with db.read() as session:
-            growth[code] = await session.scalar(select(Member.growth_value).where(Member.external_id == f"{code}-first"))
+            growth[code] = await session.scalar(select(Member.growth_value)
+                                                .where(Member.external_id == f"{code}-first"))
     assert growth == {"classic": 10, "nine-levels": 30}  # each FIRST_ORDER's reward
     assert measured == ["classic", "nine-levels", "nine-levels"]

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Callable, Mapping, Sequence
 
+from .activity import moment_of
 from .clock import months_before
 from .money import format_yuan, to_yuan
 from .derived import derived
@@ -196,29 +197,26 @@ def higher(a: TierRule, b: TierRule) -> TierRule:
     return a if a.rank >= b.rank else b
 
 
-def _paid_at(order: tuple[datetime, int]) -> datetime:
-    return order[0]
-
-
 def order_metrics(program: ProgramDefinition, orders: Sequence[tuple[datetime, int]], *, as_of: datetime,
                   period_started_at: datetime | None, growth_value: int) -> MemberMetrics:
     """A member's metrics at `as_of` from their orders (paid at, net fen), in time order, counted as the
     store's member_metrics counts them: orders after `as_of` do not count, cumulative figures cover the
     qualification period, windows end at `as_of`. For members whose orders are in memory (a batch, the
     replay); `changes_at` is not told."""
-    end = bisect.bisect_right(orders, as_of, key=_paid_at)
+    end = bisect.bisect_right(orders, as_of, key=moment_of)
     since = counting_since(program, period_started_at)
-    in_period = orders[bisect.bisect_right(orders, since, key=_paid_at) if since is not None else 0:end]
+    start = bisect.bisect_right(orders, since, key=moment_of) if since is not None else 0
+    in_period = [net for _, net in orders[start:end]]
     spend_windows, order_windows = metric_windows(program)
     spend: dict[int, int] = {}
     counts: dict[int, int] = {}
     for months in spend_windows | order_windows:
-        inside = orders[bisect.bisect_right(orders, months_before(as_of, months, program.zone), key=_paid_at):end]
+        inside = [net for _, net in orders[bisect.bisect_right(orders, months_before(as_of, months, program.zone),
+                                                                key=moment_of):end]]
         if months in spend_windows:
-            spend[months] = sum(net for _, net in inside)
+            spend[months] = sum(inside)
         if months in order_windows:
-            counts[months] = sum(1 for _, net in inside if net > 0)
-    return MemberMetrics(cumulative_spend_fen=sum(net for _, net in in_period),
-                         largest_order_fen=max((net for _, net in in_period), default=0),
-                         order_count=sum(1 for _, net in in_period if net > 0), spend_fen_in_months=spend,
+            counts[months] = sum(1 for net in inside if net > 0)
+    return MemberMetrics(cumulative_spend_fen=sum(in_period), largest_order_fen=max(in_period, default=0),
+                         order_count=sum(1 for net in in_period if net > 0), spend_fen_in_months=spend,
                          orders_in_months=counts, growth_value=growth_value)
