@@ -235,3 +235,34 @@ async def test_refund_batches_and_a_single_order_in_one_group_each_take_ids_of_t
     assert [await recorded(db, name) for name in ("GF-1", "G-3", "GF-2")] == [1, 1, 1]
     # The welcome's 100, the first order's 100 and its task's 50, less the refund's 40; bob's G-3 earned 100.
     assert [(await member_view(api, name))["points"]["balance"] for name in ("ann", "bob")] == [210, 310]
+
+
+@sqlite_only
+async def test_two_batches_of_one_member_in_one_group_each_find_the_member_as_the_one_before_left_it(
+        api, db, program, clock):
+    """A batch writes its members with one UPDATE and its session forgets them (store.db.write_members): the next
+    batch in the group's transaction reads the member again, and finds it as the batch before left it. Its ¥1,800
+    then earns at SILVER's 2× and reaches GOLD; the member's version rises once for each batch."""
+    from tierup.services.orders import record_orders
+    from tierup.store.models import Member
+
+    await enroll(api, "ann")
+
+    async def version() -> int:
+        async with db.read() as session:
+            return await session.scalar(select(Member.version).where(Member.external_id == "ann"))
+
+    enrolled = await version()
+    holder = Holder(db)
+    first = asyncio.create_task(holder())
+    await holder.inside.wait()
+    batches = [asyncio.create_task(record_orders(db, program, [report(f"T-{n}", "ann", amount)], now=clock()))
+               for n, amount in ((1, "300"), (2, "1800"))]
+    await settled(batches)
+    holder.release.set()
+    await first
+    results = [(await batch)[0] for batch in batches]
+    assert [(result.points, result.upgraded_to.code) for result in results] == [(300, "SILVER"), (3600, "GOLD")]
+    member = await member_view(api, "ann")
+    assert (member["tier"]["code"], member["points"]["balance"]) == ("GOLD", 100 + 300 + 50 + 3600)
+    assert await version() == enrolled + 2

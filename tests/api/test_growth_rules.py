@@ -119,9 +119,11 @@ async def test_quests_are_listed_while_they_run(api, clock):
 async def test_an_orders_rewards_measure_its_tiers_again_only_where_growth_value_counts(db, clock, monkeypatch):
     """A first order completes a task whose reward is growth value. The classic ladder reaches no tier by growth
     value, so the member's tiers are measured once, for the order; the nine-level ladder's V3 is reached by it, so
-    they are measured again after the reward (reaching V3 so is test_qualification_period's)."""
+    they are measured again after the reward (reaching V3 so is test_qualification_period's). A referrer rewarded
+    with growth value by a friend's first order was not measured for that order, and is measured after it."""
     from decimal import Decimal
 
+    from helpers import publish_classic
     from tierup.programs import bundled_program_path, load_program_file
     from tierup.services import tiers
     from tierup.services.members import EnrolmentInput, enroll_member
@@ -132,19 +134,35 @@ async def test_an_orders_rewards_measure_its_tiers_again_only_where_growth_value
     measure = tiers._metrics_of
 
     async def counted(session, definition, member, orders, at):
-        measured.append(definition.code)
+        measured.append(member.external_id)
         return await measure(session, definition, member, orders, at)
 
     monkeypatch.setattr(tiers, "_metrics_of", counted)
     when = clock()
-    growth = {}
-    for code in ("classic", "nine-levels"):
+
+    async def first_order(program, name: str, referral_code: str | None = None) -> None:
+        await enroll_member(db, program, EnrolmentInput(external_id=name, referral_code=referral_code), now=when)
+        measured.clear()
+        await record_order(db, program, OrderInput(f"{name}-1", name, Decimal("20.00"), when), now=when)
+
+    async def growth_value(name: str) -> int:
+        async with db.read() as session:
+            return await session.scalar(select(Member.growth_value).where(Member.external_id == name))
+
+    for code, times in (("classic", 1), ("nine-levels", 2)):
         program = (await publish_program(db, load_program_file(bundled_program_path(code)), published_by="test",
                                          now=when)).program
-        await enroll_member(db, program, EnrolmentInput(external_id=f"{code}-first"), now=when)
-        await record_order(db, program, OrderInput(f"{code}-1", f"{code}-first", Decimal("20.00"), when), now=when)
-        async with db.read() as session:
-            growth[code] = await session.scalar(select(Member.growth_value)
-                                                .where(Member.external_id == f"{code}-first"))
-    assert growth == {"classic": 10, "nine-levels": 30}  # each FIRST_ORDER's reward
-    assert measured == ["classic", "nine-levels", "nine-levels"]
+        await first_order(program, code)
+        assert (measured, await growth_value(code)) == ([code] * times, {"classic": 10, "nine-levels": 30}[code])
+
+    def refer_at_once(document):
+        task = next(task for task in document["tasks"] if task["code"] == "REFER_A_FRIEND")
+        task["claim"], task["prerequisites"] = "automatic", []
+
+    program = await publish_classic(db, when, refer_at_once, "classic, the first referral rewarded at once")
+    await enroll_member(db, program, EnrolmentInput(external_id="referrer"), now=when)
+    async with db.read() as session:
+        code = await session.scalar(select(Member.referral_code).where(Member.external_id == "referrer"))
+    await first_order(program, "friend", code)
+    assert (await growth_value("friend"), await growth_value("referrer")) == (10, 100)
+    assert measured == ["friend", "referrer"]
