@@ -47,6 +47,19 @@ async def settled(tasks) -> None:
     assert not any(task.done() for task in tasks)
 
 
+async def in_one_group(db, coroutines) -> list[asyncio.Task]:
+    """Run the use cases while a write transaction is held open, so that all of them queue for one group, then let
+    the group commit; their tasks, each to be awaited for its answer or its error."""
+    holder = Holder(db)
+    first = asyncio.create_task(holder())
+    await holder.inside.wait()
+    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
+    await settled(tasks)
+    holder.release.set()
+    await first
+    return tasks
+
+
 async def test_concurrent_reports_with_one_bad_one_lose_nothing_but_it(api, db, program, clock):
     members = ("ann", "bob", "cy")
     for member in (*members, *(m + "-alone" for m in members)):
@@ -74,14 +87,9 @@ async def test_reports_waiting_together_share_one_commit(db, program, clock, api
     await enroll(api, "ann")
     commits = []
     event.listen(db.engine.sync_engine, "commit", lambda conn: commits.append(conn))
-    holder = Holder(db)
-    first = asyncio.create_task(holder())
-    await holder.inside.wait()
-    reports = [asyncio.create_task(record_order(db, program, report(f"R-{n}", "ann"), now=clock())) for n in range(5)]
-    clash = asyncio.create_task(record_order(db, program, report("R-0", "ann", "999"), now=clock()))
-    await settled([*reports, clash])
-    holder.release.set()
-    await first
+    *reports, clash = await in_one_group(db, [
+        *(record_order(db, program, report(f"R-{n}", "ann"), now=clock()) for n in range(5)),
+        record_order(db, program, report("R-0", "ann", "999"), now=clock())])
     results = await asyncio.gather(*reports)
     with pytest.raises(Rejected) as refused:
         await clash
@@ -182,14 +190,8 @@ async def test_a_batch_failing_in_a_group_leaves_no_trace_in_the_state_the_next_
         return keep_states(*args)
 
     monkeypatch.setattr(order_service, "keep_states", second_batch_fails)
-    holder = Holder(db)
-    first = asyncio.create_task(holder())
-    await holder.inside.wait()
-    batches = [asyncio.create_task(record_orders(db, program, [report(f"K-{n}", "ann", amount)], now=clock()))
-               for n, amount in ((1, "300"), (2, "1800"))]
-    await settled(batches)
-    holder.release.set()
-    await first
+    batches = await in_one_group(db, [record_orders(db, program, [report(f"K-{n}", "ann", amount)], now=clock())
+                                      for n, amount in ((1, "300"), (2, "1800"))])
     assert [(await batch)[0].points for batch in batches[:1]] == [300]
     with pytest.raises(RuntimeError):
         await batches[1]
@@ -220,15 +222,9 @@ async def test_refund_batches_and_a_single_order_in_one_group_each_take_ids_of_t
         return await batch(*args, deferred=deferred, **keywords)
 
     monkeypatch.setattr(order_service, "_record_batch", counted)
-    holder = Holder(db)
-    first = asyncio.create_task(holder())
-    await holder.inside.wait()
-    tasks = [asyncio.create_task(refund_orders(db, program, [RefundInput("GF-1", "G-1", "40", PAID)], now=clock())),
-             asyncio.create_task(record_order(db, program, report("G-3", "bob", "100"), now=clock())),
-             asyncio.create_task(refund_orders(db, program, [RefundInput("GF-2", "G-2", "40", PAID)], now=clock()))]
-    await settled(tasks)
-    holder.release.set()
-    await first
+    tasks = await in_one_group(db, [refund_orders(db, program, [RefundInput("GF-1", "G-1", "40", PAID)], now=clock()),
+                                    record_order(db, program, report("G-3", "bob", "100"), now=clock()),
+                                    refund_orders(db, program, [RefundInput("GF-2", "G-2", "40", PAID)], now=clock())])
     first_refund, order, second_refund = [await task for task in tasks]
     assert (first_refund[0].points_reversed, order.points, second_refund[0].points_reversed) == (40, 100, 40)
     assert runs == [True, True]  # neither batch ran again
@@ -253,14 +249,8 @@ async def test_two_batches_of_one_member_in_one_group_each_find_the_member_as_th
             return await session.scalar(select(Member.version).where(Member.external_id == "ann"))
 
     enrolled = await version()
-    holder = Holder(db)
-    first = asyncio.create_task(holder())
-    await holder.inside.wait()
-    batches = [asyncio.create_task(record_orders(db, program, [report(f"T-{n}", "ann", amount)], now=clock()))
-               for n, amount in ((1, "300"), (2, "1800"))]
-    await settled(batches)
-    holder.release.set()
-    await first
+    batches = await in_one_group(db, [record_orders(db, program, [report(f"T-{n}", "ann", amount)], now=clock())
+                                      for n, amount in ((1, "300"), (2, "1800"))])
     results = [(await batch)[0] for batch in batches]
     assert [(result.points, result.upgraded_to.code) for result in results] == [(300, "SILVER"), (3600, "GOLD")]
     member = await member_view(api, "ann")
