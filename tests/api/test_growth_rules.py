@@ -149,11 +149,11 @@ async def test_an_orders_rewards_measure_its_tiers_again_only_where_growth_value
         async with db.read() as session:
             return await session.scalar(select(Member.growth_value).where(Member.external_id == name))
 
-    for code, times in (("classic", 1), ("nine-levels", 2)):
+    for code, times, growth in (("classic", 1, 10), ("nine-levels", 2, 30)):  # growth: each FIRST_ORDER's reward
         program = (await publish_program(db, load_program_file(bundled_program_path(code)), published_by="test",
                                          now=when)).program
         await first_order(program, code)
-        assert (measured, await growth_value(code)) == ([code] * times, {"classic": 10, "nine-levels": 30}[code])
+        assert (measured, await growth_value(code)) == ([code] * times, growth)
 
     def refer_at_once(document):
         task = next(task for task in document["tasks"] if task["code"] == "REFER_A_FRIEND")

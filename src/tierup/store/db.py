@@ -268,7 +268,8 @@ async def write_members(session: AsyncSession, members: Iterable[Member], column
 
 
 def _write_members(session: Session, members: Iterable[Member], columns: tuple[str, ...]) -> None:
-    written = [member for member in members if _changed_within(member, columns)]
+    named = set(columns)
+    written = [member for member in members if _changed_within(member, named)]
     if not written:
         return
     table = Member.__table__
@@ -280,9 +281,9 @@ def _write_members(session: Session, members: Iterable[Member], columns: tuple[s
         session.expunge(member)
 
 
-def _changed_within(member: Member, columns: tuple[str, ...]) -> bool:
+def _changed_within(member: Member, columns: set[str]) -> bool:
     state = inspect(member)
-    return state.modified and state.committed_state.keys() <= set(columns)
+    return state.modified and state.committed_state.keys() <= columns
 
 
 @asynccontextmanager
